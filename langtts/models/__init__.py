@@ -1,0 +1,36 @@
+"""The model pool: every LLM call of langtts, with retries, concurrency caps, a call cache and a ledger."""
+
+from langtts.models.cache import CachedAnswer, CallCache, SampleCounter, cache_key, request_key
+from langtts.models.config import Endpoint, PoolConfig, PoolModel
+from langtts.models.errors import (
+    ModelCallError,
+    ModelNotServedError,
+    PoolError,
+    StructuredOutputError,
+    UnknownModelError,
+)
+from langtts.models.ledger import CallRecord, Usage, UsageLedger, track
+from langtts.models.pool import ChatResult, ModelPool, sample_seed
+
+__all__ = [
+    "CachedAnswer",
+    "CallCache",
+    "CallRecord",
+    "ChatResult",
+    "Endpoint",
+    "ModelCallError",
+    "ModelNotServedError",
+    "ModelPool",
+    "PoolConfig",
+    "PoolError",
+    "PoolModel",
+    "SampleCounter",
+    "StructuredOutputError",
+    "UnknownModelError",
+    "Usage",
+    "UsageLedger",
+    "cache_key",
+    "request_key",
+    "sample_seed",
+    "track",
+]

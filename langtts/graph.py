@@ -1,0 +1,502 @@
+"""Collaboration graphs: LLM-call nodes (role, model) joined by edges, validated, serialised and fingerprinted.
+
+A collaboration graph is a DAG. Each node is one LLM call; an edge ``u -> v`` appends u's answer to v's prompt.
+Worker nodes are ``assistant`` (answers the question; with inputs, refines or synthesises them) or ``fuser``
+(reviews and merges the answers it receives). Exactly one ``decider`` node, the **sink**, produces the graph's
+answer. Worker nodes with no path to the sink are not run. The sink alone is the single-model baseline.
+
+Role rules: a fuser needs an assistant predecessor, no fuser feeds a fuser, the sink has no successors, and a graph
+with workers has at least one assistant and feeds its sink.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import networkx as nx
+import yaml
+
+SCHEMA_VERSION = 1
+Role = Literal["assistant", "fuser", "decider"]
+ROLES: tuple[str, ...] = get_args(Role)
+_NODE_KEYS = ("id", "role", "model")
+_GRAPH_KEYS = ("schema_version", "nodes", "edges")
+
+
+class GraphError(ValueError):
+    """An invalid collaboration graph or graph file; the message is one line naming the culprit."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One LLM call: its id, its role and the id of the model that runs it."""
+
+    id: str
+    role: Role
+    model: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id.strip():
+            raise GraphError(f"node id must be a non-blank string, got {self.id!r}")
+        if self.role not in ROLES:
+            raise GraphError(f"node {self.id!r} has unknown role {self.role!r} (expected one of {', '.join(ROLES)})")
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise GraphError(f"node {self.id!r} needs a non-blank model id, got {self.model!r}")
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Findings of :meth:`CollaborationGraph.check` that do not make a graph invalid."""
+
+    unreachable: tuple[str, ...] = ()  # worker nodes with no path to the sink: pruned at run time
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CollaborationGraph:
+    """An immutable, validated collaboration graph; construction raises :class:`GraphError` if it is invalid."""
+
+    nodes: tuple[Node, ...]
+    edges: tuple[tuple[str, str], ...] = ()
+    schema_version: int = SCHEMA_VERSION
+    _pred: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _succ: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _cache: dict[str, Any] = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        nodes, edges = tuple(self.nodes), tuple(_edge(i, e) for i, e in enumerate(self.edges))
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "edges", edges)
+        pred, succ = _validate(nodes, edges, self.schema_version)
+        object.__setattr__(self, "_pred", pred)
+        object.__setattr__(self, "_succ", succ)
+
+    # ----- accessors -------------------------------------------------------------------------------------------
+
+    @property
+    def sink(self) -> Node:
+        """The decider node that produces the graph's answer."""
+        return next(n for n in self.nodes if n.role == "decider")
+
+    @property
+    def workers(self) -> tuple[Node, ...]:
+        """All nodes but the sink, in node order (unreachable ones included)."""
+        return tuple(n for n in self.nodes if n.role != "decider")
+
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(f"no node {node_id!r} in the graph (nodes: {', '.join(n.id for n in self.nodes)})")
+
+    def predecessors(self, node_id: str) -> tuple[str, ...]:
+        """Ids of the nodes feeding ``node_id``, in edge order."""
+        self.node(node_id)
+        return self._pred[node_id]
+
+    def successors(self, node_id: str) -> tuple[str, ...]:
+        """Ids of the nodes ``node_id`` feeds, in edge order."""
+        self.node(node_id)
+        return self._succ[node_id]
+
+    def in_degree(self, node_id: str) -> int:
+        return len(self.predecessors(node_id))
+
+    def in_degrees(self) -> dict[str, int]:
+        """In-degree of every node (of this graph, not of the pruned one)."""
+        return {n.id: len(self._pred[n.id]) for n in self.nodes}
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A networkx view: node attributes ``role`` and ``model``, nodes and edges in this graph's order."""
+        g = nx.DiGraph()
+        g.add_nodes_from((n.id, {"role": n.role, "model": n.model}) for n in self.nodes)
+        g.add_edges_from(self.edges)
+        return g
+
+    # ----- validation and derived views ------------------------------------------------------------------------
+
+    def check(self, models: Collection[str] | None = None, *, strict: bool = False) -> ValidationReport:
+        """Check model ids against ``models`` (if given) and report unreachable nodes (errors when ``strict``)."""
+        if models is not None:
+            known = set(models)
+            for n in self.nodes:
+                if n.model not in known:
+                    raise GraphError(
+                        f"node {n.id!r} uses unknown model {n.model!r} (known models: {', '.join(sorted(known))})"
+                    )
+        kept = self._reachable()
+        unreachable = tuple(n.id for n in self.nodes if n.id not in kept)
+        if strict and unreachable:
+            raise GraphError(f"nodes with no path to the sink: {', '.join(map(repr, unreachable))}")
+        warnings = [f"node {u!r} has no path to the sink and will not run" for u in unreachable]
+        warnings += [
+            f"fuser {n.id!r} has a single input: there is nothing to merge"
+            for n in self.nodes
+            if n.role == "fuser" and len(self._pred[n.id]) == 1
+        ]
+        return ValidationReport(unreachable=unreachable, warnings=tuple(warnings))
+
+    def pruned(self) -> CollaborationGraph:
+        """The graph without the worker nodes that have no path to the sink (``self`` if there are none).
+
+        Every predecessor of a kept node is kept, so pruning never breaks a role rule.
+        """
+        kept = self._reachable()
+        if len(kept) == len(self.nodes):
+            return self
+        return CollaborationGraph(
+            nodes=tuple(n for n in self.nodes if n.id in kept),
+            edges=tuple(e for e in self.edges if e[1] in kept),
+            schema_version=self.schema_version,
+        )
+
+    def layers(self) -> list[list[str]]:
+        """Topological generations of the pruned graph, each in node order; the last layer is the sink alone.
+
+        A node's layer is the length of the longest path into it, so a layer's nodes can run in parallel.
+        """
+        g = self.pruned()
+        order = {n.id: i for i, n in enumerate(g.nodes)}
+        return [sorted(gen, key=order.__getitem__) for gen in nx.topological_generations(g.to_networkx())]
+
+    @property
+    def width(self) -> int:
+        """Size of the largest worker layer of the pruned graph (0 for the sink alone; ``parallel(n)``: n)."""
+        return max(map(len, self.layers()[:-1]), default=0)
+
+    @property
+    def depth(self) -> int:
+        """Worker nodes on the longest path into the sink (0 for the sink alone; ``chain(d)``: d)."""
+        return len(self.layers()) - 1
+
+    def _reachable(self) -> set[str]:
+        sink = self.sink.id
+        kept, todo = {sink}, [sink]
+        while todo:
+            for p in self._pred[todo.pop()]:
+                if p not in kept:
+                    kept.add(p)
+                    todo.append(p)
+        return kept
+
+    # ----- identity --------------------------------------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        """Hex sha256 of a canonical form: equal exactly for isomorphic graphs with the same roles and models.
+
+        Node ids and the order of nodes and edges do not matter; unreachable nodes do (fingerprint ``pruned()``
+        to ignore them).
+        """
+        if "fingerprint" not in self._cache:
+            labels = [(n.role, n.model) for n in self.nodes]
+            index = {n.id: i for i, n in enumerate(self.nodes)}
+            edges = [(index[u], index[v]) for u, v in self.edges]
+            form = {"format": "langtts-graph/1", "nodes": sorted(labels), "edges": _canonical_edges(labels, edges)}
+            text = json.dumps(form, separators=(",", ":"))
+            self._cache["fingerprint"] = hashlib.sha256(text.encode()).hexdigest()
+        return self._cache["fingerprint"]
+
+    def relabel_models(self, mapping: Mapping[str, str]) -> CollaborationGraph:
+        """The same graph with each model id replaced through ``mapping`` (ids not in it are kept)."""
+        nodes = tuple(Node(n.id, n.role, mapping.get(n.model, n.model)) for n in self.nodes)
+        return CollaborationGraph(nodes=nodes, edges=self.edges, schema_version=self.schema_version)
+
+    # ----- serialisation ---------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "nodes": [{"id": n.id, "role": n.role, "model": n.model} for n in self.nodes],
+            "edges": [[u, v] for u, v in self.edges],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CollaborationGraph:
+        """Build a graph from :meth:`to_dict` output; any problem raises a one-line :class:`GraphError`."""
+        raw_nodes = _fields(data, _GRAPH_KEYS, "graph")["nodes"]
+        if not isinstance(raw_nodes, list):
+            raise GraphError(f"'nodes' must be a list, got {type(raw_nodes).__name__}")
+        if not isinstance(data["edges"], list):
+            raise GraphError(f"'edges' must be a list, got {type(data['edges']).__name__}")
+        nodes = []
+        for i, raw in enumerate(raw_nodes):
+            values = _fields(raw, _NODE_KEYS, f"nodes[{i}]")
+            for key in _NODE_KEYS:
+                if not isinstance(values[key], str):
+                    raise GraphError(f"nodes[{i}].{key} must be a string, got {type(values[key]).__name__}")
+            try:
+                nodes.append(Node(**values))
+            except GraphError as e:
+                raise GraphError(f"nodes[{i}]: {e}") from None
+        return cls(nodes=tuple(nodes), edges=data["edges"], schema_version=data["schema_version"])
+
+    def to_json(self) -> str:
+        """JSON text, one node or edge per line."""
+        d = self.to_dict()
+        nodes = ",\n".join(f"    {json.dumps(n)}" for n in d["nodes"])
+        edges = ",\n".join(f"    {json.dumps(e)}" for e in d["edges"])
+        return (
+            f'{{\n  "schema_version": {d["schema_version"]},\n'
+            f'  "nodes": [\n{nodes}\n  ],\n'
+            + (f'  "edges": [\n{edges}\n  ]\n}}\n' if edges else '  "edges": []\n}\n')
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> CollaborationGraph:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise GraphError(f"invalid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    def to_yaml(self) -> str:
+        """YAML text, one node or edge per line."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=10_000)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> CollaborationGraph:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = " ".join(str(getattr(e, "problem", None) or e).split())
+            raise GraphError(f"invalid YAML{where}: {problem}") from None
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        """Write the graph atomically as JSON or YAML, chosen by the extension (.json, .yaml, .yml)."""
+        path = Path(path)
+        text = self.to_json() if _format(path) == "json" else self.to_yaml()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+
+    def to_mermaid(self) -> str:
+        """Mermaid ``flowchart TD`` text: labels show id, role and model; fusers, the sink and unreachable nodes
+        are styled apart."""
+        ids = _mermaid_ids([n.id for n in self.nodes])
+        kept = self._reachable()
+        shapes = {"assistant": '["{}"]', "fuser": '{{{{"{}"}}}}', "decider": '(["{}"])'}
+        lines = ["flowchart TD"]
+        for n in self.nodes:
+            label = f"{n.id}: {n.role}<br/>{n.model}".replace('"', "#quot;")
+            lines.append(f"    {ids[n.id]}{shapes[n.role].format(label)}")
+        lines += [f"    {ids[u]} --> {ids[v]}" for u, v in self.edges]
+        lines += [
+            "    classDef fuser fill:#fff3cd,stroke:#b7791f",
+            "    classDef decider fill:#d4edda,stroke:#1e7e34,stroke-width:3px",
+            "    classDef pruned fill:#eeeeee,stroke:#999999,stroke-dasharray:4 3,color:#777777",
+        ]
+        for n in self.nodes:
+            cls = "pruned" if n.id not in kept else None if n.role == "assistant" else n.role
+            if cls:
+                lines.append(f"    class {ids[n.id]} {cls}")
+        return "\n".join(lines) + "\n"
+
+
+def load_graph(path: str | Path) -> CollaborationGraph:
+    """Read a graph file (.json, .yaml or .yml); a bad file raises :class:`GraphError` starting with its path."""
+    path = Path(path)
+    try:
+        fmt = _format(path)
+        text = path.read_text(encoding="utf-8")
+        return CollaborationGraph.from_json(text) if fmt == "json" else CollaborationGraph.from_yaml(text)
+    except (GraphError, UnicodeDecodeError) as e:
+        raise GraphError(f"{path}: {e}") from None
+
+
+# ----- helpers -------------------------------------------------------------------------------------------------
+
+
+def _format(path: Path) -> str:
+    fmt = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}.get(path.suffix.lower())
+    if fmt is None:
+        raise GraphError(f"unsupported graph file extension {path.suffix!r} (use .json, .yaml or .yml)")
+    return fmt
+
+
+def _fields(data: Any, keys: tuple[str, ...], what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise GraphError(f"{what} must be a mapping with keys {', '.join(keys)}, got {type(data).__name__}")
+    if missing := [k for k in keys if k not in data]:
+        raise GraphError(f"missing key(s) {', '.join(map(repr, missing))} in {what}")
+    if extra := [k for k in data if k not in keys]:
+        raise GraphError(f"unknown key(s) {', '.join(map(repr, extra))} in {what} (expected {', '.join(keys)})")
+    return data
+
+
+def _edge(i: int, e: Any) -> tuple[str, str]:
+    if not (isinstance(e, list | tuple) and len(e) == 2 and all(isinstance(x, str) for x in e)):
+        raise GraphError(f"edges[{i}] must be a pair of node ids, got {e!r}")
+    return (e[0], e[1])
+
+
+def _validate(
+    nodes: tuple[Node, ...], edges: tuple[tuple[str, str], ...], version: Any
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Check the structural rules; return predecessor and successor tuples (in edge order) per node id."""
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise GraphError(f"unsupported schema_version {version!r} (this langtts reads {SCHEMA_VERSION})")
+    if not nodes:
+        raise GraphError("graph has no nodes (it needs at least a sink: a node with role 'decider')")
+    role: dict[str, str] = {}
+    for i, n in enumerate(nodes):
+        if not isinstance(n, Node):
+            raise GraphError(f"nodes[{i}] must be a Node, got {type(n).__name__}")
+        if n.id in role:
+            raise GraphError(f"duplicate node id {n.id!r}")
+        role[n.id] = n.role
+    pred: dict[str, list[str]] = {n: [] for n in role}
+    succ: dict[str, list[str]] = {n: [] for n in role}
+    for u, v in edges:
+        if unknown := [x for x in (u, v) if x not in role]:
+            raise GraphError(f"edge {u} -> {v} refers to unknown node {unknown[0]!r}")
+        if u == v:
+            raise GraphError(f"self-loop on node {u!r}")
+        if v in succ[u]:
+            raise GraphError(f"duplicate edge {u} -> {v}")
+        succ[u].append(v)
+        pred[v].append(u)
+    sinks = [n for n, r in role.items() if r == "decider"]
+    if not sinks:
+        raise GraphError("graph has no sink (exactly one node must have role 'decider')")
+    if len(sinks) > 1:
+        raise GraphError(f"graph has {len(sinks)} sinks {', '.join(map(repr, sinks))}; exactly one is allowed")
+    sink = sinks[0]
+    if succ[sink]:
+        raise GraphError(f"edge {sink} -> {succ[sink][0]} leaves the sink {sink!r}; the sink has no successors")
+    try:
+        cycle = [u for u, _ in nx.find_cycle(nx.DiGraph(succ))]
+        raise GraphError(f"graph is not a DAG: cycle {' -> '.join([*cycle, cycle[0]])}")
+    except nx.NetworkXNoCycle:
+        pass
+    workers = [n for n in role if n != sink]
+    if workers and not any(role[n] == "assistant" for n in workers):
+        raise GraphError(f"graph has no assistant node (workers: {', '.join(map(repr, workers))})")
+    for u, v in edges:
+        if role[u] == role[v] == "fuser":
+            raise GraphError(f"edge {u} -> {v} joins two fusers (a fuser may not feed a fuser)")
+    for n in workers:
+        if role[n] == "fuser" and not any(role[p] == "assistant" for p in pred[n]):
+            raise GraphError(f"fuser {n!r} has no assistant predecessor")
+    if workers and not pred[sink]:
+        raise GraphError(f"sink {sink!r} has no predecessors although the graph has {len(workers)} worker node(s)")
+    return {n: tuple(p) for n, p in pred.items()}, {n: tuple(s) for n, s in succ.items()}
+
+
+def _mermaid_ids(node_ids: list[str]) -> dict[str, str]:
+    """Node ids usable as Mermaid identifiers: the id itself when safe, else a fresh ``_n<i>``."""
+    reserved = {"end", "graph", "flowchart", "subgraph", "class", "classdef", "style", "click", "linkstyle"}
+    out = {n: n for n in node_ids if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) and n.lower() not in reserved}
+    used = set(out)
+    for i, n in enumerate(node_ids):
+        if n not in out:
+            name = f"_n{i}"
+            while name in used:
+                name += "_"
+            out[n] = name
+            used.add(name)
+    return out
+
+
+def _canonical_edges(labels: list[tuple[str, str]], edges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Edges of the canonical relabelling of a vertex-labelled digraph (nodes ``0..n-1``, labels sorted).
+
+    Individualisation/refinement: refine colours by (colour, predecessor colours, successor colours); while some
+    colour class has several nodes, branch on each of its nodes; keep the lexicographically smallest edge list
+    among the discrete leaves. Known automorphisms prune the search: twin transpositions (same label, predecessors
+    and successors) from the start, and the automorphism between two leaves with equal certificates, after which
+    the search backs up to where the two leaves' paths diverge (as in nauty).
+    """
+    n = len(labels)
+    pred: list[list[int]] = [[] for _ in range(n)]
+    succ: list[list[int]] = [[] for _ in range(n)]
+    for u, v in edges:
+        succ[u].append(v)
+        pred[v].append(u)
+    rank = {lab: i for i, lab in enumerate(sorted(set(labels)))}
+    start = [rank[lab] for lab in labels]
+
+    twins: dict[tuple, list[int]] = {}
+    for v in range(n):
+        twins.setdefault((start[v], frozenset(pred[v]), frozenset(succ[v])), []).append(v)
+    autos: list[list[int]] = []
+    for group in twins.values():
+        for a, b in zip(group, group[1:], strict=False):
+            perm = list(range(n))
+            perm[a], perm[b] = b, a
+            autos.append(perm)
+
+    def refine(c: list[int]) -> list[int]:
+        classes = len(set(c))
+        while True:
+            sig = [(c[v], sorted(c[u] for u in pred[v]), sorted(c[u] for u in succ[v])) for v in range(n)]
+            order = sorted(range(n), key=sig.__getitem__)
+            new, k = [0] * n, 0
+            for i, v in enumerate(order):
+                if i and sig[v] != sig[order[i - 1]]:
+                    k += 1
+                new[v] = k
+            c = new
+            if k + 1 == classes:
+                return c
+            classes = k + 1
+
+    best: dict[str, Any] = {}
+
+    def orbit_roots(prefix: list[int]) -> list[int]:
+        root = list(range(n))
+
+        def find(x: int) -> int:
+            while root[x] != x:
+                root[x] = root[root[x]]
+                x = root[x]
+            return x
+
+        for g in autos:
+            if all(g[p] == p for p in prefix):
+                for x in range(n):
+                    root[find(x)] = find(g[x])
+        return [find(x) for x in range(n)]
+
+    def search(prefix: list[int], colours: list[int]) -> int | None:
+        """Explore the subtree below ``prefix``; return a depth to back up to, or None."""
+        c = refine(colours)
+        cells: dict[int, list[int]] = {}
+        for v in range(n):
+            cells.setdefault(c[v], []).append(v)
+        if len(cells) == n:
+            cert = sorted((c[u], c[v]) for u, v in edges)
+            if not best or cert < best["cert"]:
+                best.update(cert=cert, colours=c, prefix=prefix)
+                return None
+            if cert == best["cert"]:
+                at = {col: v for v, col in enumerate(c)}
+                autos.append([at[best["colours"][v]] for v in range(n)])
+                return next(i for i, (a, b) in enumerate(zip(prefix, best["prefix"], strict=False)) if a != b)
+            return None
+        cell = cells[min(cells, key=lambda col: (len(cells[col]) < 2, len(cells[col]), col))]
+        done: list[int] = []
+        for v in cell:
+            if done:
+                roots = orbit_roots(prefix)
+                if roots[v] in {roots[u] for u in done}:
+                    continue
+            done.append(v)
+            individual = [2 * x + 1 for x in c]
+            individual[v] -= 1
+            back = search([*prefix, v], individual)
+            if back is not None and back < len(prefix):
+                return back
+        return None
+
+    search([], start)
+    return best["cert"]

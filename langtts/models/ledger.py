@@ -1,0 +1,144 @@
+"""Usage ledger: one record per pool call (cache hits and failures included), with aggregations by tag."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call through the pool. `tags` name its context, e.g. node, graph, run, purpose."""
+
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    cached: bool
+    flops: float
+    finish_reason: str | None
+    timestamp: float
+    tags: Mapping[str, str] = field(default_factory=dict)
+    sample_index: int = 0
+    retries: int = 0
+    endpoint: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Totals over some records. `flops` counts every answered call; `flops_spent` only those not cached."""
+
+    calls: int = 0
+    hits: int = 0
+    errors: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    flops: float = 0.0
+    flops_spent: float = 0.0
+    latency_s: float = 0.0
+
+    @property
+    def misses(self) -> int:
+        return self.calls - self.hits
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def of(cls, records: Iterable[CallRecord]) -> Usage:
+        calls = hits = errors = retries = prompt = completion = 0
+        flops = spent = latency = 0.0
+        for r in records:
+            calls += 1
+            hits += r.cached
+            errors += r.error is not None
+            retries += r.retries
+            prompt += r.prompt_tokens
+            completion += r.completion_tokens
+            flops += r.flops
+            spent += 0.0 if r.cached else r.flops
+            latency += r.latency_s
+        return cls(calls, hits, errors, retries, prompt, completion, flops, spent, latency)
+
+
+class UsageLedger:
+    """An append-only, thread-safe list of `CallRecord`s."""
+
+    def __init__(self, records: Iterable[CallRecord] = ()) -> None:
+        self._lock = threading.Lock()
+        self._records: list[CallRecord] = list(records)
+
+    def append(self, record: CallRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def records(self, **tag_filter: str) -> list[CallRecord]:
+        """The records whose tags match every `tag=value` given."""
+        with self._lock:
+            records = list(self._records)
+        return [r for r in records if all(r.tags.get(k) == v for k, v in tag_filter.items())]
+
+    def totals(self, **tag_filter: str) -> Usage:
+        return Usage.of(self.records(**tag_filter))
+
+    def by(self, tag: str, **tag_filter: str) -> dict[str | None, Usage]:
+        """Totals per value of `tag` (records without it under `None`), e.g. `by("node", graph="g1")`."""
+        groups: dict[str | None, list[CallRecord]] = {}
+        for r in self.records(**tag_filter):
+            groups.setdefault(r.tags.get(tag), []).append(r)
+        return {value: Usage.of(group) for value, group in groups.items()}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def to_jsonl(self, path: str | Path) -> None:
+        """Write every record as one JSON line (the file is replaced)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [json.dumps(dataclasses.asdict(r) | {"tags": dict(r.tags)}) for r in self.records()]
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path) -> UsageLedger:
+        with Path(path).open(encoding="utf-8") as f:
+            return cls(CallRecord(**json.loads(line)) for line in f if line.strip())
+
+
+_ACTIVE: ContextVar[tuple[UsageLedger, ...]] = ContextVar("langtts_active_ledgers", default=())
+
+
+@contextmanager
+def track(ledger: UsageLedger | None = None) -> Iterator[UsageLedger]:
+    """Also record the pool calls made inside this context (this task or thread) into `ledger`.
+
+    >>> with track() as usage:
+    ...     pool.chat("smollm2-135m", messages)  # doctest: +SKIP
+    >>> usage.totals().flops  # doctest: +SKIP
+    """
+    ledger = UsageLedger() if ledger is None else ledger
+    token = _ACTIVE.set((*_ACTIVE.get(), ledger))
+    try:
+        yield ledger
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active_ledgers() -> tuple[UsageLedger, ...]:
+    """The ledgers opened with `track` in the current context."""
+    return _ACTIVE.get()

@@ -1,0 +1,444 @@
+"""The probabilistic graph p_θ(G) of method.md §3: logits over models, edges and roles of up to N worker nodes.
+
+Sampling is budget-feasible by construction:
+
+1. **Models.** Worker nodes are visited in a random order; each draws a model from the softmax of its model logits
+   restricted to the models the remaining budget can still pay for (at in-degree 0). A node for which nothing is
+   affordable is dropped; this sets the width. The budget reserves the sink's call at in-degree 1.
+2. **Edges.** Every potential edge (worker → worker, worker → sink) among the kept nodes is visited in a random
+   order and included with probability σ(logit − ``edge_offset``) (σ(−2) ≈ 0.12: graphs start sparse). An edge that
+   would close a cycle or break the budget is skipped *before* its draw, so it contributes nothing to log p.
+   The edge pass is redrawn (up to ``max_edge_attempts``) until the sink has a predecessor.
+3. **Roles.** In topological order. A node may be a fuser only if all its predecessors are assistants (and it has
+   at least one); then P(fuser) = σ(l_fuser − l_assistant + ``fuser_bonus``). Otherwise it is an assistant, with no
+   draw.
+
+log p(G) is the sum of the log-probabilities of the draws (conditioned on the visiting orders, which do not depend
+on θ), and :meth:`ProbabilisticGraph.grad_log_prob` gives its exact gradient for a numeric REINFORCE step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from langtts.cost import Budget, ModelCatalog, TaskLengths, node_flops
+from langtts.graph import CollaborationGraph, Node
+
+SINK_ID = "sink"
+DEFAULT_MAX_NODES = 8
+
+
+def worker_id(index: int) -> str:
+    """The id of worker node ``index`` in graphs sampled from a probabilistic graph."""
+    return f"n{index}"
+
+
+@dataclass(frozen=True)
+class ModelDraw:
+    node: int
+    allowed: tuple[int, ...]  # indices of the affordable models at that moment
+    choice: int
+
+
+@dataclass(frozen=True)
+class EdgeDraw:
+    source: int  # worker index
+    target: int  # worker index, or N for the sink
+    included: bool
+
+
+@dataclass(frozen=True)
+class RoleDraw:
+    node: int
+    fuser: bool
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A sampled graph with the draws that produced it (what log p and its gradient are computed from)."""
+
+    graph: CollaborationGraph
+    models: tuple[ModelDraw, ...]
+    edges: tuple[EdgeDraw, ...]
+    roles: tuple[RoleDraw, ...]
+    forced_edges: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class Gradients:
+    """∂ log p(G) / ∂θ, one array per parameter table."""
+
+    edge: np.ndarray
+    role: np.ndarray
+    model: np.ndarray
+
+
+@dataclass
+class ProbabilisticGraph:
+    """Logits over the models, edges and roles of up to ``n_nodes`` worker nodes feeding a fixed sink.
+
+    ``edge_logits[i, j]`` is worker i → worker j (j < N) or worker i → sink (j = N); the diagonal is unused.
+    ``role_logits[i] = (assistant, fuser)``; ``model_logits[i, k]`` scores ``models[k]`` for worker i.
+    """
+
+    models: tuple[str, ...]
+    sink_model: str
+    n_nodes: int
+    budget_flops: float
+    lengths: TaskLengths
+    catalog: ModelCatalog
+    edge_offset: float = 2.0
+    fuser_bonus: float = 0.5
+    max_edge_attempts: int = 50
+    edge_logits: np.ndarray = field(default=None)  # type: ignore[assignment]
+    role_logits: np.ndarray = field(default=None)  # type: ignore[assignment]
+    model_logits: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.models = tuple(self.models)
+        if not self.models:
+            raise ValueError("a probabilistic graph needs at least one worker model")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"duplicate worker models: {list(self.models)}")
+        if self.n_nodes < 1:
+            raise ValueError(f"n_nodes must be >= 1, got {self.n_nodes}")
+        for model_id in (*self.models, self.sink_model):
+            self.catalog.get(model_id)  # unknown ids fail here, listing the known ones
+        n, k = self.n_nodes, len(self.models)
+        self.edge_logits = _table(self.edge_logits, (n, n + 1), "edge_logits")
+        self.role_logits = _table(self.role_logits, (n, 2), "role_logits")
+        self.model_logits = _table(self.model_logits, (n, k), "model_logits")
+        if self._sink_cost(1) > self.budget_flops:
+            raise ValueError(
+                f"budget {self.budget_flops:.4g} FLOPs cannot pay for the sink ({self.sink_model}) with one input"
+            )
+
+    # ---- construction ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def for_budget(
+        cls,
+        models: Sequence[str],
+        sink_model: str,
+        budget: Budget | float,
+        lengths: TaskLengths,
+        catalog: ModelCatalog,
+        *,
+        max_nodes: int = DEFAULT_MAX_NODES,
+        **options: Any,
+    ) -> ProbabilisticGraph:
+        """N = the number of calls of the cheapest model the budget affords next to the sink, capped at max_nodes."""
+        budget_flops = budget.flops if isinstance(budget, Budget) else float(budget)
+        sink_cost = node_flops(catalog.get(sink_model), 1, lengths)
+        cheapest = min(node_flops(catalog.get(m), 0, lengths) for m in models)
+        affordable = int((budget_flops - sink_cost) // cheapest) if budget_flops >= sink_cost else 0
+        if affordable < 1:
+            raise ValueError(
+                f"budget {budget_flops:.4g} FLOPs affords no worker next to the sink "
+                f"(sink {sink_cost:.4g}, cheapest worker {cheapest:.4g})"
+            )
+        return cls(
+            models=tuple(models),
+            sink_model=sink_model,
+            n_nodes=min(max_nodes, affordable),
+            budget_flops=budget_flops,
+            lengths=lengths,
+            catalog=catalog,
+            **options,
+        )
+
+    # ---- probabilities --------------------------------------------------------------------------------------
+
+    def edge_probability(self, source: int, target: int) -> float:
+        return _sigmoid(self.edge_logits[source, target] - self.edge_offset)
+
+    def fuser_probability(self, node: int) -> float:
+        """P(fuser) for a node whose predecessors are all assistants."""
+        logits = self.role_logits[node]
+        return _sigmoid(logits[1] - logits[0] + self.fuser_bonus)
+
+    def model_probabilities(self, node: int, allowed: Sequence[int] | None = None) -> np.ndarray:
+        """Softmax of the node's model logits over ``allowed`` (all models by default); 0 elsewhere."""
+        allowed = range(len(self.models)) if allowed is None else allowed
+        mask = np.full(len(self.models), -np.inf)
+        mask[list(allowed)] = 0.0
+        return _softmax(self.model_logits[node] + mask)
+
+    # ---- sampling -------------------------------------------------------------------------------------------
+
+    def sample(self, rng: np.random.Generator | int | None = None) -> Sample:
+        """Draw a budget-feasible graph; ``rng`` (a Generator or a seed) makes it reproducible."""
+        rng = np.random.default_rng(rng)
+        spent = self._sink_cost(1)
+        model_draws: list[ModelDraw] = []
+        assigned: dict[int, int] = {}
+        for node in rng.permutation(self.n_nodes):
+            node = int(node)
+            allowed = tuple(
+                k for k, cost in enumerate(self._worker_costs(0)) if spent + cost <= self.budget_flops * _TOL
+            )
+            if not allowed:
+                continue
+            choice = int(rng.choice(len(self.models), p=self.model_probabilities(node, allowed)))
+            model_draws.append(ModelDraw(node, allowed, choice))
+            assigned[node] = choice
+            spent += self._worker_costs(0)[choice]
+
+        kept = sorted(assigned)
+        edge_draws: list[EdgeDraw] = []
+        edges: list[tuple[int, int]] = []
+        forced: tuple[tuple[int, int], ...] = ()
+        for _ in range(self.max_edge_attempts if kept else 0):
+            edge_draws, edges = self._draw_edges(kept, assigned, rng)
+            if any(t == self.n_nodes for _, t in edges):
+                break
+        else:
+            if not kept:  # nothing affordable next to the sink: the single-model graph
+                return Sample(self._build([], {}, [], set()), tuple(model_draws), (), ())
+            # The sink must have an input: keep the last draw and add its most likely affordable input.
+            best = max(kept, key=lambda i: self.edge_logits[i, self.n_nodes])
+            edges.append((best, self.n_nodes))
+            forced = ((best, self.n_nodes),)
+
+        role_draws, fusers = self._draw_roles(kept, edges, rng)
+        graph = self._build(kept, assigned, edges, fusers)
+        return Sample(graph, tuple(model_draws), tuple(edge_draws), tuple(role_draws), forced)
+
+    def _draw_edges(
+        self, kept: list[int], assigned: dict[int, int], rng: np.random.Generator
+    ) -> tuple[list[EdgeDraw], list[tuple[int, int]]]:
+        sink = self.n_nodes
+        candidates = [(i, j) for i in kept for j in [*kept, sink] if i != j]
+        order = rng.permutation(len(candidates))
+        dag = nx.DiGraph()
+        dag.add_nodes_from([*kept, sink])
+        in_degree = dict.fromkeys([*kept, sink], 0)
+        spent = self._sink_cost(0) + sum(self._worker_costs(0)[assigned[i]] for i in kept)
+        draws: list[EdgeDraw] = []
+        edges: list[tuple[int, int]] = []
+        for index in order:
+            i, j = candidates[int(index)]
+            if j != sink and nx.has_path(dag, j, i):
+                continue  # would close a cycle
+            extra = self._in_degree_step(j, in_degree[j], assigned)
+            if spent + extra > self.budget_flops * _TOL:
+                continue  # would break the budget
+            included = bool(rng.random() < self.edge_probability(i, j))
+            draws.append(EdgeDraw(i, j, included))
+            if included:
+                dag.add_edge(i, j)
+                edges.append((i, j))
+                in_degree[j] += 1
+                spent += extra
+        return draws, edges
+
+    def _draw_roles(
+        self, kept: list[int], edges: list[tuple[int, int]], rng: np.random.Generator
+    ) -> tuple[list[RoleDraw], set[int]]:
+        dag = nx.DiGraph()
+        dag.add_nodes_from(kept)
+        dag.add_edges_from((i, j) for i, j in edges if j != self.n_nodes)
+        fusers: set[int] = set()
+        draws: list[RoleDraw] = []
+        for node in nx.lexicographical_topological_sort(dag):
+            preds = list(dag.predecessors(node))
+            if not preds or any(p in fusers for p in preds):
+                continue  # must be an assistant: no draw
+            fuser = bool(rng.random() < self.fuser_probability(node))
+            draws.append(RoleDraw(node, fuser))
+            if fuser:
+                fusers.add(node)
+        return draws, fusers
+
+    def _build(
+        self, kept: list[int], assigned: dict[int, int], edges: list[tuple[int, int]], fusers: set[int]
+    ) -> CollaborationGraph:
+        nodes = [
+            Node(id=worker_id(i), role="fuser" if i in fusers else "assistant", model=self.models[assigned[i]])
+            for i in kept
+        ]
+        nodes.append(Node(id=SINK_ID, role="decider", model=self.sink_model))
+        named = [(worker_id(i), SINK_ID if j == self.n_nodes else worker_id(j)) for i, j in sorted(edges)]
+        return CollaborationGraph(nodes=tuple(nodes), edges=tuple(named))
+
+    # ---- log-probability and its gradient ---------------------------------------------------------------------
+
+    def log_prob(self, sample: Sample) -> float:
+        """log p of the draws in ``sample`` under the current parameters."""
+        total = 0.0
+        for draw in sample.models:
+            total += math.log(self.model_probabilities(draw.node, draw.allowed)[draw.choice])
+        for draw in sample.edges:
+            p = self.edge_probability(draw.source, draw.target)
+            total += math.log(p if draw.included else 1.0 - p)
+        for draw in sample.roles:
+            p = self.fuser_probability(draw.node)
+            total += math.log(p if draw.fuser else 1.0 - p)
+        return total
+
+    def grad_log_prob(self, sample: Sample) -> Gradients:
+        """The exact gradient of :meth:`log_prob` with respect to the three logit tables."""
+        grads = Gradients(
+            np.zeros_like(self.edge_logits), np.zeros_like(self.role_logits), np.zeros_like(self.model_logits)
+        )
+        for draw in sample.models:
+            probs = self.model_probabilities(draw.node, draw.allowed)
+            grads.model[draw.node] -= probs
+            grads.model[draw.node, draw.choice] += 1.0
+        for draw in sample.edges:
+            p = self.edge_probability(draw.source, draw.target)
+            grads.edge[draw.source, draw.target] += (1.0 - p) if draw.included else -p
+        for draw in sample.roles:
+            p = self.fuser_probability(draw.node)
+            step = (1.0 - p) if draw.fuser else -p
+            grads.role[draw.node, 1] += step
+            grads.role[draw.node, 0] -= step
+        return grads
+
+    def explain(self, graph: CollaborationGraph) -> Sample:
+        """The draws that produce ``graph`` in a canonical visiting order (node index order; edges sorted).
+
+        For graphs not sampled here (e.g. proposed by an agent) whose worker ids are ``n<i>`` with i < N, models
+        among :attr:`models` and sink model :attr:`sink_model`. Raises ValueError otherwise.
+        """
+        index = self._worker_indices(graph)
+        if graph.sink.model != self.sink_model:
+            raise ValueError(f"sink model {graph.sink.model!r} differs from {self.sink_model!r}")
+        assigned = {i: self.models.index(graph.node(worker_id(i)).model) for i in index.values()}
+        spent = self._sink_cost(1)
+        model_draws = []
+        for i in sorted(assigned):
+            allowed = tuple(
+                k for k, cost in enumerate(self._worker_costs(0)) if spent + cost <= self.budget_flops * _TOL
+            )
+            if assigned[i] not in allowed:
+                raise ValueError(f"graph exceeds the budget at node {worker_id(i)}")
+            model_draws.append(ModelDraw(i, allowed, assigned[i]))
+            spent += self._worker_costs(0)[assigned[i]]
+
+        sink = self.n_nodes
+        present = {(index[u], sink if v == graph.sink.id else index[v]) for u, v in graph.edges}
+        kept = sorted(assigned)
+        dag = nx.DiGraph()
+        dag.add_nodes_from([*kept, sink])
+        dag.add_edges_from(present)
+        in_degree = {j: dag.in_degree(j) for j in dag}
+        spent = self._sink_cost(in_degree[sink]) + sum(
+            node_flops(self.catalog.get(self.models[assigned[i]]), in_degree[i], self.lengths) for i in kept
+        )
+        if spent > self.budget_flops * _TOL:
+            raise ValueError(f"graph costs {spent:.4g} FLOPs, over the budget of {self.budget_flops:.4g}")
+        edge_draws = []
+        for i in kept:
+            for j in [*kept, sink]:
+                if i == j:
+                    continue
+                if (i, j) not in present and (
+                    (j != sink and nx.has_path(dag, j, i))
+                    or spent + self._in_degree_step(j, in_degree[j], assigned) > self.budget_flops * _TOL
+                ):
+                    continue  # skipped, as the sampler skips edges that close a cycle or break the budget
+                edge_draws.append(EdgeDraw(i, j, (i, j) in present))
+
+        role_draws = []
+        for node_id in nx.lexicographical_topological_sort(graph.to_networkx()):
+            node = graph.node(node_id)
+            preds = graph.predecessors(node_id)
+            if node.role == "decider" or not preds:
+                continue
+            if all(graph.node(p).role == "assistant" for p in preds):
+                role_draws.append(RoleDraw(index[node_id], node.role == "fuser"))
+        return Sample(graph, tuple(model_draws), tuple(edge_draws), tuple(role_draws))
+
+    def _worker_indices(self, graph: CollaborationGraph) -> dict[str, int]:
+        index: dict[str, int] = {}
+        for node in graph.workers:
+            if not (node.id.startswith("n") and node.id[1:].isdigit() and int(node.id[1:]) < self.n_nodes):
+                raise ValueError(f"node {node.id!r} is not one of n0..n{self.n_nodes - 1}")
+            if node.model not in self.models:
+                raise ValueError(f"node {node.id!r} uses {node.model!r}, not one of {list(self.models)}")
+            index[node.id] = int(node.id[1:])
+        return index
+
+    # ---- costs ----------------------------------------------------------------------------------------------
+
+    def _worker_costs(self, in_degree: int) -> list[float]:
+        return [node_flops(self.catalog.get(m), in_degree, self.lengths) for m in self.models]
+
+    def _sink_cost(self, in_degree: int) -> float:
+        return node_flops(self.catalog.get(self.sink_model), in_degree, self.lengths)
+
+    def _in_degree_step(self, target: int, in_degree: int, assigned: dict[int, int]) -> float:
+        if target == self.n_nodes:
+            return self._sink_cost(in_degree + 1) - self._sink_cost(in_degree)
+        spec = self.catalog.get(self.models[assigned[target]])
+        return node_flops(spec, in_degree + 1, self.lengths) - node_flops(spec, in_degree, self.lengths)
+
+    # ---- serialisation and display ----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "models": list(self.models),
+            "sink_model": self.sink_model,
+            "n_nodes": self.n_nodes,
+            "budget_flops": self.budget_flops,
+            "lengths": self.lengths.model_dump(),
+            "edge_offset": self.edge_offset,
+            "fuser_bonus": self.fuser_bonus,
+            "max_edge_attempts": self.max_edge_attempts,
+            "edge_logits": self.edge_logits.tolist(),
+            "role_logits": self.role_logits.tolist(),
+            "model_logits": self.model_logits.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], catalog: ModelCatalog) -> ProbabilisticGraph:
+        fields = dict(data)
+        fields["lengths"] = TaskLengths.model_validate(fields["lengths"])
+        for name in ("edge_logits", "role_logits", "model_logits"):
+            fields[name] = np.asarray(fields[name], dtype=float)
+        return cls(catalog=catalog, **fields)
+
+    def tables(self) -> str:
+        """Readable probability tables: edges (rows = from, columns = to), roles and models per node."""
+        n = self.n_nodes
+        names = [worker_id(i) for i in range(n)]
+        width = max(6, *(len(x) for x in names))
+        lines = ["Edge probabilities P(from -> to):", " " * width + "".join(f"{c:>{width}}" for c in [*names, SINK_ID])]
+        for i in range(n):
+            cells = ["-" if i == j else f"{self.edge_probability(i, j):.2f}" for j in range(n + 1)]
+            lines.append(f"{names[i]:<{width}}" + "".join(f"{c:>{width}}" for c in cells))
+        lines.append("Role probability P(fuser | all inputs are assistants):")
+        lines.extend(f"  {names[i]}: {self.fuser_probability(i):.2f}" for i in range(n))
+        lines.append("Model probabilities (before the budget mask):")
+        for i in range(n):
+            probs = self.model_probabilities(i)
+            lines.append(f"  {names[i]}: " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.models, probs, strict=True)))
+        return "\n".join(lines)
+
+
+_TOL = 1.0 + 1e-9  # relative slack for float round-off in budget comparisons
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    shifted = np.exp(x - np.max(x))
+    return shifted / shifted.sum()
+
+
+def _table(value: Any, shape: tuple[int, int], name: str) -> np.ndarray:
+    if value is None:
+        return np.zeros(shape)
+    array = np.array(value, dtype=float)
+    if array.shape != shape:
+        raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
+    return array

@@ -1,0 +1,126 @@
+"""CallCache, request/cache keys and SampleCounter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from langtts.models import CachedAnswer, CallCache, SampleCounter, cache_key, request_key
+
+
+def answer(text: str = "42", latency: float = 1.5) -> CachedAnswer:
+    return CachedAnswer("m", text, 10, 2, "stop", latency, "http://x/v1")
+
+
+def test_store_and_replay(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "calls.sqlite")
+    key = cache_key(request_key({"q": 1}), 0)
+    assert cache.get(key) is None
+    cache.put(key, answer())
+    assert cache.get(key) == answer()
+    assert (cache.hits, cache.misses, len(cache)) == (1, 1, 1)
+
+
+def test_first_answer_wins(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "calls.sqlite")
+    cache.put("k", answer("first"))
+    cache.put("k", answer("second"))
+    assert cache.get("k").text == "first"
+
+
+def test_keys_separate_sample_indices_and_requests() -> None:
+    base = request_key({"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0.7})
+    assert base == request_key({"temperature": 0.7, "messages": [{"content": "q", "role": "user"}], "model": "m"})
+    assert base != request_key({"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0.8})
+    assert len({cache_key(base, i) for i in range(5)}) == 5
+
+
+def test_never_returns_another_sample_index(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "calls.sqlite")
+    base = request_key({"q": "same"})
+    cache.put(cache_key(base, 0), answer("sample 0"))
+    assert cache.get(cache_key(base, 1)) is None
+    cache.put(cache_key(base, 1), answer("sample 1"))
+    assert cache.get(cache_key(base, 0)).text == "sample 0"
+    assert cache.get(cache_key(base, 1)).text == "sample 1"
+
+
+def test_disabled_cache_stores_nothing() -> None:
+    cache = CallCache.disabled()
+    cache.put("k", answer())
+    assert cache.get("k") is None
+    assert not cache.enabled and len(cache) == 0
+
+
+def test_default_location_follows_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGTTS_CACHE_DIR", str(tmp_path / "dir"))
+    cache = CallCache.default()
+    assert cache.path == tmp_path / "dir" / "calls.sqlite"
+    assert cache.path.exists()
+
+
+def test_wal_mode(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "calls.sqlite")
+    with cache._lock:
+        assert cache._connection().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_two_instances_share_one_file(tmp_path: Path) -> None:
+    a, b = CallCache(tmp_path / "calls.sqlite"), CallCache(tmp_path / "calls.sqlite")
+    a.put("k", answer("from a"))
+    assert b.get("k").text == "from a"
+
+
+def test_many_threads(tmp_path: Path) -> None:
+    caches = [CallCache(tmp_path / "calls.sqlite") for _ in range(2)]
+    barrier = threading.Barrier(8)
+
+    def work(worker: int) -> None:
+        cache = caches[worker % 2]
+        barrier.wait()
+        for i in range(50):
+            cache.put(f"k{i}", answer(f"{i}"))  # every worker writes the same keys
+            assert cache.get(f"k{i}").text == f"{i}"
+
+    with ThreadPoolExecutor(8) as executor:
+        list(executor.map(work, range(8)))
+    assert len(caches[0]) == 50
+
+
+def test_several_processes(tmp_path: Path) -> None:
+    path = tmp_path / "calls.sqlite"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from langtts.models.cache import CachedAnswer, CallCache
+        cache = CallCache({str(path)!r})
+        worker = int(sys.argv[1])
+        for i in range(100):
+            key = f"shared{{i}}" if i % 2 else f"w{{worker}}-{{i}}"
+            cache.put(key, CachedAnswer("m", key, 1, 1, "stop", 0.1))
+            assert cache.get(key).text == key
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(w)]) for w in range(3)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    assert len(CallCache(path)) == 50 + 3 * 50
+
+
+def test_sample_counter_numbers_identical_requests() -> None:
+    counter = SampleCounter()
+    assert [counter.next("a"), counter.next("a"), counter.next("b"), counter.next("a")] == [0, 1, 0, 2]
+    counter.reset()
+    assert counter.next("a") == 0
+
+
+def test_sample_counter_is_thread_safe() -> None:
+    counter = SampleCounter()
+    with ThreadPoolExecutor(8) as executor:
+        indices = list(executor.map(lambda _: counter.next("k"), range(400)))
+    assert sorted(indices) == list(range(400))

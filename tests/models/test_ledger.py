@@ -1,0 +1,84 @@
+"""UsageLedger aggregation, JSONL and the `track` context."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from langtts.models import CallRecord, Usage, UsageLedger, track
+from langtts.models.ledger import active_ledgers
+
+
+def record(node: str | None, *, cached: bool = False, flops: float = 100.0, error: str | None = None) -> CallRecord:
+    tags = {"graph": "g1", "purpose": "answer"} | ({"node": node} if node else {})
+    return CallRecord(
+        model="m",
+        prompt_tokens=0 if error else 10,
+        completion_tokens=0 if error else 5,
+        latency_s=0.5,
+        cached=cached,
+        flops=0.0 if error else flops,
+        finish_reason=None if error else "stop",
+        timestamp=1.0,
+        tags=tags,
+        retries=1 if error else 0,
+        error=error,
+    )
+
+
+@pytest.fixture
+def ledger() -> UsageLedger:
+    return UsageLedger([record("a"), record("a", cached=True), record("b", flops=300.0), record("b", error="boom")])
+
+
+def test_totals(ledger: UsageLedger) -> None:
+    total = ledger.totals()
+    assert (total.calls, total.hits, total.misses, total.errors, total.retries) == (4, 1, 3, 1, 1)
+    assert (total.prompt_tokens, total.completion_tokens, total.tokens) == (30, 15, 45)
+    assert total.flops == 500.0
+    assert total.flops_spent == 400.0  # the cache hit cost nothing
+    assert total.latency_s == 2.0
+
+
+def test_by_tag_and_filter(ledger: UsageLedger) -> None:
+    per_node = ledger.by("node")
+    assert set(per_node) == {"a", "b"}
+    assert per_node["a"] == Usage(calls=2, hits=1, prompt_tokens=20, completion_tokens=10, flops=200.0,
+                                  flops_spent=100.0, latency_s=1.0)  # fmt: skip
+    assert per_node["b"].errors == 1
+    assert ledger.totals(node="b").flops == 300.0
+    assert ledger.by("node", graph="other") == {}
+    ledger.append(record(None))
+    assert ledger.by("node")[None].calls == 1
+    assert ledger.by("purpose")["answer"].calls == 5
+
+
+def test_jsonl_round_trip(ledger: UsageLedger, tmp_path: Path) -> None:
+    path = tmp_path / "usage" / "calls.jsonl"
+    ledger.to_jsonl(path)
+    assert len(path.read_text().splitlines()) == 4
+    assert UsageLedger.from_jsonl(path).records() == ledger.records()
+
+
+def test_thread_safe_appends() -> None:
+    ledger = UsageLedger()
+    with ThreadPoolExecutor(8) as executor:
+        list(executor.map(lambda i: ledger.append(record(str(i % 4))), range(1000)))
+    assert len(ledger) == 1000
+    assert sum(u.calls for u in ledger.by("node").values()) == 1000
+
+
+def test_track_nests_and_follows_tasks() -> None:
+    with track() as outer:
+        with track() as inner:
+            assert active_ledgers() == (outer, inner)
+        assert active_ledgers() == (outer,)
+
+        async def in_task() -> tuple[UsageLedger, ...]:
+            return active_ledgers()
+
+        assert asyncio.run(in_task()) == (outer,)
+    assert active_ledgers() == ()
