@@ -131,7 +131,8 @@ def _parse_specs(data: Any, source: str) -> list[ModelSpec]:
 
 
 # id, display name, family, layers, hidden, vocab, tied embeddings, total params, context window.
-# Values and the derivation of M: langtts/data/catalog_sources.md.
+# Instruction-tuned variants except gemma3-270m (base); values, sources and the derivation of M:
+# langtts/data/catalog_sources.md.
 _PUBLISHED: tuple[tuple[str, str, str, int, int, int, bool, int, int], ...] = (
     ("llama-3.2-1b", "Llama 3.2 1B", "llama", 16, 2048, 128256, True, 1_235_814_400, 131072),
     ("llama-3.2-3b", "Llama 3.2 3B", "llama", 28, 3072, 128256, True, 3_212_749_824, 131072),
@@ -140,24 +141,14 @@ _PUBLISHED: tuple[tuple[str, str, str, int, int, int, bool, int, int], ...] = (
     ("gemma-3-1b", "Gemma 3 1B", "gemma", 26, 1152, 262144, True, 999_885_952, 32768),
     ("gemma-2b", "Gemma 2B", "gemma", 18, 2048, 256000, True, 2_506_172_416, 8192),
     ("gemma-7b", "Gemma 7B", "gemma", 28, 3072, 256000, True, 8_537_680_896, 8192),
-    ("smollm2-135m", "SmolLM2 135M Instruct", "smollm", 30, 576, 49152, True, 134_515_008, 8192),
+    ("smollm2-135m", "SmolLM2 135M", "smollm", 30, 576, 49152, True, 134_515_008, 8192),
     ("gemma3-270m", "Gemma 3 270M (base)", "gemma", 18, 640, 262144, True, 268_098_176, 32768),
-    ("qwen2.5-coder-0.5b", "Qwen2.5-Coder 0.5B Instruct", "qwen", 24, 896, 151936, True, 494_032_768, 32768),
-    (
-        "qwen2.5-coder-1.5b",
-        "Qwen2.5-Coder 1.5B Instruct",
-        "qwen",
-        28,
-        1536,
-        151936,
-        True,
-        1_543_714_304,
-        32768,
-    ),
-    ("qwen2.5-7b", "Qwen2.5 7B Instruct", "qwen", 28, 3584, 152064, False, 7_615_616_512, 32768),
-    ("qwen2.5-14b", "Qwen2.5 14B Instruct", "qwen", 48, 5120, 152064, False, 14_770_033_664, 32768),
-    ("qwen2.5-32b", "Qwen2.5 32B Instruct", "qwen", 64, 5120, 152064, False, 32_763_876_352, 32768),
-    ("qwen2.5-72b", "Qwen2.5 72B Instruct", "qwen", 80, 8192, 152064, False, 72_706_203_648, 32768),
+    ("qwen2.5-coder-0.5b", "Qwen2.5-Coder 0.5B", "qwen", 24, 896, 151936, True, 494_032_768, 32768),
+    ("qwen2.5-coder-1.5b", "Qwen2.5-Coder 1.5B", "qwen", 28, 1536, 151936, True, 1_543_714_304, 32768),
+    ("qwen2.5-7b", "Qwen2.5 7B", "qwen", 28, 3584, 152064, False, 7_615_616_512, 32768),
+    ("qwen2.5-14b", "Qwen2.5 14B", "qwen", 48, 5120, 152064, False, 14_770_033_664, 32768),
+    ("qwen2.5-32b", "Qwen2.5 32B", "qwen", 64, 5120, 152064, False, 32_763_876_352, 32768),
+    ("qwen2.5-72b", "Qwen2.5 72B", "qwen", 80, 8192, 152064, False, 72_706_203_648, 32768),
 )
 _WEAK = frozenset({"gemma3-270m"})
 _YARN = "131072 tokens with YaRN rope scaling"

@@ -1,17 +1,19 @@
-"""Collaboration graphs: LLM-call nodes (role, model) joined by edges, validated, serialised and fingerprinted.
+"""Collaboration graphs: LLM-call nodes (role, model) joined by edges; validation, files, fingerprints.
 
-A collaboration graph is a DAG. Each node is one LLM call; an edge ``u -> v`` appends u's answer to v's prompt.
-Worker nodes are ``assistant`` (answers the question; with inputs, refines or synthesises them) or ``fuser``
-(reviews and merges the answers it receives). Exactly one ``decider`` node, the **sink**, produces the graph's
-answer. Worker nodes with no path to the sink are not run. The sink alone is the single-model baseline.
+A collaboration graph is a DAG. Each node is one LLM call; an edge ``u -> v`` appends u's answer to v's
+prompt. Worker nodes are ``assistant`` (answers the question; with inputs, refines or synthesises them) or
+``fuser`` (reviews and merges the answers it receives). Exactly one ``decider`` node, the **sink**, produces
+the graph's answer. Worker nodes with no path to the sink are not run. The sink alone is the single-model
+baseline.
 
-Role rules: a fuser needs an assistant predecessor, no fuser feeds a fuser, the sink has no successors, and a graph
-with workers has at least one assistant and feeds its sink.
+Role rules: a fuser needs an assistant predecessor, no fuser feeds a fuser, the sink has no successors, and a
+graph with workers has at least one assistant and feeds its sink.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Collection, Mapping
@@ -45,7 +47,8 @@ class Node:
         if not isinstance(self.id, str) or not self.id.strip():
             raise GraphError(f"node id must be a non-blank string, got {self.id!r}")
         if self.role not in ROLES:
-            raise GraphError(f"node {self.id!r} has unknown role {self.role!r} (expected one of {', '.join(ROLES)})")
+            expected = ", ".join(ROLES)
+            raise GraphError(f"node {self.id!r} has unknown role {self.role!r} (expected one of {expected})")
         if not isinstance(self.model, str) or not self.model.strip():
             raise GraphError(f"node {self.id!r} needs a non-blank model id, got {self.model!r}")
 
@@ -60,7 +63,7 @@ class ValidationReport:
 
 @dataclass(frozen=True)
 class CollaborationGraph:
-    """An immutable, validated collaboration graph; construction raises :class:`GraphError` if it is invalid."""
+    """An immutable, validated collaboration graph; constructing an invalid one raises :class:`GraphError`."""
 
     nodes: tuple[Node, ...]
     edges: tuple[tuple[str, str], ...] = ()
@@ -77,7 +80,7 @@ class CollaborationGraph:
         object.__setattr__(self, "_pred", pred)
         object.__setattr__(self, "_succ", succ)
 
-    # ----- accessors -------------------------------------------------------------------------------------------
+    # ----- accessors
 
     @property
     def sink(self) -> Node:
@@ -90,6 +93,7 @@ class CollaborationGraph:
         return tuple(n for n in self.nodes if n.role != "decider")
 
     def node(self, node_id: str) -> Node:
+        """The node with this id; KeyError naming the known ids if there is none."""
         for n in self.nodes:
             if n.id == node_id:
                 return n
@@ -106,6 +110,7 @@ class CollaborationGraph:
         return self._succ[node_id]
 
     def in_degree(self, node_id: str) -> int:
+        """Number of inputs ``node_id`` receives."""
         return len(self.predecessors(node_id))
 
     def in_degrees(self) -> dict[str, int]:
@@ -119,17 +124,16 @@ class CollaborationGraph:
         g.add_edges_from(self.edges)
         return g
 
-    # ----- validation and derived views ------------------------------------------------------------------------
+    # ----- validation and derived views
 
     def check(self, models: Collection[str] | None = None, *, strict: bool = False) -> ValidationReport:
-        """Check model ids against ``models`` (if given) and report unreachable nodes (errors when ``strict``)."""
+        """Check model ids against ``models`` (if given); report unreachable nodes (an error if strict)."""
         if models is not None:
             known = set(models)
             for n in self.nodes:
                 if n.model not in known:
-                    raise GraphError(
-                        f"node {n.id!r} uses unknown model {n.model!r} (known models: {', '.join(sorted(known))})"
-                    )
+                    listed = ", ".join(sorted(known))
+                    raise GraphError(f"node {n.id!r} uses unknown model {n.model!r} (known models: {listed})")
         kept = self._reachable()
         unreachable = tuple(n.id for n in self.nodes if n.id not in kept)
         if strict and unreachable:
@@ -185,19 +189,19 @@ class CollaborationGraph:
                     todo.append(p)
         return kept
 
-    # ----- identity --------------------------------------------------------------------------------------------
+    # ----- identity
 
     def fingerprint(self) -> str:
         """Hex sha256 of a canonical form: equal exactly for isomorphic graphs with the same roles and models.
 
-        Node ids and the order of nodes and edges do not matter; unreachable nodes do (fingerprint ``pruned()``
-        to ignore them).
+        Node ids and the order of nodes and edges do not matter; unreachable nodes do (fingerprint
+        ``pruned()`` to ignore them).
         """
         if "fingerprint" not in self._cache:
             labels = [(n.role, n.model) for n in self.nodes]
             index = {n.id: i for i, n in enumerate(self.nodes)}
-            edges = [(index[u], index[v]) for u, v in self.edges]
-            form = {"format": "langtts-graph/1", "nodes": sorted(labels), "edges": _canonical_edges(labels, edges)}
+            edges = _canonical_edges(labels, [(index[u], index[v]) for u, v in self.edges])
+            form = {"format": "langtts-graph/1", "nodes": sorted(labels), "edges": edges}
             text = json.dumps(form, separators=(",", ":"))
             self._cache["fingerprint"] = hashlib.sha256(text.encode()).hexdigest()
         return self._cache["fingerprint"]
@@ -207,9 +211,10 @@ class CollaborationGraph:
         nodes = tuple(Node(n.id, n.role, mapping.get(n.model, n.model)) for n in self.nodes)
         return CollaborationGraph(nodes=nodes, edges=self.edges, schema_version=self.schema_version)
 
-    # ----- serialisation ---------------------------------------------------------------------------------------
+    # ----- serialisation
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data: ``schema_version``, ``nodes`` (id, role, model) and ``edges`` (pairs of ids)."""
         return {
             "schema_version": self.schema_version,
             "nodes": [{"id": n.id, "role": n.role, "model": n.model} for n in self.nodes],
@@ -241,14 +246,13 @@ class CollaborationGraph:
         d = self.to_dict()
         nodes = ",\n".join(f"    {json.dumps(n)}" for n in d["nodes"])
         edges = ",\n".join(f"    {json.dumps(e)}" for e in d["edges"])
-        return (
-            f'{{\n  "schema_version": {d["schema_version"]},\n'
-            f'  "nodes": [\n{nodes}\n  ],\n'
-            + (f'  "edges": [\n{edges}\n  ]\n}}\n' if edges else '  "edges": []\n}\n')
+        return f'{{\n  "schema_version": {d["schema_version"]},\n  "nodes": [\n{nodes}\n  ],\n' + (
+            f'  "edges": [\n{edges}\n  ]\n}}\n' if edges else '  "edges": []\n}\n'
         )
 
     @classmethod
     def from_json(cls, text: str) -> CollaborationGraph:
+        """Parse :meth:`to_json` text; any problem raises a one-line :class:`GraphError`."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
@@ -261,6 +265,7 @@ class CollaborationGraph:
 
     @classmethod
     def from_yaml(cls, text: str) -> CollaborationGraph:
+        """Parse :meth:`to_yaml` text; any problem raises a one-line :class:`GraphError`."""
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
@@ -280,8 +285,8 @@ class CollaborationGraph:
         tmp.replace(path)
 
     def to_mermaid(self) -> str:
-        """Mermaid ``flowchart TD`` text: labels show id, role and model; fusers, the sink and unreachable nodes
-        are styled apart."""
+        """Mermaid ``flowchart TD`` text: labels show id, role and model; fusers, the sink and unreachable
+        nodes are styled apart."""
         ids = _mermaid_ids([n.id for n in self.nodes])
         kept = self._reachable()
         shapes = {"assistant": '["{}"]', "fuser": '{{{{"{}"}}}}', "decider": '(["{}"])'}
@@ -303,7 +308,7 @@ class CollaborationGraph:
 
 
 def load_graph(path: str | Path) -> CollaborationGraph:
-    """Read a graph file (.json, .yaml or .yml); a bad file raises :class:`GraphError` starting with its path."""
+    """Read a graph file (.json, .yaml or .yml); a bad file raises :class:`GraphError` led by its path."""
     path = Path(path)
     try:
         fmt = _format(path)
@@ -313,7 +318,7 @@ def load_graph(path: str | Path) -> CollaborationGraph:
         raise GraphError(f"{path}: {e}") from None
 
 
-# ----- helpers -------------------------------------------------------------------------------------------------
+# ----- helpers
 
 
 def _format(path: Path) -> str:
@@ -329,7 +334,9 @@ def _fields(data: Any, keys: tuple[str, ...], what: str) -> Mapping[str, Any]:
     if missing := [k for k in keys if k not in data]:
         raise GraphError(f"missing key(s) {', '.join(map(repr, missing))} in {what}")
     if extra := [k for k in data if k not in keys]:
-        raise GraphError(f"unknown key(s) {', '.join(map(repr, extra))} in {what} (expected {', '.join(keys)})")
+        raise GraphError(
+            f"unknown key(s) {', '.join(map(repr, extra))} in {what} (expected {', '.join(keys)})"
+        )
     return data
 
 
@@ -369,15 +376,16 @@ def _validate(
     if not sinks:
         raise GraphError("graph has no sink (exactly one node must have role 'decider')")
     if len(sinks) > 1:
-        raise GraphError(f"graph has {len(sinks)} sinks {', '.join(map(repr, sinks))}; exactly one is allowed")
+        raise GraphError(
+            f"graph has {len(sinks)} sinks {', '.join(map(repr, sinks))}; exactly one is allowed"
+        )
     sink = sinks[0]
     if succ[sink]:
-        raise GraphError(f"edge {sink} -> {succ[sink][0]} leaves the sink {sink!r}; the sink has no successors")
-    try:
-        cycle = [u for u, _ in nx.find_cycle(nx.DiGraph(succ))]
-        raise GraphError(f"graph is not a DAG: cycle {' -> '.join([*cycle, cycle[0]])}")
-    except nx.NetworkXNoCycle:
-        pass
+        raise GraphError(
+            f"edge {sink} -> {succ[sink][0]} leaves the sink {sink!r}; the sink has no successors"
+        )
+    if cycle := _find_cycle(succ):
+        raise GraphError(f"graph is not a DAG: cycle {' -> '.join(cycle)}")
     workers = [n for n in role if n != sink]
     if workers and not any(role[n] == "assistant" for n in workers):
         raise GraphError(f"graph has no assistant node (workers: {', '.join(map(repr, workers))})")
@@ -388,8 +396,32 @@ def _validate(
         if role[n] == "fuser" and not any(role[p] == "assistant" for p in pred[n]):
             raise GraphError(f"fuser {n!r} has no assistant predecessor")
     if workers and not pred[sink]:
-        raise GraphError(f"sink {sink!r} has no predecessors although the graph has {len(workers)} worker node(s)")
+        raise GraphError(
+            f"sink {sink!r} has no predecessors although the graph has {len(workers)} worker node(s)"
+        )
     return {n: tuple(p) for n, p in pred.items()}, {n: tuple(s) for n, s in succ.items()}
+
+
+def _find_cycle(succ: dict[str, list[str]]) -> list[str]:
+    """A cycle as ``[a, b, ..., a]`` found by depth-first search in node and edge order, or ``[]``."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for root in succ:
+        if root in state:
+            continue
+        path, todo = [root], [iter(succ[root])]
+        state[root] = 1
+        while todo:
+            v = next(todo[-1], None)
+            if v is None:
+                state[path.pop()] = 2
+                todo.pop()
+            elif state.get(v) == 1:
+                return [*path[path.index(v) :], v]
+            elif v not in state:
+                state[v] = 1
+                path.append(v)
+                todo.append(iter(succ[v]))
+    return []
 
 
 def _mermaid_ids(node_ids: list[str]) -> dict[str, str]:
@@ -410,11 +442,11 @@ def _mermaid_ids(node_ids: list[str]) -> dict[str, str]:
 def _canonical_edges(labels: list[tuple[str, str]], edges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Edges of the canonical relabelling of a vertex-labelled digraph (nodes ``0..n-1``, labels sorted).
 
-    Individualisation/refinement: refine colours by (colour, predecessor colours, successor colours); while some
-    colour class has several nodes, branch on each of its nodes; keep the lexicographically smallest edge list
-    among the discrete leaves. Known automorphisms prune the search: twin transpositions (same label, predecessors
-    and successors) from the start, and the automorphism between two leaves with equal certificates, after which
-    the search backs up to where the two leaves' paths diverge (as in nauty).
+    Individualisation/refinement: refine colours by (colour, predecessor colours, successor colours); while
+    some colour class has several nodes, branch on each of its nodes; keep the lexicographically smallest edge
+    list among the discrete leaves. Known automorphisms prune the search: twin transpositions (same label,
+    predecessors and successors) from the start, and the automorphism between two leaves with equal
+    certificates, after which the search backs up to where the two leaves' paths diverge (as in nauty).
     """
     n = len(labels)
     pred: list[list[int]] = [[] for _ in range(n)]
@@ -430,7 +462,7 @@ def _canonical_edges(labels: list[tuple[str, str]], edges: list[tuple[int, int]]
         twins.setdefault((start[v], frozenset(pred[v]), frozenset(succ[v])), []).append(v)
     autos: list[list[int]] = []
     for group in twins.values():
-        for a, b in zip(group, group[1:], strict=False):
+        for a, b in itertools.pairwise(group):
             perm = list(range(n))
             perm[a], perm[b] = b, a
             autos.append(perm)

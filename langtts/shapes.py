@@ -19,7 +19,9 @@ def single(model: str) -> CollaborationGraph:
     return CollaborationGraph(nodes=(Node(SINK_ID, "decider", model),))
 
 
-def parallel(models: str | Sequence[str], n: int | None = None, sink_model: str | None = None) -> CollaborationGraph:
+def parallel(
+    models: str | Sequence[str], n: int | None = None, sink_model: str | None = None
+) -> CollaborationGraph:
     """``n`` independent assistants feeding the sink; width n, depth 1."""
     ms = _models(models, n, "n")
     return _build(models, ms, [(i, None) for i in range(len(ms))], sink_model)
@@ -36,8 +38,8 @@ def chain(
 def layered(
     models: str | Sequence[str], width: int, depth: int, sink_model: str | None = None
 ) -> CollaborationGraph:
-    """Mixture-of-agents: ``depth`` layers of ``width`` assistants, each layer fully feeding the next, the last
-    feeding the sink; models (if a list) are given layer by layer."""
+    """Mixture-of-agents: ``depth`` layers of ``width`` assistants, each layer fully feeding the next and the
+    last feeding the sink; models (if a list) are given layer by layer."""
     if width < 1 or depth < 1:
         raise ValueError(f"width and depth must be at least 1, got width={width}, depth={depth}")
     ms = _models(models, width * depth, "width * depth")
@@ -51,10 +53,12 @@ def layered(
     return _build(models, ms, edges, sink_model)
 
 
-def fused(models: str | Sequence[str], n: int | None = None, sink_model: str | None = None) -> CollaborationGraph:
+def fused(
+    models: str | Sequence[str], n: int | None = None, sink_model: str | None = None
+) -> CollaborationGraph:
     """Parallel-then-fuse: ``n`` assistants feed one fuser (running the sink's model), which feeds the sink.
 
-    ``models`` gives the assistants' models; the fuser counts as a worker, so the shape has width n and depth 2.
+    ``models`` gives the assistants' models; the fuser counts as a worker: the shape has width n, depth 2.
     """
     ms = _models(models, n, "n")
     fuser = _sink_model(models, sink_model)

@@ -260,7 +260,9 @@ class ProbabilisticGraph:
         self, kept: list[int], assigned: dict[int, int], edges: list[tuple[int, int]], fusers: set[int]
     ) -> CollaborationGraph:
         nodes = [
-            Node(id=worker_id(i), role="fuser" if i in fusers else "assistant", model=self.models[assigned[i]])
+            Node(
+                id=worker_id(i), role="fuser" if i in fusers else "assistant", model=self.models[assigned[i]]
+            )
             for i in kept
         ]
         nodes.append(Node(id=SINK_ID, role="decider", model=self.sink_model))
@@ -410,7 +412,10 @@ class ProbabilisticGraph:
         n = self.n_nodes
         names = [worker_id(i) for i in range(n)]
         width = max(6, *(len(x) for x in names))
-        lines = ["Edge probabilities P(from -> to):", " " * width + "".join(f"{c:>{width}}" for c in [*names, SINK_ID])]
+        lines = [
+            "Edge probabilities P(from -> to):",
+            " " * width + "".join(f"{c:>{width}}" for c in [*names, SINK_ID]),
+        ]
         for i in range(n):
             cells = ["-" if i == j else f"{self.edge_probability(i, j):.2f}" for j in range(n + 1)]
             lines.append(f"{names[i]:<{width}}" + "".join(f"{c:>{width}}" for c in cells))
@@ -419,7 +424,9 @@ class ProbabilisticGraph:
         lines.append("Model probabilities (before the budget mask):")
         for i in range(n):
             probs = self.model_probabilities(i)
-            lines.append(f"  {names[i]}: " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.models, probs, strict=True)))
+            lines.append(
+                f"  {names[i]}: " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.models, probs, strict=True))
+            )
         return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""CollaborationGraph: validation errors, reports, derived views, serialisation, Mermaid, model relabelling."""
+"""CollaborationGraph: validation errors, reports, derived views, files, Mermaid, model relabelling."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from langtts.graph import (
     ValidationReport,
     load_graph,
 )
-from langtts.shapes import chain, fused, layered, parallel, single
+from langtts.shapes import fused, parallel, single
 
 GRAPHS = Path(__file__).resolve().parents[1] / "examples" / "graphs"
 VALID = sorted(p for p in GRAPHS.iterdir() if p.is_file())
@@ -124,7 +124,9 @@ def test_unreachable_nodes_are_reported_pruned_and_strict_raises() -> None:
 
 def test_single_input_fuser_gets_a_warning() -> None:
     report = fused("m", n=1).check()
-    assert report.unreachable == () and report.warnings == ("fuser 'n1' has a single input: there is nothing to merge",)
+    assert report.unreachable == () and report.warnings == (
+        "fuser 'n1' has a single input: there is nothing to merge",
+    )
 
 
 def test_unknown_model_id_names_the_node_and_the_known_ids() -> None:
@@ -136,7 +138,12 @@ def test_unknown_model_id_names_the_node_and_the_known_ids() -> None:
 
 def test_accessors_and_derived_views() -> None:
     g = graph(
-        a("x", "m1"), a("y", "m2"), f("z", "m2"), a("w", "m1"), s("out", "m3"), edges="x>z y>z x>w z>w z>out w>out"
+        a("x", "m1"),
+        a("y", "m2"),
+        f("z", "m2"),
+        a("w", "m1"),
+        s("out", "m3"),
+        edges="x>z y>z x>w z>w z>out w>out",
     )
     assert g.sink == s("out", "m3")
     assert [n.id for n in g.workers] == ["x", "y", "z", "w"]
@@ -145,7 +152,9 @@ def test_accessors_and_derived_views() -> None:
         g.node("q")
     with pytest.raises(KeyError):
         g.predecessors("q")
-    assert g.predecessors("w") == ("x", "z") and g.successors("z") == ("w", "out") and g.successors("out") == ()
+    assert (
+        g.predecessors("w") == ("x", "z") and g.successors("z") == ("w", "out") and g.successors("out") == ()
+    )
     assert g.in_degree("w") == 2
     assert g.in_degrees() == {"x": 0, "y": 0, "z": 2, "w": 2, "out": 2}
     assert g.layers() == [["x", "y"], ["z"], ["w"], ["out"]]
@@ -179,9 +188,12 @@ def test_example_files_round_trip_exactly(path: Path, tmp_path: Path) -> None:
 
 
 def test_example_files_have_the_advertised_shapes() -> None:
-    assert load_graph(GRAPHS / "parallel3.json").fingerprint() == parallel(
-        ["qwen2.5-coder-0.5b", "smollm2-135m", "gemma3-270m"], sink_model="qwen2.5-coder-1.5b"
-    ).fingerprint()
+    assert (
+        load_graph(GRAPHS / "parallel3.json").fingerprint()
+        == parallel(
+            ["qwen2.5-coder-0.5b", "smollm2-135m", "gemma3-270m"], sink_model="qwen2.5-coder-1.5b"
+        ).fingerprint()
+    )
     assert (load_graph(GRAPHS / "chain2.yaml").width, load_graph(GRAPHS / "chain2.yaml").depth) == (1, 2)
     assert load_graph(GRAPHS / "layered2x2.json").layers() == [["n0", "n1"], ["n2", "n3"], ["sink"]]
     assert load_graph(GRAPHS / "single.json").depth == 0

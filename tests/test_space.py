@@ -20,7 +20,9 @@ UNIT = unit_flops(SPECS[0], MMLU)
 
 
 def space(units: float = 18, **kwargs) -> ProbabilisticGraph:
-    return ProbabilisticGraph.for_budget(["small", "medium", "large"], "medium", units * UNIT, MMLU, CATALOG, **kwargs)
+    return ProbabilisticGraph.for_budget(
+        ["small", "medium", "large"], "medium", units * UNIT, MMLU, CATALOG, **kwargs
+    )
 
 
 def random_logits(pg: ProbabilisticGraph, seed: int) -> ProbabilisticGraph:
@@ -113,7 +115,11 @@ def test_gradient_matches_finite_differences(seed):
     pg = random_logits(space(40), seed)
     sample = pg.sample(seed)
     analytic = pg.grad_log_prob(sample)
-    for table, grad in (("edge_logits", analytic.edge), ("role_logits", analytic.role), ("model_logits", analytic.model)):
+    for table, grad in (
+        ("edge_logits", analytic.edge),
+        ("role_logits", analytic.role),
+        ("model_logits", analytic.model),
+    ):
         np.testing.assert_allclose(grad, _finite_difference(pg, sample, table), atol=1e-5)
 
 
@@ -142,26 +148,36 @@ def test_explain_scores_a_foreign_graph():
     sample = pg.explain(graph)
     assert math.isfinite(pg.log_prob(sample))
     assert any(d.fuser for d in sample.roles)
-    np.testing.assert_allclose(pg.grad_log_prob(sample).edge, _finite_difference(pg, sample, "edge_logits"), atol=1e-5)
+    np.testing.assert_allclose(
+        pg.grad_log_prob(sample).edge, _finite_difference(pg, sample, "edge_logits"), atol=1e-5
+    )
 
 
 def test_explain_rejects_graphs_outside_the_space():
     pg = space(30)
     wrong_sink = CollaborationGraph(
-        nodes=(Node(id="n0", role="assistant", model="small"), Node(id="sink", role="decider", model="large")),
+        nodes=(
+            Node(id="n0", role="assistant", model="small"),
+            Node(id="sink", role="decider", model="large"),
+        ),
         edges=(("n0", "sink"),),
     )
     with pytest.raises(ValueError, match="sink model"):
         pg.explain(wrong_sink)
     wrong_id = CollaborationGraph(
-        nodes=(Node(id="x", role="assistant", model="small"), Node(id="sink", role="decider", model="medium")),
+        nodes=(
+            Node(id="x", role="assistant", model="small"),
+            Node(id="sink", role="decider", model="medium"),
+        ),
         edges=(("x", "sink"),),
     )
     with pytest.raises(ValueError, match="not one of n0"):
         pg.explain(wrong_id)
     over_budget = CollaborationGraph(
-        nodes=(*(Node(id=f"n{i}", role="assistant", model="large") for i in range(5)),
-               Node(id="sink", role="decider", model="medium")),
+        nodes=(
+            *(Node(id=f"n{i}", role="assistant", model="large") for i in range(5)),
+            Node(id="sink", role="decider", model="medium"),
+        ),
         edges=tuple((f"n{i}", "sink") for i in range(5)),
     )
     with pytest.raises(ValueError, match="budget"):

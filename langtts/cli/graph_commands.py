@@ -30,8 +30,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--lengths", metavar="A,B", help="average prompt tokens A and answer tokens B, e.g. 150,200"
     )
     cost.add_argument("--models", type=Path, metavar="CATALOG", help="YAML/JSON file of extra model specs")
-    cost.add_argument("--unit-model", help="model whose no-input call is 1 unit (default: the graph's smallest)")
-    cost.add_argument("--json", action="store_true", help="print JSON (keys: flops, units, width, depth, ...)")
+    cost.add_argument(
+        "--unit-model", help="model whose no-input call is 1 unit (default: the graph's smallest)"
+    )
+    cost.add_argument(
+        "--json", action="store_true", help="print JSON (keys: flops, units, width, depth, ...)"
+    )
     cost.set_defaults(handler=run_cost)
 
     show = commands.add_parser(
@@ -40,8 +44,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Validate a collaboration graph file, report pruned nodes, and print Mermaid flowchart text.",
     )
     show.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
-    show.add_argument("--models", type=Path, metavar="CATALOG", help="also check model ids against catalog + file")
-    show.add_argument("--strict", action="store_true", help="treat nodes with no path to the sink as an error")
+    show.add_argument(
+        "--models", type=Path, metavar="CATALOG", help="also check model ids against catalog + file"
+    )
+    show.add_argument(
+        "--strict", action="store_true", help="treat nodes with no path to the sink as an error"
+    )
     show.set_defaults(handler=run_show)
 
 
@@ -98,7 +106,11 @@ def run_cost(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+        print(
+            "  ".join(
+                cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))
+            )
+        )
     print(
         f"total {cost.flops:.4g} FLOPs = {cost.units:.2f} units of {cost.unit_model} "
         f"({cost.unit_flops:.4g} FLOPs per no-input call); width {graph.width}, depth {graph.depth}"

@@ -25,7 +25,14 @@ def test_cost_json_has_the_documented_keys(capsys):
 
 
 def test_cost_with_explicit_lengths_and_unit_model(capsys):
-    args = ["cost", str(GRAPHS / "parallel3.json"), "--lengths", "100,50", "--unit-model", "qwen2.5-coder-1.5b"]
+    args = [
+        "cost",
+        str(GRAPHS / "parallel3.json"),
+        "--lengths",
+        "100,50",
+        "--unit-model",
+        "qwen2.5-coder-1.5b",
+    ]
     assert main([*args, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["unit_model"] == "qwen2.5-coder-1.5b" and report["lengths"]["input_tokens"] == 100
