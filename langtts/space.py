@@ -1,20 +1,20 @@
-"""The probabilistic graph p_θ(G) of method.md §3: logits over models, edges and roles of up to N worker nodes.
+"""The probabilistic graph p_θ(G) of method.md §3: logits over models, edges and roles of up to N workers.
 
 Sampling is budget-feasible by construction:
 
-1. **Models.** Worker nodes are visited in a random order; each draws a model from the softmax of its model logits
-   restricted to the models the remaining budget can still pay for (at in-degree 0). A node for which nothing is
-   affordable is dropped; this sets the width. The budget reserves the sink's call at in-degree 1.
-2. **Edges.** Every potential edge (worker → worker, worker → sink) among the kept nodes is visited in a random
-   order and included with probability σ(logit − ``edge_offset``) (σ(−2) ≈ 0.12: graphs start sparse). An edge that
-   would close a cycle or break the budget is skipped *before* its draw, so it contributes nothing to log p.
-   The edge pass is redrawn (up to ``max_edge_attempts``) until the sink has a predecessor.
-3. **Roles.** In topological order. A node may be a fuser only if all its predecessors are assistants (and it has
-   at least one); then P(fuser) = σ(l_fuser − l_assistant + ``fuser_bonus``). Otherwise it is an assistant, with no
-   draw.
+1. **Models.** Worker nodes are visited in a random order; each draws a model from the softmax of its model
+   logits restricted to the models the remaining budget can still pay for (at in-degree 0). A node for which
+   nothing is affordable is dropped; this sets the width. The budget reserves the sink's call at in-degree 1.
+2. **Edges.** Every potential edge (worker → worker, worker → sink) among the kept nodes is visited in a
+   random order and included with probability σ(logit − ``edge_offset``) (σ(−2) ≈ 0.12: graphs start
+   sparse). An edge that would close a cycle or break the budget is skipped *before* its draw, so it adds
+   nothing to log p. The edge pass is redrawn (up to ``max_edge_attempts``) until the sink has an input.
+3. **Roles.** In topological order. A node may be a fuser only if all its predecessors are assistants (and it
+   has at least one); then P(fuser) = σ(l_fuser − l_assistant + ``fuser_bonus``). Otherwise it is an
+   assistant, with no draw.
 
-log p(G) is the sum of the log-probabilities of the draws (conditioned on the visiting orders, which do not depend
-on θ), and :meth:`ProbabilisticGraph.grad_log_prob` gives its exact gradient for a numeric REINFORCE step.
+log p(G) is the sum of the log-probabilities of the draws (conditioned on the visiting orders, which do not
+depend on θ), and :meth:`ProbabilisticGraph.grad_log_prob` gives its exact gradient for a REINFORCE step.
 """
 
 from __future__ import annotations
@@ -116,10 +116,11 @@ class ProbabilisticGraph:
         self.model_logits = _table(self.model_logits, (n, k), "model_logits")
         if self._sink_cost(1) > self.budget_flops:
             raise ValueError(
-                f"budget {self.budget_flops:.4g} FLOPs cannot pay for the sink ({self.sink_model}) with one input"
+                f"budget {self.budget_flops:.4g} FLOPs cannot pay for the sink ({self.sink_model}) "
+                "with one input"
             )
 
-    # ---- construction ---------------------------------------------------------------------------------------
+    # ---- construction ---------------------------------------------------------------------------------
 
     @classmethod
     def for_budget(
@@ -133,7 +134,7 @@ class ProbabilisticGraph:
         max_nodes: int = DEFAULT_MAX_NODES,
         **options: Any,
     ) -> ProbabilisticGraph:
-        """N = the number of calls of the cheapest model the budget affords next to the sink, capped at max_nodes."""
+        """N = how many calls of the cheapest model the budget affords next to the sink, at most max_nodes."""
         budget_flops = budget.flops if isinstance(budget, Budget) else float(budget)
         sink_cost = node_flops(catalog.get(sink_model), 1, lengths)
         cheapest = min(node_flops(catalog.get(m), 0, lengths) for m in models)
@@ -153,7 +154,7 @@ class ProbabilisticGraph:
             **options,
         )
 
-    # ---- probabilities --------------------------------------------------------------------------------------
+    # ---- probabilities --------------------------------------------------------------------------------
 
     def edge_probability(self, source: int, target: int) -> float:
         return _sigmoid(self.edge_logits[source, target] - self.edge_offset)
@@ -170,7 +171,7 @@ class ProbabilisticGraph:
         mask[list(allowed)] = 0.0
         return _softmax(self.model_logits[node] + mask)
 
-    # ---- sampling -------------------------------------------------------------------------------------------
+    # ---- sampling -------------------------------------------------------------------------------------
 
     def sample(self, rng: np.random.Generator | int | None = None) -> Sample:
         """Draw a budget-feasible graph; ``rng`` (a Generator or a seed) makes it reproducible."""
@@ -269,7 +270,7 @@ class ProbabilisticGraph:
         named = [(worker_id(i), SINK_ID if j == self.n_nodes else worker_id(j)) for i, j in sorted(edges)]
         return CollaborationGraph(nodes=tuple(nodes), edges=tuple(named))
 
-    # ---- log-probability and its gradient ---------------------------------------------------------------------
+    # ---- log-probability and its gradient -------------------------------------------------------------
 
     def log_prob(self, sample: Sample) -> float:
         """log p of the draws in ``sample`` under the current parameters."""
@@ -306,8 +307,8 @@ class ProbabilisticGraph:
     def explain(self, graph: CollaborationGraph) -> Sample:
         """The draws that produce ``graph`` in a canonical visiting order (node index order; edges sorted).
 
-        For graphs not sampled here (e.g. proposed by an agent) whose worker ids are ``n<i>`` with i < N, models
-        among :attr:`models` and sink model :attr:`sink_model`. Raises ValueError otherwise.
+        For graphs not sampled here (e.g. proposed by an agent) whose worker ids are ``n<i>`` with i < N,
+        models among :attr:`models` and sink model :attr:`sink_model`. Raises ValueError otherwise.
         """
         index = self._worker_indices(graph)
         if graph.sink.model != self.sink_model:
@@ -368,7 +369,7 @@ class ProbabilisticGraph:
             index[node.id] = int(node.id[1:])
         return index
 
-    # ---- costs ----------------------------------------------------------------------------------------------
+    # ---- costs ----------------------------------------------------------------------------------------
 
     def _worker_costs(self, in_degree: int) -> list[float]:
         return [node_flops(self.catalog.get(m), in_degree, self.lengths) for m in self.models]
@@ -382,7 +383,7 @@ class ProbabilisticGraph:
         spec = self.catalog.get(self.models[assigned[target]])
         return node_flops(spec, in_degree + 1, self.lengths) - node_flops(spec, in_degree, self.lengths)
 
-    # ---- serialisation and display ----------------------------------------------------------------------------
+    # ---- serialisation and display --------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     cost = commands.add_parser(
         "cost",
         help="FLOPs of a graph (Theorem 1): total, normalised units, width, depth, per node",
-        description="Print the modelled FLOPs of a collaboration graph for a task's average prompt/answer lengths.",
+        description="Print the modelled FLOPs of a graph for a task's average prompt and answer lengths.",
     )
     cost.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
     lengths = cost.add_mutually_exclusive_group(required=True)
@@ -41,7 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     show = commands.add_parser(
         "show",
         help="validate a graph and print its Mermaid text",
-        description="Validate a collaboration graph file, report pruned nodes, and print Mermaid flowchart text.",
+        description="Validate a graph file, report pruned nodes, and print Mermaid flowchart text.",
     )
     show.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
     show.add_argument(
@@ -106,11 +106,8 @@ def run_cost(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print(
-            "  ".join(
-                cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))
-            )
-        )
+        cells = zip(row, widths, strict=True)
+        print("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(cells)))
     print(
         f"total {cost.flops:.4g} FLOPs = {cost.units:.2f} units of {cost.unit_model} "
         f"({cost.unit_flops:.4g} FLOPs per no-input call); width {graph.width}, depth {graph.depth}"
