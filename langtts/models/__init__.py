@@ -3,6 +3,7 @@
 from langtts.models.cache import CachedAnswer, CallCache, SampleCounter, cache_key, request_key
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
 from langtts.models.errors import (
+    ErrorKind,
     ModelCallError,
     ModelNotServedError,
     PoolError,
@@ -18,6 +19,7 @@ __all__ = [
     "CallRecord",
     "ChatResult",
     "Endpoint",
+    "ErrorKind",
     "ModelCallError",
     "ModelNotServedError",
     "ModelPool",

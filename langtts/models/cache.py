@@ -100,9 +100,12 @@ class CallCache:
 
     @classmethod
     def default(cls) -> CallCache:
-        """`$LANGTTS_CACHE_DIR/calls.sqlite`, else `~/.cache/langtts/calls.sqlite`."""
-        root = os.environ.get("LANGTTS_CACHE_DIR") or Path.home() / ".cache" / "langtts"
-        return cls(Path(root) / "calls.sqlite")
+        """`calls.sqlite` in the cache root of `langtts.serve`: `$LANGTTS_CACHE_DIR`, else
+        `$XDG_CACHE_HOME/langtts`, else `~/.cache/langtts`."""
+        root = os.environ.get("LANGTTS_CACHE_DIR")
+        if not root:
+            root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "langtts"
+        return cls(Path(root).expanduser() / "calls.sqlite")
 
     @classmethod
     def disabled(cls) -> CallCache:

@@ -20,9 +20,7 @@ class Endpoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str = Field(description="e.g. http://127.0.0.1:8080/v1")
-    api_key_env: str | None = Field(
-        default=None, description="name of the environment variable holding the key"
-    )
+    api_key_env: str | None = Field(default=None, description="name of the environment variable holding the key")
     max_concurrency: int = Field(default=4, ge=1)
 
 
@@ -37,15 +35,9 @@ class PoolModel(BaseModel):
         default=None,
         description="catalog id in langtts.cost, or an inline ModelSpec mapping; default: the id",
     )
-    served_name: str | None = Field(
-        default=None, description="model name sent to the server; default: the id"
-    )
-    context_window: int | None = Field(
-        default=None, ge=1, description="tokens per request the server accepts"
-    )
-    fingerprint: str | None = Field(
-        default=None, description="weights hash or server fingerprint, for the cache"
-    )
+    served_name: str | None = Field(default=None, description="model name sent to the server; default: the id")
+    context_window: int | None = Field(default=None, ge=1, description="tokens per request the server accepts")
+    fingerprint: str | None = Field(default=None, description="weights hash or server fingerprint, for the cache")
     stop: list[str] = Field(default_factory=list, description="stop sequences always sent (base models)")
 
     @property

@@ -21,13 +21,14 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx
 import openai
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ValidationError
@@ -45,6 +46,9 @@ from langtts.models.errors import (
     UnknownModelError,
 )
 from langtts.models.ledger import CallRecord, UsageLedger, active_ledgers
+
+if TYPE_CHECKING:
+    from langtts.graph import CollaborationGraph
 
 Message = Mapping[str, Any] | BaseMessage
 T = TypeVar("T")
@@ -98,9 +102,12 @@ class ModelPool:
         max_retries: int = 4,
         retry_wait: float = 0.5,
         retry_wait_max: float = 20.0,
+        chat_model_factory: Callable[[PoolModel, Endpoint], BaseChatModel] | None = None,
     ) -> None:
         """`timeout` bounds each request (seconds); transient failures are retried `max_retries` times with
-        exponential backoff and full jitter (`retry_wait` * 2^n seconds, at most `retry_wait_max`)."""
+        exponential backoff and full jitter (`retry_wait` * 2^n seconds, at most `retry_wait_max`).
+        `chat_model_factory(model, endpoint)` replaces the `ChatOpenAI` client of each endpoint (e.g. a fake chat
+        model in tests, or another LangChain chat model); its answers must carry `usage_metadata`."""
         ids = [m.id for m in config.models]
         if duplicates := sorted({i for i in ids if ids.count(i) > 1}):
             raise PoolError(f"duplicate model ids in the pool: {', '.join(duplicates)}")
@@ -111,6 +118,7 @@ class ModelPool:
         self.max_retries = max_retries
         self.retry_wait = retry_wait
         self.retry_wait_max = retry_wait_max
+        self.chat_model_factory = chat_model_factory
         self.ledger = UsageLedger()
         self._models = {m.id: m for m in config.models}
         self._specs = {m.id: self._resolve_spec(m) for m in config.models}
@@ -143,6 +151,11 @@ class ModelPool:
         self.model(model_id)
         return self._specs[model_id]
 
+    def catalog_for(self, graph: CollaborationGraph) -> ModelCatalog:
+        """The FLOPs specs of the graph's models, keyed by their pool ids (for `langtts.cost.graph_cost`)."""
+        ids = {node.model for node in graph.nodes}
+        return ModelCatalog(self.spec(i).model_copy(update={"id": i}) for i in sorted(ids))
+
     def context_window(self, model_id: str) -> int | None:
         """Tokens per request: the pool file's value, else the spec's, else unknown (`None`)."""
         return self.model(model_id).context_window or self.spec(model_id).context_window
@@ -168,7 +181,7 @@ class ModelPool:
             message = f"{type(e).__name__}: {e}"
             raise ModelCallError("(discover)", "unavailable", message, endpoint=base_url) from e
         if response.status_code != 200:
-            kind = "http_4xx" if 400 <= response.status_code < 500 else "unavailable"
+            kind: ErrorKind = "http_4xx" if 400 <= response.status_code < 500 else "unavailable"
             raise ModelCallError(
                 "(discover)", kind, response.text[:500], status=response.status_code, endpoint=base_url
             )
@@ -295,9 +308,7 @@ class ModelPool:
         return self._run_sync(self.achat(model_id, messages, **kwargs))
 
     @overload
-    async def astructured(
-        self, model_id: str, messages: Sequence[Message], schema: type[S], **kwargs: Any
-    ) -> S: ...
+    async def astructured(self, model_id: str, messages: Sequence[Message], schema: type[S], **kwargs: Any) -> S: ...
     @overload
     async def astructured(
         self, model_id: str, messages: Sequence[Message], schema: Mapping[str, Any], **kwargs: Any
@@ -329,9 +340,7 @@ class ModelPool:
                 return schema.model_validate_json(result.text)
             parsed = json.loads(result.text)
         except (ValidationError, ValueError) as e:
-            raise StructuredOutputError(
-                model_id, result.text, str(e), finish_reason=result.finish_reason
-            ) from e
+            raise StructuredOutputError(model_id, result.text, str(e), finish_reason=result.finish_reason) from e
         if not isinstance(parsed, dict):
             message = f"expected a JSON object, got {type(parsed).__name__}"
             raise StructuredOutputError(model_id, result.text, message, finish_reason=result.finish_reason)
@@ -393,7 +402,7 @@ class ModelPool:
         except openai.APIConnectionError as e:
             cause = e.__cause__ or e
             raise _call_error(model, endpoint, "unavailable", f"{type(cause).__name__}: {cause}") from e
-        except openai.OpenAIError as e:
+        except (openai.OpenAIError, ValueError) as e:  # e.g. a body that is not a chat completion
             raise _call_error(model, endpoint, "bad_response", f"{type(e).__name__}: {e}") from e
         finally:
             limiter.release()
@@ -410,7 +419,7 @@ class ModelPool:
             limiters[index].reserve()
             return index
 
-    def _client(self, model: PoolModel, index: int) -> ChatOpenAI:
+    def _client(self, model: PoolModel, index: int) -> BaseChatModel:
         """The client of (model, endpoint) for the running event loop (connections belong to one loop)."""
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -419,6 +428,8 @@ class ModelPool:
                 self._clients = {k: v for k, v in self._clients.items() if not v.loop.is_closed()}
                 entry = self._clients[id(loop)] = _LoopClients(loop, {})
             client = entry.clients.get((model.id, index))
+            if client is None and self.chat_model_factory is not None:
+                client = entry.clients[(model.id, index)] = self.chat_model_factory(model, model.endpoints[index])
             if client is None:
                 endpoint = model.endpoints[index]
                 client = ChatOpenAI(
@@ -534,9 +545,7 @@ def _api_key(endpoint: Endpoint) -> str | None:
         return None
     key = os.environ.get(endpoint.api_key_env)
     if not key:
-        raise PoolError(
-            f"environment variable {endpoint.api_key_env} (key for {endpoint.base_url}) is not set"
-        )
+        raise PoolError(f"environment variable {endpoint.api_key_env} (key for {endpoint.base_url}) is not set")
     return key
 
 
@@ -574,7 +583,7 @@ def _answer(model: PoolModel, endpoint: Endpoint, message: Any, latency: float) 
 @dataclass
 class _LoopClients:
     loop: asyncio.AbstractEventLoop
-    clients: dict[tuple[str, int], ChatOpenAI]
+    clients: dict[tuple[str, int], BaseChatModel]
 
 
 class _Limiter:
@@ -641,6 +650,9 @@ class _LoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T], context: contextvars.Context) -> T:
         """Run `coro` on the loop in the caller's context (ledgers opened with `track`, tracing) and wait."""
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a blocking ModelPool call from the pool's own event loop: use the async API")
 
         async def in_context() -> T:
             return await asyncio.get_running_loop().create_task(coro, context=context)

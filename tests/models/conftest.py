@@ -11,6 +11,7 @@ from langtts.models import ModelPool
 from tests.models.helpers import MODEL, pool_config
 from tests.models.stub_server import StubServer
 
+
 @pytest.fixture
 def make_stub() -> Iterator[Callable[..., StubServer]]:
     """Start stub servers (`StubServer` arguments); all are stopped after the test."""
@@ -34,10 +35,12 @@ def stub(make_stub: Callable[..., StubServer]) -> StubServer:
 
 @pytest.fixture
 def make_pool() -> Iterator[Callable[..., ModelPool]]:
-    """`make_pool(*servers, max_concurrency=4, cache=None, **pool_kwargs)`; pools are closed after the test."""
+    """`make_pool(*servers, max_concurrency=4, model=None, **pool_kwargs)`; closed after the test."""
     pools: list[ModelPool] = []
 
-    def make(*servers: StubServer, max_concurrency: int = 4, model: dict | None = None, **kwargs: Any) -> ModelPool:
+    def make(
+        *servers: StubServer, max_concurrency: int = 4, model: dict | None = None, **kwargs: Any
+    ) -> ModelPool:
         kwargs.setdefault("retry_wait", 0.01)
         kwargs.setdefault("retry_wait_max", 0.05)
         pool = ModelPool(pool_config(*servers, max_concurrency=max_concurrency, **(model or {})), **kwargs)
@@ -47,4 +50,3 @@ def make_pool() -> Iterator[Callable[..., ModelPool]]:
     yield make
     for pool in pools:
         pool.close()
-

@@ -12,7 +12,7 @@ SPEC = "smollm2-135m"
 
 
 def pool_config(*servers: StubServer, max_concurrency: int = 4, **model: Any) -> PoolConfig:
-    """One model `m` (FLOPs spec smollm2-135m) with one endpoint per server; `model` overrides `PoolModel` fields."""
+    """One model `m` (FLOPs spec smollm2-135m), one endpoint per server; `model`: other `PoolModel` fields."""
     endpoints = [Endpoint(base_url=s.base_url, max_concurrency=max_concurrency) for s in servers]
     return PoolConfig(models=[PoolModel(**{"id": MODEL, "spec": SPEC, "endpoints": endpoints, **model})])
 

@@ -1,9 +1,9 @@
 """A small OpenAI-compatible HTTP server for offline tests: real HTTP on 127.0.0.1, in a thread.
 
-It serves `GET /v1/models` and `POST /v1/chat/completions` with `usage`, and can be told to be slow, to fail the
-first N chat requests with a status (503 by default), to always fail with a status (e.g. 400), to script its
-answers, and to die with requests in flight (`kill`). It records every chat request and the most requests it had in
-flight at once.
+It serves `GET /v1/models` and `POST /v1/chat/completions` with `usage`, and can be told to be slow, to fail
+the first N chat requests with a status (503 by default), to always fail with a status (e.g. 400), to script
+its answers, and to die with requests in flight (`kill`). It records every chat request and the most requests
+it had in flight at once.
 
     with StubServer(models=["m"], latency=0.1) as server:
         ...  # server.base_url is "http://127.0.0.1:PORT/v1"
@@ -81,7 +81,9 @@ class StubServer:
         httpd.server_bind()
         httpd.server_activate()
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -119,7 +121,9 @@ class StubServer:
             if self.always_status is not None:
                 return self.always_status, _error(self.always_status, "the stub always rejects this request")
             if number <= self.fail_first:
-                return self.fail_status, _error(self.fail_status, f"stub failure {number} of {self.fail_first}")
+                return self.fail_status, _error(
+                    self.fail_status, f"stub failure {number} of {self.fail_first}"
+                )
             if request.get("model") not in self.models:
                 return 400, _error(400, f"model {request.get('model')!r} not found")
             deadline = time.monotonic() + self.latency
@@ -178,11 +182,16 @@ def _handler(server: StubServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its timeout)
+                self.close_connection = True
 
         def do_GET(self) -> None:
             if self.path.rstrip("/") == "/v1/models":
-                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
+                self._send(
+                    200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]}
+                )
             elif self.path == "/health":
                 self._send(200, {"status": "ok"})
             else:

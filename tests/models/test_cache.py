@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
+import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,8 +34,12 @@ def test_first_answer_wins(tmp_path: Path) -> None:
 
 def test_keys_separate_sample_indices_and_requests() -> None:
     base = request_key({"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0.7})
-    assert base == request_key({"temperature": 0.7, "messages": [{"content": "q", "role": "user"}], "model": "m"})
-    assert base != request_key({"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0.8})
+    assert base == request_key(
+        {"temperature": 0.7, "messages": [{"content": "q", "role": "user"}], "model": "m"}
+    )
+    assert base != request_key(
+        {"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0.8}
+    )
     assert len({cache_key(base, i) for i in range(5)}) == 5
 
 
@@ -93,23 +95,25 @@ def test_many_threads(tmp_path: Path) -> None:
     assert len(caches[0]) == 50
 
 
+def _write_from_process(cache: CallCache, worker: int) -> None:
+    for i in range(100):
+        key = f"shared{i}" if i % 2 else f"w{worker}-{i}"
+        cache.put(key, CachedAnswer("m", key, 1, 1, "stop", 0.1))
+        assert cache.get(key).text == key
+
+
 def test_several_processes(tmp_path: Path) -> None:
-    path = tmp_path / "calls.sqlite"
-    script = textwrap.dedent(
-        f"""
-        import sys
-        from langtts.models.cache import CachedAnswer, CallCache
-        cache = CallCache({str(path)!r})
-        worker = int(sys.argv[1])
-        for i in range(100):
-            key = f"shared{{i}}" if i % 2 else f"w{{worker}}-{{i}}"
-            cache.put(key, CachedAnswer("m", key, 1, 1, "stop", 0.1))
-            assert cache.get(key).text == key
-        """
-    )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(w)]) for w in range(3)]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
-    assert len(CallCache(path)) == 50 + 3 * 50
+    cache = CallCache(tmp_path / "calls.sqlite")  # opened here, reopened in each forked child
+    cache.put("parent", answer())
+    fork = multiprocessing.get_context("fork")
+    procs = [fork.Process(target=_write_from_process, args=(cache, w)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert len(cache) == 1 + 50 + 3 * 50
+    assert cache.get("shared1").text == "shared1"
 
 
 def test_sample_counter_numbers_identical_requests() -> None:

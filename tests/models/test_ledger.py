@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from langtts.models import CallRecord, Usage, UsageLedger, track
 from langtts.models.ledger import active_ledgers
 
 
-def record(node: str | None, *, cached: bool = False, flops: float = 100.0, error: str | None = None) -> CallRecord:
+def record(
+    node: str | None, *, cached: bool = False, flops: float = 100.0, error: str | None = None
+) -> CallRecord:
     tags = {"graph": "g1", "purpose": "answer"} | ({"node": node} if node else {})
     return CallRecord(
         model="m",
@@ -31,7 +34,9 @@ def record(node: str | None, *, cached: bool = False, flops: float = 100.0, erro
 
 @pytest.fixture
 def ledger() -> UsageLedger:
-    return UsageLedger([record("a"), record("a", cached=True), record("b", flops=300.0), record("b", error="boom")])
+    return UsageLedger(
+        [record("a"), record("a", cached=True), record("b", flops=300.0), record("b", error="boom")]
+    )
 
 
 def test_totals(ledger: UsageLedger) -> None:
@@ -46,8 +51,8 @@ def test_totals(ledger: UsageLedger) -> None:
 def test_by_tag_and_filter(ledger: UsageLedger) -> None:
     per_node = ledger.by("node")
     assert set(per_node) == {"a", "b"}
-    assert per_node["a"] == Usage(calls=2, hits=1, prompt_tokens=20, completion_tokens=10, flops=200.0,
-                                  flops_spent=100.0, latency_s=1.0)  # fmt: skip
+    expected = Usage(calls=2, hits=1, prompt_tokens=20, completion_tokens=10, flops=200.0, latency_s=1.0)
+    assert per_node["a"] == dataclasses.replace(expected, flops_spent=100.0)
     assert per_node["b"].errors == 1
     assert ledger.totals(node="b").flops == 300.0
     assert ledger.by("node", graph="other") == {}

@@ -1,0 +1,365 @@
+"""Compile a collaboration graph into a LangGraph ``StateGraph``.
+
+One LangGraph node per collaboration node. Worker nodes with no path to the sink are pruned. A node with several
+predecessors is joined with a waiting edge, so it runs once, after all of them; nodes of one topological layer
+run in the same LangGraph superstep, concurrently. The result is a compiled LangGraph app — a LangChain Runnable
+(``invoke``/``ainvoke``/``batch``/``abatch``/``stream``) taking ``{"question": ...}`` and returning the sink's
+``answer`` plus a per-node ``trace`` and totals. Callbacks and tracing config pass through as for any Runnable,
+and ``app.get_graph().draw_mermaid()`` draws it.
+
+Role behaviour (method.md §1) comes from prompt templates (:mod:`langtts.prompts`), chosen per node as
+``roles/<task family>/<kind>`` with ``roles/generic/<kind>`` as the default, where kind is ``assistant`` (no
+inputs), ``assistant_with_inputs``, ``fuser``, ``decider`` (the sink with inputs) or ``decider_alone`` (the sink of
+the single-model graph).
+
+Sample indices: identical requests within one execution get indices 0, 1, 2, … in (layer, node order), so two
+parallel assistants with the same model and prompt draw distinct samples, while a re-run replays from the cache.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from langtts.graph import CollaborationGraph
+from langtts.models.pool import ChatResult, ModelPool
+from langtts.prompts import PromptLibrary, PromptTemplate
+from langtts.tasks.base import Task
+
+ContextPolicy = Literal["error", "truncate"]
+ROLE_PLACEHOLDERS = {
+    "assistant": ({"question"}, {"question", "answer_format"}),
+    "assistant_with_inputs": ({"question", "inputs"}, {"question", "inputs", "n_inputs", "answer_format"}),
+    "fuser": ({"question", "inputs"}, {"question", "inputs", "n_inputs", "answer_format"}),
+    "decider": ({"question", "inputs", "answer_format"}, {"question", "inputs", "n_inputs", "answer_format"}),
+    "decider_alone": ({"question", "answer_format"}, {"question", "answer_format"}),
+}
+GENERIC_ANSWER_FORMAT = "State your final answer clearly on the last line."
+CHARS_PER_TOKEN = 3.0
+"""Conservative characters-per-token estimate for the context guard (English averages about 4)."""
+TRUNCATION_MARK = "\n[... truncated to fit the context window]"
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Sampling settings of one node (the paper uses temperature 0.1)."""
+
+    temperature: float = 0.1
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+
+DEFAULT_MAX_TOKENS = {"math": 640, "gsm8k": 384, "mmlu": 256, "code": 512, "generic": 512}
+
+
+def default_settings(family: str = "generic") -> GenerationSettings:
+    """Per-family defaults: room for a worked answer without runaway generations."""
+    return GenerationSettings(max_tokens=DEFAULT_MAX_TOKENS.get(family, DEFAULT_MAX_TOKENS["generic"]))
+
+
+class ContextOverflowError(ValueError):
+    """A node's prompt (estimated) plus its answer would not fit the model's context window."""
+
+
+def _merge(left: dict[str, dict[str, Any]], right: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {**left, **right}
+
+
+class CollaborationInput(TypedDict):
+    question: str
+
+
+class CollaborationOutput(TypedDict, total=False):
+    question: str
+    answer: str
+    trace: list[dict[str, Any]]
+    flops: float
+    latency_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    calls: int
+    cache_hits: int
+    truncated: bool
+    empty: bool
+
+
+class CollaborationState(CollaborationOutput, total=False):
+    outputs: Annotated[dict[str, dict[str, Any]], _merge]
+    calls_list: Annotated[list[str], operator.add]
+
+
+@dataclass(frozen=True)
+class _Request:
+    model: str
+    messages: list[dict[str, str]]
+    settings: GenerationSettings
+    inputs_truncated: bool
+    estimated_prompt_tokens: int
+
+
+class _Compiler:
+    def __init__(
+        self,
+        graph: CollaborationGraph,
+        pool: ModelPool,
+        task: Task | None,
+        family: str,
+        prompts: PromptLibrary,
+        settings: GenerationSettings,
+        node_settings: Mapping[str, GenerationSettings],
+        context_policy: ContextPolicy,
+        tags: Mapping[str, str],
+    ) -> None:
+        self.graph = graph.pruned()
+        self.pool = pool
+        self.family = family
+        self.answer_format = (task.answer_format if task else "") or GENERIC_ANSWER_FORMAT
+        self.context_policy = context_policy
+        self.layers = self.graph.layers()
+        self.layer_of = {n: i for i, layer in enumerate(self.layers) for n in layer}
+        self.tags = {"graph": graph.fingerprint()[:12], **tags}
+        for node_id in node_settings:
+            self.graph.node(node_id)  # unknown ids fail here
+        self.settings = {n.id: node_settings.get(n.id, settings) for n in self.graph.nodes}
+        self.templates = {n.id: self._template(prompts, n.id) for n in self.graph.nodes}
+        for node in self.graph.nodes:
+            pool.model(node.model)  # unknown model ids fail here, listing the pool's ids
+        self._check_static_context()
+
+    def _kind(self, node_id: str) -> str:
+        role, has_inputs = self.graph.node(node_id).role, bool(self.graph.predecessors(node_id))
+        if role == "decider":
+            return "decider" if has_inputs else "decider_alone"
+        if role == "fuser":
+            return "fuser"
+        return "assistant_with_inputs" if has_inputs else "assistant"
+
+    def _template(self, prompts: PromptLibrary, node_id: str) -> PromptTemplate:
+        kind = self._kind(node_id)
+        template = prompts.first(f"roles/{self.family}/{kind}", f"roles/generic/{kind}")
+        required, allowed = ROLE_PLACEHOLDERS[kind]
+        template.check(required, allowed)
+        return template
+
+    def _check_static_context(self) -> None:
+        """Fail before running when even an empty question cannot fit the inputs' answers and the node's own."""
+        if self.context_policy != "error":
+            return
+        for node in self.graph.nodes:
+            window = self.pool.context_window(node.model)
+            if window is None:
+                continue
+            template = self.templates[node.id]
+            inputs = sum(self.settings[p].max_tokens for p in self.graph.predecessors(node.id))
+            need = _tokens(template.system + template.user) + inputs + self.settings[node.id].max_tokens
+            if need > window:
+                raise ContextOverflowError(
+                    f"node {node.id!r} ({node.model}, context {window} tokens) may need {need} tokens: "
+                    f"{inputs} from its {len(self.graph.predecessors(node.id))} inputs' max_tokens plus "
+                    f"{self.settings[node.id].max_tokens} of its own; lower max_tokens, or compile with "
+                    "context_policy='truncate'"
+                )
+
+    # ---- requests ---------------------------------------------------------------------------------------------
+
+    def request(self, node_id: str, state: Mapping[str, Any]) -> _Request:
+        node = self.graph.node(node_id)
+        settings = self.settings[node_id]
+        preds = self.graph.predecessors(node_id)
+        texts = [state["outputs"][p]["text"] for p in preds]
+        values = {
+            "question": state["question"],
+            "answer_format": self.answer_format,
+            "n_inputs": str(len(preds)),
+        }
+        messages = self.templates[node_id].messages(**values, inputs=_format_inputs(self.graph, preds, texts))
+        estimate = _tokens("".join(m["content"] for m in messages))
+        window = self.pool.context_window(node.model)
+        truncated = False
+        if window is not None and estimate + settings.max_tokens > window:
+            if self.context_policy == "error" or not texts:
+                raise ContextOverflowError(
+                    f"node {node_id!r} ({node.model}): prompt of about {estimate} tokens plus max_tokens "
+                    f"{settings.max_tokens} exceeds the context window of {window} tokens"
+                )
+            texts, truncated = _shorten(texts, estimate + settings.max_tokens - window), True
+            messages = self.templates[node_id].messages(**values, inputs=_format_inputs(self.graph, preds, texts))
+            estimate = _tokens("".join(m["content"] for m in messages))
+        return _Request(node.model, messages, settings, truncated, estimate)
+
+    def request_key(self, request: _Request) -> str:
+        s = request.settings
+        return self.pool.request_key(
+            request.model, request.messages, temperature=s.temperature, max_tokens=s.max_tokens,
+            stop=list(s.stop) or None, seed=s.seed,
+        )  # fmt: skip
+
+    def sample_index(self, node_id: str, key: str, state: Mapping[str, Any]) -> int:
+        """How many identical requests come before this node in (layer, node order) within this execution."""
+        layer = self.layer_of[node_id]
+        earlier = sum(
+            1 for other, out in state.get("outputs", {}).items() if self.layer_of.get(other, layer) < layer
+            and out["request_key"] == key
+        )  # fmt: skip
+        peers = self.layers[layer]
+        same_layer = sum(
+            1 for other in peers[: peers.index(node_id)] if self.request_key(self.request(other, state)) == key
+        )
+        return earlier + same_layer
+
+    # ---- LangGraph nodes ---------------------------------------------------------------------------------------
+
+    def _prepare(self, node_id: str, state: Mapping[str, Any]) -> tuple[_Request, str, int, dict[str, Any]]:
+        request = self.request(node_id, state)
+        key = self.request_key(request)
+        s = request.settings
+        kwargs = {
+            "temperature": s.temperature,
+            "max_tokens": s.max_tokens,
+            "stop": list(s.stop) or None,
+            "seed": s.seed,
+            "sample_index": self.sample_index(node_id, key, state),
+            "tags": {**self.tags, "node": node_id},
+        }
+        return request, key, kwargs["sample_index"], kwargs
+
+    def _update(self, node_id: str, request: _Request, key: str, result: ChatResult) -> dict[str, Any]:
+        node = self.graph.node(node_id)
+        trace = {
+            "node": node_id,
+            "role": node.role,
+            "model": node.model,
+            "layer": self.layer_of[node_id],
+            "inputs": list(self.graph.predecessors(node_id)),
+            "text": result.text,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "latency_s": result.latency_s,
+            "flops": result.flops,
+            "cached": result.cached,
+            "finish_reason": result.finish_reason,
+            "truncated": result.finish_reason == "length",
+            "empty": not result.text.strip(),
+            "inputs_truncated": request.inputs_truncated,
+            "sample_index": result.sample_index,
+            "request_key": key,
+        }
+        update: dict[str, Any] = {"outputs": {node_id: trace}}
+        return update
+
+    def node_runnable(self, node_id: str) -> RunnableLambda:
+        def run(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
+            request, key, _, kwargs = self._prepare(node_id, state)
+            result = self.pool.chat(request.model, request.messages, **kwargs)
+            return self._finalise(node_id, state, self._update(node_id, request, key, result))
+
+        async def arun(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
+            request, key, _, kwargs = self._prepare(node_id, state)
+            result = await self.pool.achat(request.model, request.messages, **kwargs)
+            return self._finalise(node_id, state, self._update(node_id, request, key, result))
+
+        return RunnableLambda(run, afunc=arun, name=node_id)
+
+    def _finalise(self, node_id: str, state: Mapping[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+        """At the sink: the answer, the ordered trace and the totals."""
+        if node_id != self.graph.sink.id:
+            return update
+        outputs = {**state.get("outputs", {}), **update["outputs"]}
+        trace = [outputs[n] for layer in self.layers for n in layer]
+        finish: dict[str, float] = {}
+        for entry in trace:  # critical path: a node starts when its last input is done
+            finish[entry["node"]] = max((finish[p] for p in entry["inputs"]), default=0.0) + entry["latency_s"]
+        sink = outputs[node_id]
+        return {
+            **update,
+            "answer": sink["text"],
+            "trace": trace,
+            "flops": sum(e["flops"] for e in trace),
+            "latency_s": finish[node_id],
+            "prompt_tokens": sum(e["prompt_tokens"] for e in trace),
+            "completion_tokens": sum(e["completion_tokens"] for e in trace),
+            "calls": len(trace),
+            "cache_hits": sum(e["cached"] for e in trace),
+            "truncated": sink["truncated"],
+            "empty": sink["empty"],
+        }
+
+    def build(self) -> CompiledStateGraph:
+        builder = StateGraph(CollaborationState, input_schema=CollaborationInput, output_schema=CollaborationOutput)
+        for node in self.graph.nodes:
+            builder.add_node(node.id, self.node_runnable(node.id))
+        for node in self.graph.nodes:
+            preds = list(self.graph.predecessors(node.id))
+            builder.add_edge(preds if len(preds) > 1 else (preds[0] if preds else START), node.id)
+        builder.add_edge(self.graph.sink.id, END)
+        return builder.compile(name=f"langtts-{self.tags['graph']}")
+
+
+def compile_graph(
+    graph: CollaborationGraph,
+    pool: ModelPool,
+    task: Task | None = None,
+    *,
+    family: str | None = None,
+    prompts: PromptLibrary | Mapping[str, str] | None = None,
+    settings: GenerationSettings | None = None,
+    node_settings: Mapping[str, GenerationSettings] | None = None,
+    context_policy: ContextPolicy = "error",
+    tags: Mapping[str, str] | None = None,
+) -> CompiledStateGraph:
+    """Compile ``graph`` into a LangGraph app running on ``pool``.
+
+    ``task`` supplies the answer format of the sink and the task family for prompt choice (``family`` overrides
+    it). ``prompts`` is a :class:`PromptLibrary` or a mapping of prompt name → template text overriding shipped
+    files. ``settings`` applies to every node (default: the family's defaults), ``node_settings`` per node id.
+    ``context_policy``: ``"error"`` raises :class:`ContextOverflowError` (at compile time when even an empty
+    question cannot fit; else when a prompt would overflow), ``"truncate"`` shortens the inputs' texts to fit and
+    records ``inputs_truncated`` in the node's trace. ``tags`` go to every call's ledger record.
+    """
+    family = family or (task.family if task else "generic")
+    library = prompts if isinstance(prompts, PromptLibrary) else PromptLibrary(overrides=prompts)
+    return _Compiler(
+        graph,
+        pool,
+        task,
+        family,
+        library,
+        settings or default_settings(family),
+        node_settings or {},
+        context_policy,
+        tags or {},
+    ).build()
+
+
+def with_max_tokens(settings: GenerationSettings, max_tokens: int) -> GenerationSettings:
+    return replace(settings, max_tokens=max_tokens)
+
+
+def _tokens(text: str) -> int:
+    return int(len(text) / CHARS_PER_TOKEN) + 1
+
+
+def _format_inputs(graph: CollaborationGraph, preds: tuple[str, ...], texts: list[str]) -> str:
+    return "\n\n".join(
+        f"[Answer {i} — from {p} ({graph.node(p).role})]\n{text.strip()}"
+        for i, (p, text) in enumerate(zip(preds, texts, strict=True), start=1)
+    )
+
+
+def _shorten(texts: list[str], excess_tokens: int) -> list[str]:
+    """Cut the longest texts first until about ``excess_tokens`` are removed."""
+    cut = int(excess_tokens * CHARS_PER_TOKEN) + len(TRUNCATION_MARK) * len(texts)
+    lengths = [len(t) for t in texts]
+    while cut > 0 and max(lengths) > 0:
+        longest = max(range(len(lengths)), key=lengths.__getitem__)
+        step = min(cut, max(1, lengths[longest] - sorted(lengths)[-2] if len(lengths) > 1 else lengths[longest]))
+        lengths[longest] -= step
+        cut -= step
+    return [t if n == len(t) else t[:n] + TRUNCATION_MARK for t, n in zip(texts, lengths, strict=True)]

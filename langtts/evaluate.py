@@ -1,0 +1,271 @@
+"""Run a collaboration graph over a task's questions and measure it: accuracy with a bootstrap CI, FLOPs
+(measured from token usage and analytic from Theorem 1), tokens, latency, errors and cache hits.
+
+A call that fails after the pool's retries, or a prompt that overflows a context window, is an *error*, reported
+separately from wrong answers; ``errors_as_wrong`` (default True) says whether the accuracy counts errors as
+wrong answers or leaves them out. An output with no parsable answer is an *extraction failure* (``no_answer``):
+wrong, and counted separately. An empty or truncated sink answer is flagged in its record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+from tqdm.auto import tqdm
+
+from langtts.compile import ContextOverflowError, compile_graph
+from langtts.cost import TaskLengths, graph_cost, measure_task_lengths, task_lengths
+from langtts.graph import CollaborationGraph
+from langtts.models.errors import ModelCallError
+from langtts.models.pool import ModelPool
+from langtts.tasks.base import Example, Task
+
+RESULT_SCHEMA_VERSION = 1
+
+
+class QuestionRecord(BaseModel):
+    """The outcome on one question."""
+
+    id: str
+    prediction: str | None = None
+    gold: str
+    correct: bool = False
+    error: str | None = Field(default=None, description="no_answer | empty | call_failed | context_overflow | ...")
+    detail: str = ""
+    answer: str = ""
+    truncated: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    flops: float = 0.0
+    analytic_flops: float = 0.0
+    latency_s: float = 0.0
+    calls: int = 0
+    cache_hits: int = 0
+    trace: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class EvaluationResult(BaseModel):
+    """An evaluation of one graph on one task split; ``save``/``load`` as JSON."""
+
+    schema_version: int = RESULT_SCHEMA_VERSION
+    task: str
+    split: str | None
+    graph: dict[str, Any] | None
+    fingerprint: str | None
+    n: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    errors_as_wrong: bool
+    n_correct: int
+    n_errors: int
+    n_no_answer: int
+    n_truncated: int
+    extraction_failure_rate: float
+    error_rate: float
+    prompt_tokens: int
+    completion_tokens: int
+    flops: float
+    analytic_flops: float
+    flops_ratio: float | None = Field(description="measured / analytic FLOPs")
+    lengths: dict[str, float] | None = Field(description="task lengths (A, B) used for the analytic FLOPs")
+    latency_mean_s: float
+    latency_p50_s: float
+    latency_p95_s: float
+    calls: int
+    cache_hits: int
+    wall_time_s: float
+    records: list[QuestionRecord]
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EvaluationResult:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("schema_version") != RESULT_SCHEMA_VERSION:
+            raise ValueError(f"{path}: unsupported result schema_version {data.get('schema_version')!r}")
+        return cls.model_validate(data)
+
+    def summary(self) -> str:
+        return (
+            f"{self.task}: accuracy {self.accuracy:.1%} [{self.ci_low:.1%}, {self.ci_high:.1%}] on {self.n} questions "
+            f"({self.n_correct} correct, {self.n_no_answer} without a parsable answer, {self.n_errors} errors"
+            f"{' counted as wrong' if self.errors_as_wrong else ' left out'}); {self.flops:.3g} FLOPs measured "
+            f"({'n/a' if self.flops_ratio is None else f'{self.flops_ratio:.2f}'}× analytic); latency "
+            f"p50 {self.latency_p50_s:.2f}s p95 {self.latency_p95_s:.2f}s; {self.cache_hits}/{self.calls} calls cached"
+        )
+
+
+def bootstrap_ci(values: Sequence[bool], *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A 95 % percentile-bootstrap interval of the mean of ``values``."""
+    if not values:
+        return (0.0, 0.0)
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+async def aevaluate(
+    graph: CollaborationGraph,
+    task: Task,
+    pool: ModelPool,
+    *,
+    split: str | None = None,
+    n: int | None = None,
+    examples: Sequence[Example] | None = None,
+    concurrency: int = 4,
+    errors_as_wrong: bool = True,
+    progress: bool = True,
+    keep_traces: bool = True,
+    **compile_options: Any,
+) -> EvaluationResult:
+    """Evaluate ``graph`` on ``examples`` (default: the first ``n`` of ``task.load(split)``); see :func:`evaluate`."""
+    if examples is None:
+        examples = task.load(split)[:n] if n is not None else task.load(split)
+    if not examples:
+        raise ValueError("no questions to evaluate")
+    app = compile_graph(graph, pool, task, **compile_options)
+    limit = asyncio.Semaphore(concurrency)
+    bar = tqdm(total=len(examples), desc=f"evaluate {task.name}", unit="q", disable=not progress, leave=False)
+    started = time.monotonic()
+
+    async def one(example: Example) -> QuestionRecord:
+        async with limit:
+            record = await _run_one(app, task, example)
+        bar.update(1)
+        return record
+
+    try:
+        records = await asyncio.gather(*(one(ex) for ex in examples))
+    finally:
+        bar.close()
+    return _result(graph, task, split, list(records), pool, errors_as_wrong, time.monotonic() - started, keep_traces)
+
+
+def evaluate(graph: CollaborationGraph, task: Task, pool: ModelPool, **options: Any) -> EvaluationResult:
+    """Run ``graph`` on a task's questions with bounded concurrency and a progress bar; see :func:`aevaluate`.
+
+    Options: ``split``, ``n``, ``examples``, ``concurrency`` (questions in flight), ``errors_as_wrong``,
+    ``progress``, ``keep_traces`` (per-node texts in the records), and :func:`~langtts.compile.compile_graph`'s
+    options (``settings``, ``node_settings``, ``prompts``, ``context_policy``, ``tags``).
+    """
+    return asyncio.run(aevaluate(graph, task, pool, **options))
+
+
+async def _run_one(app: Any, task: Task, example: Example) -> QuestionRecord:
+    base = {"id": example.id, "gold": example.answer}
+    try:
+        out = await app.ainvoke({"question": task.format_question(example)})
+    except ModelCallError as error:
+        return QuestionRecord(**base, error="call_failed", detail=str(error))
+    except ContextOverflowError as error:
+        return QuestionRecord(**base, error="context_overflow", detail=str(error))
+    usage = {
+        key: out[key]
+        for key in (
+            "prompt_tokens",
+            "completion_tokens",
+            "flops",
+            "latency_s",
+            "calls",
+            "cache_hits",
+            "truncated",
+        )
+    }
+    if out["empty"]:
+        return QuestionRecord(**base, **usage, error="empty", detail="the sink returned no text", trace=out["trace"])
+    score = await asyncio.to_thread(task.score, out["answer"], example)
+    return QuestionRecord(
+        **base,
+        **usage,
+        prediction=score.prediction,
+        correct=score.correct,
+        error=score.error,
+        detail=score.detail,
+        answer=out["answer"],
+        trace=out["trace"],
+    )
+
+
+def _lengths(task: Task, records: list[QuestionRecord]) -> TaskLengths | None:
+    """The task's preset lengths, else lengths measured from this run's no-input calls."""
+    if task.lengths_key:
+        return task_lengths(task.lengths_key)
+    usages = [
+        (entry["prompt_tokens"], entry["completion_tokens"])
+        for record in records
+        for entry in record.trace
+        if not entry["inputs"] and entry["completion_tokens"] > 0
+    ]
+    return measure_task_lengths(usages) if usages else None
+
+
+def _result(
+    graph: CollaborationGraph,
+    task: Task,
+    split: str | None,
+    records: list[QuestionRecord],
+    pool: ModelPool,
+    errors_as_wrong: bool,
+    wall_time: float,
+    keep_traces: bool,
+) -> EvaluationResult:
+    call_errors = {"call_failed", "context_overflow"}
+    lengths = _lengths(task, records)
+    analytic = graph_cost(graph, pool.catalog_for(graph), lengths).flops if lengths else 0.0
+    for record in records:
+        if record.error not in call_errors:
+            record.analytic_flops = analytic
+        if not keep_traces:
+            record.trace = []
+    scored = [r for r in records if errors_as_wrong or r.error not in call_errors]
+    outcomes = [r.correct for r in scored]
+    low, high = bootstrap_ci(outcomes)
+    answered = [r for r in records if r.error not in call_errors]
+    latencies = [r.latency_s for r in answered] or [0.0]
+    flops = sum(r.flops for r in records)
+    analytic_total = sum(r.analytic_flops for r in records)
+    return EvaluationResult(
+        task=task.name,
+        split=split,
+        graph=graph.to_dict(),
+        fingerprint=graph.fingerprint(),
+        n=len(records),
+        accuracy=sum(outcomes) / len(outcomes) if outcomes else 0.0,
+        ci_low=low,
+        ci_high=high,
+        errors_as_wrong=errors_as_wrong,
+        n_correct=sum(outcomes),
+        n_errors=sum(r.error in call_errors for r in records),
+        n_no_answer=sum(r.error == "no_answer" for r in records),
+        n_truncated=sum(r.truncated for r in records),
+        extraction_failure_rate=sum(r.error == "no_answer" for r in records) / len(records),
+        error_rate=sum(r.error in call_errors for r in records) / len(records),
+        prompt_tokens=sum(r.prompt_tokens for r in records),
+        completion_tokens=sum(r.completion_tokens for r in records),
+        flops=flops,
+        analytic_flops=analytic_total,
+        flops_ratio=flops / analytic_total if analytic_total else None,
+        lengths=lengths.model_dump() if lengths else None,
+        latency_mean_s=statistics.fmean(latencies),
+        latency_p50_s=float(np.percentile(latencies, 50)),
+        latency_p95_s=float(np.percentile(latencies, 95)),
+        calls=sum(r.calls for r in records),
+        cache_hits=sum(r.cache_hits for r in records),
+        wall_time_s=wall_time,
+        records=records,
+    )

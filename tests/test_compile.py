@@ -1,0 +1,183 @@
+import asyncio
+
+import pytest
+
+from langtts.compile import ContextOverflowError, GenerationSettings, compile_graph
+from langtts.graph import CollaborationGraph, Node
+from langtts.models.cache import CallCache
+from langtts.prompts import PromptError, PromptLibrary
+from langtts.shapes import chain, fused, parallel, single
+from langtts.tasks import get_task
+from tests.fakes import fake_pool
+
+QWEN, SMOL = "qwen2.5-coder-0.5b", "smollm2-135m"
+
+
+def echo(model, messages, kwargs):
+    """Answer with the model id and the last line of the prompt, so tests can see what each node saw."""
+    return f"{model} says: " + str(messages[-1].content).strip().splitlines()[-1]
+
+
+def test_single_model_graph_is_one_direct_call():
+    pool, log = fake_pool(echo)
+    out = compile_graph(single(QWEN), pool, get_task("gsm8k")).invoke({"question": "What is 2+2?"})
+    assert len(log.calls) == 1 and out["calls"] == 1
+    prompt = log.prompts()[0]
+    assert "What is 2+2?" in prompt and get_task("gsm8k").answer_format in prompt
+    assert out["answer"].startswith(QWEN)
+    assert out["trace"][0]["role"] == "decider"
+
+
+def test_parallel_nodes_run_in_one_superstep_and_the_sink_waits_for_all():
+    pool, log = fake_pool(echo, delay_s=0.2)
+    app = compile_graph(parallel([QWEN, SMOL, QWEN], sink_model=QWEN), pool)
+    out = app.invoke({"question": "Q?"})
+    workers = [c for c in log.calls if "Answers received" not in str(c[1][-1].content)]
+    sink = [c for c in log.calls if "Answers received" in str(c[1][-1].content)]
+    assert len(workers) == 3 and len(sink) == 1
+    assert max(start for *_, start, _ in workers) < min(end for *_, _, end in workers)  # overlapping
+    assert sink[0][3] >= max(end for *_, end in workers)  # the sink started after every worker finished
+    sink_prompt = str(sink[0][1][-1].content)
+    assert sink_prompt.count("[Answer ") == 3 and "from n0" in sink_prompt and "from n2" in sink_prompt
+    assert [t["node"] for t in out["trace"]] == ["n0", "n1", "n2", "sink"]
+
+
+def test_fan_in_across_layers_waits_for_the_slowest_predecessor():
+    graph = CollaborationGraph(
+        nodes=(
+            Node("a", "assistant", QWEN),
+            Node("b", "assistant", SMOL),
+            Node("c", "assistant", QWEN),
+            Node("sink", "decider", QWEN),
+        ),
+        edges=(("a", "b"), ("b", "sink"), ("a", "sink"), ("c", "sink")),
+    )
+    pool, log = fake_pool(echo)
+    out = compile_graph(graph, pool).invoke({"question": "Q?"})
+    order = [t["node"] for t in out["trace"]]
+    assert order.index("b") > order.index("a") and order[-1] == "sink"
+    assert len(log.calls) == 4  # the sink ran once, not once per incoming edge
+    refine_prompt = next(str(m[-1].content) for name, m, *_ in log.calls if name == SMOL)
+    assert "Answers from other solvers" in refine_prompt and "from a" in refine_prompt
+
+
+def test_unreachable_nodes_are_pruned():
+    graph = CollaborationGraph(
+        nodes=(Node("a", "assistant", QWEN), Node("lost", "assistant", SMOL), Node("sink", "decider", QWEN)),
+        edges=(("a", "sink"),),
+    )
+    pool, log = fake_pool(echo)
+    app = compile_graph(graph, pool)
+    assert "lost" not in app.get_graph().nodes
+    app.invoke({"question": "Q?"})
+    assert all(name != SMOL for name, *_ in log.calls)
+
+
+def test_fuser_prompt_and_trace_totals():
+    pool, log = fake_pool(echo)
+    out = compile_graph(fused([SMOL, SMOL], sink_model=QWEN), pool).invoke({"question": "Q?"})
+    fuser = next(t for t in out["trace"] if t["role"] == "fuser")
+    assert fuser["model"] == QWEN and fuser["inputs"] == ["n0", "n1"]
+    assert any("Candidate answers" in p for p in log.prompts())
+    assert out["flops"] == pytest.approx(sum(t["flops"] for t in out["trace"]))
+    assert out["prompt_tokens"] == sum(t["prompt_tokens"] for t in out["trace"])
+    by_node = {t["node"]: t for t in out["trace"]}
+    critical = max(by_node["n0"]["latency_s"], by_node["n1"]["latency_s"]) + fuser["latency_s"]
+    assert out["latency_s"] == pytest.approx(critical + by_node["sink"]["latency_s"])
+
+
+def test_identical_parallel_requests_get_distinct_sample_indices_and_replay_from_cache(tmp_path):
+    seen = []
+
+    def sampler(model, messages, kwargs):
+        seen.append(kwargs.get("seed"))
+        return f"sample with seed {kwargs.get('seed')}"
+
+    pool, _ = fake_pool(sampler, cache=CallCache(tmp_path / "calls.sqlite"))
+    app = compile_graph(parallel(QWEN, n=3), pool, settings=GenerationSettings(temperature=0.7))
+    first = app.invoke({"question": "Q?"})
+    indices = sorted(t["sample_index"] for t in first["trace"] if t["node"] != "sink")
+    assert indices == [0, 1, 2]
+    assert len({t["text"] for t in first["trace"] if t["node"] != "sink"}) == 3
+    again = app.invoke({"question": "Q?"})
+    assert again["cache_hits"] == 4 and again["answer"] == first["answer"]
+    assert [t["text"] for t in again["trace"]] == [t["text"] for t in first["trace"]]
+
+
+def test_batch_ainvoke_and_stream():
+    pool, _ = fake_pool(echo)
+    app = compile_graph(chain([QWEN, SMOL], sink_model=QWEN), pool)
+    outs = app.batch([{"question": "one?"}, {"question": "two?"}])
+    assert [o["question"] for o in outs] == ["one?", "two?"]
+    out = asyncio.run(app.ainvoke({"question": "three?"}))
+    assert out["calls"] == 3
+    updates = list(app.stream({"question": "four?"}, stream_mode="updates"))
+    assert [next(iter(u)) for u in updates] == ["n0", "n1", "sink"]
+
+
+def test_truncated_and_empty_answers_are_flagged():
+    pool, _ = fake_pool(lambda model, messages, kwargs: "word " * 50)
+    out = compile_graph(single(QWEN), pool, settings=GenerationSettings(max_tokens=10)).invoke({"question": "Q"})
+    assert out["truncated"] and not out["empty"] and out["trace"][0]["finish_reason"] == "length"
+    pool, _ = fake_pool(lambda model, messages, kwargs: "   ")
+    out = compile_graph(single(QWEN), pool).invoke({"question": "Q"})
+    assert out["empty"]
+
+
+def test_context_guard_errors_at_compile_time_or_truncates():
+    pool, _ = fake_pool(lambda model, messages, kwargs: "x " * 400, context_window=1500)
+    graph = parallel(QWEN, n=4)
+    with pytest.raises(ContextOverflowError, match="node 'sink'"):
+        compile_graph(graph, pool, settings=GenerationSettings(max_tokens=400))
+    app = compile_graph(graph, pool, settings=GenerationSettings(max_tokens=400), context_policy="truncate")
+    out = app.invoke({"question": "Q"})
+    sink = out["trace"][-1]
+    assert sink["inputs_truncated"] and not any(t["inputs_truncated"] for t in out["trace"][:-1])
+
+
+def test_context_guard_runtime_error_for_a_huge_question():
+    pool, _ = fake_pool(echo, context_window=1000)
+    app = compile_graph(single(QWEN), pool, settings=GenerationSettings(max_tokens=100))
+    with pytest.raises(ContextOverflowError, match="exceeds the context window"):
+        app.invoke({"question": "long " * 2000})
+
+
+def test_prompt_overrides_and_errors(tmp_path):
+    pool, log = fake_pool(echo)
+    custom = "[system]\nBe terse.\n[user]\nQ: {question}\n{answer_format}"
+    compile_graph(single(QWEN), pool, prompts={"roles/generic/decider_alone": custom}).invoke({"question": "hi"})
+    assert log.prompts()[-1].startswith("Q: hi")
+    with pytest.raises(PromptError, match=r"lacks placeholder\(s\) \{question\}"):
+        compile_graph(single(QWEN), pool, prompts={"roles/generic/decider_alone": "{answer_format}"})
+    with pytest.raises(PromptError, match="unknown placeholder"):
+        compile_graph(single(QWEN), pool, prompts={"roles/generic/decider_alone": "{question} {answer_format} {x}"})
+    (tmp_path / "roles" / "gsm8k").mkdir(parents=True)
+    (tmp_path / "roles" / "gsm8k" / "decider_alone.txt").write_text("[user]\nDIR {question} {answer_format}")
+    compile_graph(single(QWEN), pool, get_task("gsm8k"), prompts=PromptLibrary(tmp_path)).invoke({"question": "q"})
+    assert log.prompts()[-1].startswith("DIR q")
+    with pytest.raises(PromptError, match="unknown prompt"):
+        PromptLibrary().get("roles/nope/assistant")
+
+
+def test_unknown_model_and_node_settings_errors():
+    pool, _ = fake_pool(echo)
+    with pytest.raises(LookupError, match="no-such-model"):
+        compile_graph(single("no-such-model"), pool)
+    with pytest.raises(KeyError, match="ghost"):
+        compile_graph(single(QWEN), pool, node_settings={"ghost": GenerationSettings()})
+
+
+def test_per_node_settings_reach_the_server():
+    pool, log = fake_pool(echo)
+    app = compile_graph(
+        parallel(QWEN, n=2), pool, node_settings={"n1": GenerationSettings(temperature=0.9, max_tokens=77)}
+    )
+    app.invoke({"question": "Q"})
+    max_tokens = sorted(kwargs.get("max_tokens") for *_, kwargs, _, _ in log.calls)
+    assert 77 in max_tokens and max_tokens.count(512) == 2
+
+
+def test_drawing_uses_langgraph_api():
+    pool, _ = fake_pool(echo)
+    mermaid = compile_graph(fused([QWEN, SMOL], sink_model=QWEN), pool).get_graph().draw_mermaid()
+    assert "n0" in mermaid and "sink" in mermaid and "__start__" in mermaid

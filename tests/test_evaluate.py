@@ -1,0 +1,98 @@
+import httpx
+import openai
+import pytest
+
+from langtts.evaluate import EvaluationResult, bootstrap_ci, evaluate
+from langtts.shapes import fused, parallel, single
+from langtts.tasks import get_task
+from tests.fakes import fake_pool
+
+QWEN, SMOL = "qwen2.5-coder-0.5b", "smollm2-135m"
+GSM8K = get_task("gsm8k")
+EXAMPLES = GSM8K.load()[:6]
+GOLD = {GSM8K.format_question(ex): ex.answer for ex in EXAMPLES}
+
+
+def oracle(correct_ids):
+    """Answers gold for the questions of ``correct_ids``, a wrong number for others, prose for one."""
+    by_question = {GSM8K.format_question(ex): ex for ex in EXAMPLES}
+
+    def respond(model, messages, kwargs):
+        prompt = str(messages[-1].content)
+        ex = next(ex for q, ex in by_question.items() if q in prompt)
+        if ex.id == EXAMPLES[-1].id:
+            return "I am not sure."
+        return f"The answer is #### {ex.answer if ex.id in correct_ids else int(ex.answer) + 1}"
+
+    return respond
+
+
+def test_accuracy_ci_records_and_totals():
+    correct = {EXAMPLES[0].id, EXAMPLES[1].id, EXAMPLES[2].id}
+    pool, log = fake_pool(oracle(correct))
+    result = evaluate(parallel([QWEN, SMOL], sink_model=QWEN), GSM8K, pool, examples=EXAMPLES, progress=False)
+    assert result.n == 6 and result.n_correct == 3 and result.accuracy == pytest.approx(0.5)
+    assert result.ci_low <= 0.5 <= result.ci_high and result.ci_low < result.ci_high
+    assert result.n_no_answer == 1 and result.extraction_failure_rate == pytest.approx(1 / 6)
+    assert result.n_errors == 0 and result.calls == 18 == len(log.calls)
+    record = {r.id: r for r in result.records}[EXAMPLES[0].id]
+    assert record.correct and record.prediction == EXAMPLES[0].answer and record.gold == EXAMPLES[0].answer
+    assert record.calls == 3 and len(record.trace) == 3 and record.flops > 0 and record.analytic_flops > 0
+    assert result.flops == pytest.approx(sum(r.flops for r in result.records))
+    assert result.lengths is not None  # GSM8K has no preset: lengths measured from the no-input calls
+    assert result.flops_ratio == pytest.approx(result.flops / result.analytic_flops)
+    assert result.latency_p50_s <= result.latency_p95_s
+
+
+def test_save_and_load_round_trip(tmp_path):
+    pool, _ = fake_pool(oracle({EXAMPLES[0].id}))
+    result = evaluate(single(QWEN), GSM8K, pool, examples=EXAMPLES, progress=False)
+    result.save(tmp_path / "result.json")
+    assert EvaluationResult.load(tmp_path / "result.json") == result
+    (tmp_path / "old.json").write_text('{"schema_version": 99}')
+    with pytest.raises(ValueError, match="schema_version"):
+        EvaluationResult.load(tmp_path / "old.json")
+
+
+def test_failed_calls_are_errors_not_answers():
+    def flaky(model, messages, kwargs):
+        if model == SMOL:
+            raise openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1"))
+        return "#### 1"
+
+    pool, _ = fake_pool(flaky)
+    pool.max_retries, pool.retry_wait = 1, 0.0
+    graph = fused([QWEN, SMOL], sink_model=QWEN)
+    counted = evaluate(graph, GSM8K, pool, examples=EXAMPLES[:3], progress=False)
+    assert counted.n_errors == 3 and counted.accuracy == 0 and counted.error_rate == 1
+    assert all(r.error == "call_failed" and r.prediction is None for r in counted.records)
+    left_out = evaluate(graph, GSM8K, pool, examples=EXAMPLES[:3], progress=False, errors_as_wrong=False)
+    assert left_out.n_errors == 3 and not left_out.errors_as_wrong
+
+
+def test_empty_sink_answers_are_flagged_not_scored():
+    pool, _ = fake_pool(lambda model, messages, kwargs: "")
+    result = evaluate(single(QWEN), GSM8K, pool, examples=EXAMPLES[:2], progress=False)
+    assert [r.error for r in result.records] == ["empty", "empty"] and result.accuracy == 0
+
+
+def test_preset_lengths_for_mmlu():
+    mmlu = get_task("mmlu", split="dev")
+    pool, _ = fake_pool(lambda model, messages, kwargs: "Answer: A")
+    result = evaluate(single(QWEN), mmlu, pool, n=4, progress=False)
+    assert result.lengths == {"input_tokens": 213.0, "output_tokens": 215.0}
+    assert result.n == 4 and result.split is None
+
+
+def test_bootstrap_ci_is_seeded_and_bounded():
+    values = [True] * 7 + [False] * 3
+    assert bootstrap_ci(values) == bootstrap_ci(values)
+    low, high = bootstrap_ci(values)
+    assert 0.3 < low < 0.7 < high <= 1.0
+    assert bootstrap_ci([]) == (0.0, 0.0)
+
+
+def test_no_questions_is_an_error():
+    pool, _ = fake_pool(lambda model, messages, kwargs: "#### 1")
+    with pytest.raises(ValueError, match="no questions"):
+        evaluate(single(QWEN), GSM8K, pool, examples=[], progress=False)
