@@ -13,7 +13,15 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "langtts.compile": ("GenerationSettings", "compile_graph"),
-    "langtts.cost": ("Budget", "ModelCatalog", "ModelSpec", "TaskLengths", "default_catalog", "graph_cost", "task_lengths"),
+    "langtts.cost": (
+        "Budget",
+        "ModelCatalog",
+        "ModelSpec",
+        "TaskLengths",
+        "default_catalog",
+        "graph_cost",
+        "task_lengths",
+    ),
     "langtts.evaluate": ("EvaluationResult", "evaluate"),
     "langtts.graph": ("CollaborationGraph", "GraphError", "Node", "load_graph"),
     "langtts.models": ("CallCache", "ModelPool"),

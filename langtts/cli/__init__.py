@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from langtts import __version__
-from langtts.cli import graph_commands
+from langtts.cli import evaluate_command, graph_commands, serve_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"langtts {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     graph_commands.register(commands)
+    evaluate_command.register(commands)
+    serve_command.register(commands)
     return parser
 
 
@@ -40,9 +42,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("langtts: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, KeyError, FileNotFoundError, IsADirectoryError) as error:
+    except (UsageError, ValueError, LookupError, FileNotFoundError, IsADirectoryError) as error:
         print(f"langtts {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:  # a failed run (server down, calls failing): one line, exit 1
+        from langtts.models.errors import PoolError
+        from langtts.serve.embedded import ServerError
+
+        if not isinstance(error, (PoolError, ServerError, OSError, RuntimeError)):
+            raise
+        print(f"langtts {args.command}: failed: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _one_line(error: BaseException) -> str:

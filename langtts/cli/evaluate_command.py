@@ -1,0 +1,76 @@
+"""``langtts evaluate``: run a graph file over a task's questions and print the result table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, task_from_args
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="evaluate a graph on a task: accuracy with a 95%% CI, FLOPs, tokens, latency, errors",
+        description="Run a collaboration graph over the first N questions of a task split on the model pool.",
+    )
+    parser.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
+    add_task_arguments(parser)
+    parser.add_argument("--n", type=int, default=20, help="number of questions (default 20)")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many questions first")
+    parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
+    parser.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
+    parser.add_argument("--concurrency", type=int, default=4, help="questions in flight (default 4)")
+    parser.add_argument("--out", type=Path, help="write the full result (records included) as JSON here")
+    parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
+    add_pool_arguments(parser)
+    parser.set_defaults(handler=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from langtts.compile import GenerationSettings, default_settings
+    from langtts.evaluate import evaluate
+    from langtts.graph import load_graph
+
+    if args.n < 1 or args.offset < 0 or args.concurrency < 1:
+        raise ValueError("--n and --concurrency must be >= 1 and --offset >= 0")
+    graph = load_graph(args.graph)
+    task = task_from_args(args)
+    examples = task.load(args.split)[args.offset : args.offset + args.n]
+    if not examples:
+        raise ValueError(f"no questions at offset {args.offset} of {task.name}")
+    settings = default_settings(task.family)
+    settings = GenerationSettings(
+        temperature=args.temperature, max_tokens=args.max_tokens or settings.max_tokens, seed=settings.seed
+    )
+    with open_pool(args) as pool:
+        graph.check(pool.ids())
+        result = evaluate(graph, task, pool, examples=examples, concurrency=args.concurrency, settings=settings)
+    result.split = args.split
+    if args.out:
+        result.save(args.out)
+    summary = result.model_dump(exclude={"records", "graph"})
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    rows = [
+        ("accuracy", f"{result.accuracy:.1%}  (95% CI {result.ci_low:.1%} – {result.ci_high:.1%})"),
+        ("questions", f"{result.n}  ({result.n_correct} correct, {result.n_no_answer} without a parsable answer)"),
+        ("errors", f"{result.n_errors}  ({'counted as wrong' if result.errors_as_wrong else 'left out'})"),
+        ("truncated answers", str(result.n_truncated)),
+        ("tokens", f"{result.prompt_tokens} prompt + {result.completion_tokens} completion"),
+        ("FLOPs measured", f"{result.flops:.4g}  (analytic {result.analytic_flops:.4g})"),
+        (
+            "latency",
+            f"mean {result.latency_mean_s:.2f}s  p50 {result.latency_p50_s:.2f}s  p95 {result.latency_p95_s:.2f}s",
+        ),
+        ("calls", f"{result.calls}  ({result.cache_hits} from the cache)"),
+        ("wall time", f"{result.wall_time_s:.1f}s"),
+    ]
+    print(f"{task.name}: {graph.sink.model} sink, {len(graph.workers)} workers ({args.graph})")
+    for name, value in rows:
+        print(f"  {name:<18} {value}")
+    if args.out:
+        print(f"  result written to {args.out}")
+    return 0

@@ -1,0 +1,68 @@
+"""``langtts evaluate``: a graph over real GSM8K questions against an OpenAI-compatible stub (offline)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from langtts.cli import main
+from langtts.models.config import Endpoint, PoolConfig, PoolModel
+from langtts.tasks import get_task
+from tests.models.stub_server import StubServer
+
+GRAPHS = Path(__file__).resolve().parents[2] / "examples" / "graphs"
+MODELS = ("qwen2.5-coder-0.5b", "smollm2-135m", "gemma3-270m", "qwen2.5-coder-1.5b")
+
+
+def _answer_key() -> dict[str, str]:
+    return {ex.question: ex.answer for ex in get_task("gsm8k").load("test")[:3]}
+
+
+@pytest.fixture
+def pool_file(tmp_path: Path) -> Path:
+    key = _answer_key()
+
+    def reply(request: dict) -> str:  # the right number for questions 0 and 1, nonsense otherwise
+        text = " ".join(m["content"] for m in request["messages"])
+        for i, (question, answer) in enumerate(key.items()):
+            if question in text and i < 2:
+                return f"The answer is {answer}. #### {answer}"
+        return "I am not sure."
+
+    with StubServer(models=MODELS, reply=reply) as server:
+        path = tmp_path / "pool.yaml"
+        models = [PoolModel(id=m, endpoints=[Endpoint(base_url=server.base_url)], context_window=4096) for m in MODELS]
+        PoolConfig(models=models).save(path)
+        yield path
+
+
+def test_evaluate_prints_accuracy_and_writes_the_result(pool_file: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "result.json"
+    argv = ["evaluate", str(GRAPHS / "parallel3.json"), "--task", "gsm8k", "--n", "3", "--pool", str(pool_file)]
+    assert main([*argv, "--no-cache", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"accuracy\s+66\.7%", text), text
+    saved = json.loads(out.read_text())
+    assert saved["n"] == 3 and saved["n_correct"] == 2 and len(saved["records"]) == 3
+    assert main([*argv, "--no-cache", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["calls"] == 12 and "records" not in summary
+
+
+def test_missing_pool_is_a_usage_error(monkeypatch, tmp_path: Path, capsys) -> None:
+    monkeypatch.setenv("LANGTTS_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("LANGTTS_POOL", raising=False)
+    assert main(["evaluate", str(GRAPHS / "parallel3.json"), "--task", "gsm8k"]) == 2
+    assert "no model pool" in capsys.readouterr().err
+
+
+def test_pool_without_the_graphs_models_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    with StubServer(models=["smollm2-135m"]) as server:
+        path = tmp_path / "pool.yaml"
+        PoolConfig(models=[PoolModel(id="smollm2-135m", endpoints=[Endpoint(base_url=server.base_url)])]).save(path)
+        argv = ["evaluate", str(GRAPHS / "parallel3.json"), "--task", "gsm8k", "--pool", str(path), "--no-cache"]
+        assert main(argv) == 2
+    assert "qwen2.5-coder-0.5b" in capsys.readouterr().err

@@ -1,0 +1,146 @@
+"""The embedded server without starting llama-server: presets, pool file, pid file and process handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from langtts.models.config import PoolConfig
+from langtts.serve import embedded
+from langtts.serve.cache import CachePaths
+from langtts.serve.embedded import (
+    BASE_MODEL_STOP,
+    EmbeddedServer,
+    ServerError,
+    pool_config,
+    presets_text,
+    running_server,
+    stop_server,
+)
+from langtts.serve.setup import WEIGHTS
+
+PATHS = {"smollm2-135m": Path("/m/smol.gguf"), "gemma3-270m": Path("/m/gemma.gguf")}
+
+
+def _sections(text: str) -> dict[str, dict[str, str]]:
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+        elif "=" in line:
+            key, value = (part.strip() for part in line.split("=", 1))
+            current[key] = value
+    return sections
+
+
+def test_presets_one_section_per_model() -> None:
+    text = presets_text(PATHS, parallel=3, ctx_per_slot=2048, template_file=Path("/run/t.jinja"))
+    assert text.startswith("version = 1\n")
+    sections = _sections(text)
+    assert list(sections) == ["smollm2-135m", "gemma3-270m"]
+    smol = sections["smollm2-135m"]
+    assert smol == {
+        "model": "/m/smol.gguf",
+        "threads": "1",
+        "parallel": "3",
+        "ctx-size": str(3 * 2048),
+        "kv-unified": "false",
+        "cache-ram": "1024",
+    }
+    assert sections["gemma3-270m"]["chat-template-file"] == "/run/t.jinja"
+
+
+def test_base_model_needs_a_template() -> None:
+    with pytest.raises(ValueError, match="base model"):
+        presets_text({"gemma3-270m": Path("/m/g.gguf")})
+
+
+def test_pool_config(tmp_path: Path) -> None:
+    pool = pool_config(list(PATHS), "http://127.0.0.1:9/v1", parallel=2, ctx_per_slot=4096)
+    pool.save(tmp_path / "pool.yaml")
+    loaded = PoolConfig.load(tmp_path / "pool.yaml")
+    smol, gemma = loaded.models
+    assert (smol.id, smol.context_window, smol.stop) == ("smollm2-135m", 4096, [])
+    assert smol.endpoints[0].base_url == "http://127.0.0.1:9/v1"
+    assert smol.endpoints[0].max_concurrency == 2
+    assert smol.fingerprint == f"sha256:{WEIGHTS['smollm2-135m'].sha256}"
+    assert gemma.stop == list(BASE_MODEL_STOP)
+
+
+def test_unknown_models_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        EmbeddedServer(["gpt-5"])
+    with pytest.raises(ValueError):
+        EmbeddedServer([])
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _write_state(run: Path, pid: int, port: int = 9) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    state = {"pid": pid, "port": port, "models": ["smollm2-135m"], "started": 0}
+    (run / "server.json").write_text(json.dumps(state))
+    (run / "pool.yaml").write_text("models: []\n")
+
+
+def test_dead_pid_is_not_running_and_is_cleaned(tmp_path: Path) -> None:
+    _write_state(tmp_path, _dead_pid())
+    assert running_server(tmp_path) is None
+    assert not (tmp_path / "server.json").exists()
+    assert not (tmp_path / "pool.yaml").exists()
+    assert stop_server(tmp_path) is False
+
+
+def test_recycled_pid_is_never_touched(tmp_path: Path) -> None:
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        _write_state(tmp_path, other.pid)
+        assert running_server(tmp_path) is None  # alive, but not a llama-server
+        _write_state(tmp_path, other.pid)
+        assert stop_server(tmp_path) is False
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_no_state_means_not_running(tmp_path: Path) -> None:
+    assert running_server(tmp_path) is None
+    assert stop_server(tmp_path) is False
+
+
+def test_start_without_setup_reports_missing_weights(tmp_path: Path) -> None:
+    server = EmbeddedServer(["smollm2-135m"], cache=CachePaths(tmp_path / "cache"), run_dir=tmp_path / "run")
+    with pytest.raises(ServerError, match="not set up"):
+        server.start(setup=False)
+
+
+def test_terminate_group_leaves_no_orphans() -> None:
+    script = "sleep 60 & setsid sleep 60 & wait"  # the second one leaves the group but stays a child
+    proc = subprocess.Popen(["bash", "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(embedded._family(proc.pid)) < 3:
+        time.sleep(0.05)
+    family = embedded._family(proc.pid)
+    assert proc.pid in family and len(family) >= 3
+    embedded.terminate_process_group(proc.pid, grace=1.0)  # bash dies on SIGTERM, its sleeps need SIGKILL
+    assert proc.wait(timeout=5) is not None
+    assert not any(embedded._alive(p) for p in family)
+
+
+def test_alive_and_free_port() -> None:
+    assert embedded._alive(os.getpid())
+    assert not embedded._alive(_dead_pid())
+    port = embedded.free_port()
+    assert 1024 <= port <= 65535
+    assert not embedded.is_healthy(port, timeout=0.5)
