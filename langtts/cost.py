@@ -291,8 +291,7 @@ def graph_cost(
     """
     pruned = graph.pruned()
     per_node = {
-        node.id: node_flops(catalog.get(node.model), pruned.in_degree(node.id), lengths)
-        for node in pruned.nodes
+        node.id: node_flops(catalog.get(node.model), pruned.in_degree(node.id), lengths) for node in pruned.nodes
     }
     unit_id = unit_model or smallest_model((n.model for n in graph.nodes), catalog)
     unit = unit_flops(catalog.get(unit_id), lengths)
@@ -334,9 +333,7 @@ def _budget_flops(budget: Budget | float) -> float:
     return budget.flops if isinstance(budget, Budget) else float(budget)
 
 
-def feasible(
-    graph: CollaborationGraph, budget: Budget | float, catalog: ModelCatalog, lengths: TaskLengths
-) -> bool:
+def feasible(graph: CollaborationGraph, budget: Budget | float, catalog: ModelCatalog, lengths: TaskLengths) -> bool:
     """Whether the graph's modelled FLOPs fit the budget."""
     return _fits(graph_cost(graph, catalog, lengths).flops, _budget_flops(budget))
 
@@ -455,9 +452,7 @@ def node_latency(in_degree: int, lengths: TaskLengths, profile: SpeedProfile) ->
     return prompt / profile.prefill_tps + lengths.output_tokens / profile.decode_tps
 
 
-def estimate_latency(
-    graph: CollaborationGraph, lengths: TaskLengths, profiles: Mapping[str, SpeedProfile]
-) -> float:
+def estimate_latency(graph: CollaborationGraph, lengths: TaskLengths, profiles: Mapping[str, SpeedProfile]) -> float:
     """Critical path of the pruned graph in seconds: a node starts when all its predecessors have finished."""
     pruned = graph.pruned()
     finish: dict[str, float] = {}

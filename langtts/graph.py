@@ -334,9 +334,7 @@ def _fields(data: Any, keys: tuple[str, ...], what: str) -> Mapping[str, Any]:
     if missing := [k for k in keys if k not in data]:
         raise GraphError(f"missing key(s) {', '.join(map(repr, missing))} in {what}")
     if extra := [k for k in data if k not in keys]:
-        raise GraphError(
-            f"unknown key(s) {', '.join(map(repr, extra))} in {what} (expected {', '.join(keys)})"
-        )
+        raise GraphError(f"unknown key(s) {', '.join(map(repr, extra))} in {what} (expected {', '.join(keys)})")
     return data
 
 
@@ -376,14 +374,10 @@ def _validate(
     if not sinks:
         raise GraphError("graph has no sink (exactly one node must have role 'decider')")
     if len(sinks) > 1:
-        raise GraphError(
-            f"graph has {len(sinks)} sinks {', '.join(map(repr, sinks))}; exactly one is allowed"
-        )
+        raise GraphError(f"graph has {len(sinks)} sinks {', '.join(map(repr, sinks))}; exactly one is allowed")
     sink = sinks[0]
     if succ[sink]:
-        raise GraphError(
-            f"edge {sink} -> {succ[sink][0]} leaves the sink {sink!r}; the sink has no successors"
-        )
+        raise GraphError(f"edge {sink} -> {succ[sink][0]} leaves the sink {sink!r}; the sink has no successors")
     if cycle := _find_cycle(succ):
         raise GraphError(f"graph is not a DAG: cycle {' -> '.join(cycle)}")
     workers = [n for n in role if n != sink]
@@ -396,9 +390,7 @@ def _validate(
         if role[n] == "fuser" and not any(role[p] == "assistant" for p in pred[n]):
             raise GraphError(f"fuser {n!r} has no assistant predecessor")
     if workers and not pred[sink]:
-        raise GraphError(
-            f"sink {sink!r} has no predecessors although the graph has {len(workers)} worker node(s)"
-        )
+        raise GraphError(f"sink {sink!r} has no predecessors although the graph has {len(workers)} worker node(s)")
     return {n: tuple(p) for n, p in pred.items()}, {n: tuple(s) for n, s in succ.items()}
 
 

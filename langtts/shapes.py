@@ -19,25 +19,19 @@ def single(model: str) -> CollaborationGraph:
     return CollaborationGraph(nodes=(Node(SINK_ID, "decider", model),))
 
 
-def parallel(
-    models: str | Sequence[str], n: int | None = None, sink_model: str | None = None
-) -> CollaborationGraph:
+def parallel(models: str | Sequence[str], n: int | None = None, sink_model: str | None = None) -> CollaborationGraph:
     """``n`` independent assistants feeding the sink; width n, depth 1."""
     ms = _models(models, n, "n")
     return _build(models, ms, [(i, None) for i in range(len(ms))], sink_model)
 
 
-def chain(
-    models: str | Sequence[str], depth: int | None = None, sink_model: str | None = None
-) -> CollaborationGraph:
+def chain(models: str | Sequence[str], depth: int | None = None, sink_model: str | None = None) -> CollaborationGraph:
     """Sequential refinement ``n0 -> n1 -> ... -> n{depth-1} -> sink``; width 1, depth ``depth``."""
     ms = _models(models, depth, "depth")
     return _build(models, ms, [(i, i + 1 if i + 1 < len(ms) else None) for i in range(len(ms))], sink_model)
 
 
-def layered(
-    models: str | Sequence[str], width: int, depth: int, sink_model: str | None = None
-) -> CollaborationGraph:
+def layered(models: str | Sequence[str], width: int, depth: int, sink_model: str | None = None) -> CollaborationGraph:
     """Mixture-of-agents: ``depth`` layers of ``width`` assistants, each layer fully feeding the next and the
     last feeding the sink; models (if a list) are given layer by layer."""
     if width < 1 or depth < 1:
@@ -53,9 +47,7 @@ def layered(
     return _build(models, ms, edges, sink_model)
 
 
-def fused(
-    models: str | Sequence[str], n: int | None = None, sink_model: str | None = None
-) -> CollaborationGraph:
+def fused(models: str | Sequence[str], n: int | None = None, sink_model: str | None = None) -> CollaborationGraph:
     """Parallel-then-fuse: ``n`` assistants feed one fuser (running the sink's model), which feeds the sink.
 
     ``models`` gives the assistants' models; the fuser counts as a worker: the shape has width n, depth 2.

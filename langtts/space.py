@@ -116,8 +116,7 @@ class ProbabilisticGraph:
         self.model_logits = _table(self.model_logits, (n, k), "model_logits")
         if self._sink_cost(1) > self.budget_flops:
             raise ValueError(
-                f"budget {self.budget_flops:.4g} FLOPs cannot pay for the sink ({self.sink_model}) "
-                "with one input"
+                f"budget {self.budget_flops:.4g} FLOPs cannot pay for the sink ({self.sink_model}) with one input"
             )
 
     # ---- construction ---------------------------------------------------------------------------------
@@ -261,9 +260,7 @@ class ProbabilisticGraph:
         self, kept: list[int], assigned: dict[int, int], edges: list[tuple[int, int]], fusers: set[int]
     ) -> CollaborationGraph:
         nodes = [
-            Node(
-                id=worker_id(i), role="fuser" if i in fusers else "assistant", model=self.models[assigned[i]]
-            )
+            Node(id=worker_id(i), role="fuser" if i in fusers else "assistant", model=self.models[assigned[i]])
             for i in kept
         ]
         nodes.append(Node(id=SINK_ID, role="decider", model=self.sink_model))
@@ -425,9 +422,7 @@ class ProbabilisticGraph:
         lines.append("Model probabilities (before the budget mask):")
         for i in range(n):
             probs = self.model_probabilities(i)
-            lines.append(
-                f"  {names[i]}: " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.models, probs, strict=True))
-            )
+            lines.append(f"  {names[i]}: " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.models, probs, strict=True)))
         return "\n".join(lines)
 
 

@@ -245,9 +245,7 @@ def _brute_force_maximal(candidates, sink, budget, lengths, max_nodes):
         if fits(ids)
     }
     return {
-        ids
-        for ids in fitting
-        if len(ids) == max_nodes or not any(tuple(sorted((*ids, c))) in fitting for c in by_id)
+        ids for ids in fitting if len(ids) == max_nodes or not any(tuple(sorted((*ids, c))) in fitting for c in by_id)
     }
 
 
@@ -299,9 +297,7 @@ def test_complete_dag_golden_units(lengths, units):
 
 def test_graph_cost_counts_only_nodes_that_run():
     base = parallel(["1b", "1b"], sink_model="3b")
-    dead = _graph(
-        [*((n.id, n.role, n.model) for n in base.nodes), ("idle", "assistant", "8b")], list(base.edges)
-    )
+    dead = _graph([*((n.id, n.role, n.model) for n in base.nodes), ("idle", "assistant", "8b")], list(base.edges))
     cost = graph_cost(dead, CATALOG, MMLU, unit_model="1b")
     assert "idle" not in cost.per_node
     assert cost.flops == graph_cost(base, CATALOG, MMLU).flops
@@ -334,9 +330,7 @@ def test_repair_deletes_smallest_models_first(units):
             CATALOG.get(n.model).params for n in fixed.workers
         )
     ones = [n.id for n in graph.workers if n.model == "1b"]
-    assert [i for i in ones if i not in kept] == ones[
-        : len([i for i in ones if i not in kept])
-    ]  # ties: by id
+    assert [i for i in ones if i not in kept] == ones[: len([i for i in ones if i not in kept])]  # ties: by id
 
 
 def test_repair_order_and_role_fix():

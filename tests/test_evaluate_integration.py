@@ -24,9 +24,7 @@ def test_three_node_graph_on_real_questions(pool, task_name, options):
     task = get_task(task_name, **options)
     examples = task.load()[:5]
     graph = parallel([QWEN, SMOL], sink_model=QWEN)
-    result = evaluate(
-        graph, task, pool, examples=examples, settings=GenerationSettings(max_tokens=160), progress=False
-    )
+    result = evaluate(graph, task, pool, examples=examples, settings=GenerationSettings(max_tokens=160), progress=False)
     print(result.summary())
     assert result.n == 5 and result.n_errors == 0
     for record, example in zip(result.records, examples, strict=True):
@@ -40,7 +38,5 @@ def test_three_node_graph_on_real_questions(pool, task_name, options):
         assert (rescored.correct, rescored.prediction) == (record.correct, record.prediction)
     assert result.accuracy == sum(r.correct for r in result.records) / 5
     assert result.calls == 15 and 0.1 < result.flops_ratio < 10
-    again = evaluate(
-        graph, task, pool, examples=examples, settings=GenerationSettings(max_tokens=160), progress=False
-    )
+    again = evaluate(graph, task, pool, examples=examples, settings=GenerationSettings(max_tokens=160), progress=False)
     assert again.cache_hits == 15 and again.accuracy == result.accuracy

@@ -124,9 +124,7 @@ def test_unreachable_nodes_are_reported_pruned_and_strict_raises() -> None:
 
 def test_single_input_fuser_gets_a_warning() -> None:
     report = fused("m", n=1).check()
-    assert report.unreachable == () and report.warnings == (
-        "fuser 'n1' has a single input: there is nothing to merge",
-    )
+    assert report.unreachable == () and report.warnings == ("fuser 'n1' has a single input: there is nothing to merge",)
 
 
 def test_unknown_model_id_names_the_node_and_the_known_ids() -> None:
@@ -152,9 +150,7 @@ def test_accessors_and_derived_views() -> None:
         g.node("q")
     with pytest.raises(KeyError):
         g.predecessors("q")
-    assert (
-        g.predecessors("w") == ("x", "z") and g.successors("z") == ("w", "out") and g.successors("out") == ()
-    )
+    assert g.predecessors("w") == ("x", "z") and g.successors("z") == ("w", "out") and g.successors("out") == ()
     assert g.in_degree("w") == 2
     assert g.in_degrees() == {"x": 0, "y": 0, "z": 2, "w": 2, "out": 2}
     assert g.layers() == [["x", "y"], ["z"], ["w"], ["out"]]

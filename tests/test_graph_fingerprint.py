@@ -164,9 +164,7 @@ def test_random_larger_graphs_fingerprint_iff_isomorphic() -> None:
     rng = random.Random(7)
     graphs = [random_dag(rng, rng.randint(5, 7), 0.3, models="a") for _ in range(1000)]
     graphs += [random_dag(rng, rng.randint(5, 8), 0.35, models="ab") for _ in range(500)]
-    graphs += [
-        regular_bipartite(rng, n, k) for n, k in [(4, 2), (5, 2), (6, 2), (6, 3), (7, 3)] for _ in range(60)
-    ]
+    graphs += [regular_bipartite(rng, n, k) for n, k in [(4, 2), (5, 2), (6, 2), (6, 3), (7, 3)] for _ in range(60)]
     graphs += [shuffled(g, rng) for g in graphs[::5]]
     n, classes, pairs = assert_classes_are_isomorphism_classes(graphs)
     print(f"\n{n} random graphs, {classes} classes, {pairs} cross-class pairs")

@@ -35,9 +35,7 @@ def test_parallel(n: int) -> None:
 def test_chain(d: int) -> None:
     g = chain("m", depth=d)
     assert len(g.nodes) == d + 1 and roles(g) == ["assistant"] * d + ["decider"]
-    assert [list(e) for e in g.edges] == [[f"n{i}", f"n{i + 1}"] for i in range(d - 1)] + [
-        [f"n{d - 1}", "sink"]
-    ]
+    assert [list(e) for e in g.edges] == [[f"n{i}", f"n{i + 1}"] for i in range(d - 1)] + [[f"n{d - 1}", "sink"]]
     assert (g.width, g.depth) == (1, d)
 
 
@@ -57,9 +55,7 @@ def test_fused(n: int) -> None:
     g = fused("m", n=n, sink_model="big")
     assert roles(g) == ["assistant"] * n + ["fuser", "decider"]
     assert models(g) == ["m"] * n + ["big", "big"]
-    assert g.predecessors(f"n{n}") == tuple(f"n{i}" for i in range(n)) and g.predecessors("sink") == (
-        f"n{n}",
-    )
+    assert g.predecessors(f"n{n}") == tuple(f"n{i}" for i in range(n)) and g.predecessors("sink") == (f"n{n}",)
     assert (g.width, g.depth) == (n, 2)
 
 

@@ -20,9 +20,7 @@ UNIT = unit_flops(SPECS[0], MMLU)
 
 
 def space(units: float = 18, **kwargs) -> ProbabilisticGraph:
-    return ProbabilisticGraph.for_budget(
-        ["small", "medium", "large"], "medium", units * UNIT, MMLU, CATALOG, **kwargs
-    )
+    return ProbabilisticGraph.for_budget(["small", "medium", "large"], "medium", units * UNIT, MMLU, CATALOG, **kwargs)
 
 
 def random_logits(pg: ProbabilisticGraph, seed: int) -> ProbabilisticGraph:
@@ -148,9 +146,7 @@ def test_explain_scores_a_foreign_graph():
     sample = pg.explain(graph)
     assert math.isfinite(pg.log_prob(sample))
     assert any(d.fuser for d in sample.roles)
-    np.testing.assert_allclose(
-        pg.grad_log_prob(sample).edge, _finite_difference(pg, sample, "edge_logits"), atol=1e-5
-    )
+    np.testing.assert_allclose(pg.grad_log_prob(sample).edge, _finite_difference(pg, sample, "edge_logits"), atol=1e-5)
 
 
 def test_explain_rejects_graphs_outside_the_space():

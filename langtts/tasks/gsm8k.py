@@ -37,9 +37,7 @@ class GSM8KTask(Task):
     name = "gsm8k"
     family = "gsm8k"
     lengths_key = None
-    answer_format = (
-        'End your reply with a final line of the form "#### <number>", giving only the final number.'
-    )
+    answer_format = 'End your reply with a final line of the form "#### <number>", giving only the final number.'
 
     def _load(self, split: str) -> list[Example]:
         return list(packaged_examples("gsm8k/gsm8k.jsonl"))

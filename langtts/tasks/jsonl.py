@@ -38,14 +38,10 @@ def read_jsonl(source: str | os.PathLike[str] | Traversable) -> list[dict]:
                 except json.JSONDecodeError as e:
                     raise JsonlFormatError(f"{source}:{lineno}: invalid JSON ({e.msg})") from None
                 if not isinstance(row, dict):
-                    raise JsonlFormatError(
-                        f"{source}:{lineno}: expected a JSON object, got {type(row).__name__}"
-                    )
+                    raise JsonlFormatError(f"{source}:{lineno}: expected a JSON object, got {type(row).__name__}")
                 missing = [k for k in REQUIRED_KEYS if k not in row]
                 if missing:
-                    raise JsonlFormatError(
-                        f"{source}:{lineno}: missing key(s) {', '.join(map(repr, missing))}"
-                    )
+                    raise JsonlFormatError(f"{source}:{lineno}: missing key(s) {', '.join(map(repr, missing))}")
                 rows.append(row)
         except UnicodeDecodeError as e:
             raise JsonlFormatError(f"{source}: not UTF-8 ({e.reason})") from None
@@ -65,9 +61,7 @@ def to_examples(rows: Iterable[dict], source: str) -> list[Example]:
         seen.add(ex_id)
         question, answer = row["question"], row["answer"]
         if not isinstance(question, str) or not isinstance(answer, str | int | float):
-            raise JsonlFormatError(
-                f"{source}: id {ex_id!r}: 'question' must be a string, 'answer' a string or number"
-            )
+            raise JsonlFormatError(f"{source}: id {ex_id!r}: 'question' must be a string, 'answer' a string or number")
         meta = {k: _freeze(v) for k, v in row.items() if k not in REQUIRED_KEYS}
         examples.append(Example(id=ex_id, question=question, answer=str(answer), meta=meta))
     return examples

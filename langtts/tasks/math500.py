@@ -67,9 +67,7 @@ def _checkpoint() -> None:
 def call_with_budget(fn: Callable[[], T], budget_s: float) -> T:
     """Run `fn` in a helper thread; past `budget_s` seconds interrupt it and raise TimeoutError."""
     box: dict[str, Any] = {}
-    lock = (
-        threading.Lock()
-    )  # the interrupt is sent only while `fn` runs, so it hits this thread, inside the try
+    lock = threading.Lock()  # the interrupt is sent only while `fn` runs, so it hits this thread, inside the try
 
     def target() -> None:
         try:
@@ -91,9 +89,7 @@ def call_with_budget(fn: Callable[[], T], budget_s: float) -> T:
     thread.join(budget_s)
     with lock:
         if "done" not in box:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(thread.ident or 0), ctypes.py_object(_Overrun)
-            )
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident or 0), ctypes.py_object(_Overrun))
             raise TimeoutError(f"math-verify took longer than {budget_s:g}s")
     if "error" in box:
         raise box["error"]

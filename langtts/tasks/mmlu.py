@@ -49,17 +49,13 @@ class MMLUTask(Task):
     family = "mmlu"
     lengths_key = "mmlu"
     splits = ("dev", "val", "test")
-    answer_format = (
-        'End your reply with a final line of the form "Answer: X", where X is one of A, B, C or D.'
-    )
+    answer_format = 'End your reply with a final line of the form "Answer: X", where X is one of A, B, C or D.'
 
     def __init__(self, split: str = "test", subjects: Iterable[str] | None = None) -> None:
         if split not in self.splits:
             raise ValueError(f"MMLU has no split {split!r}; choose from {list(self.splits)}")
         self.default_split = split
-        self.subjects = (
-            None if subjects is None else frozenset([subjects] if isinstance(subjects, str) else subjects)
-        )
+        self.subjects = None if subjects is None else frozenset([subjects] if isinstance(subjects, str) else subjects)
         if self.subjects is not None:
             known = {ex.meta["subject"] for ex in packaged_examples(_FILES["dev"])}
             unknown = sorted(self.subjects - known)
@@ -73,9 +69,7 @@ class MMLUTask(Task):
         return [ex for ex in examples if ex.meta["subject"] in self.subjects]
 
     def format_question(self, ex: Example) -> str:
-        options = "\n".join(
-            f"{letter}. {choice}" for letter, choice in zip(LETTERS, ex.meta["choices"], strict=True)
-        )
+        options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, ex.meta["choices"], strict=True))
         return f"{ex.question}\n\n{options}"
 
     def score(self, text: str, ex: Example) -> Score:

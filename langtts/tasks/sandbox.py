@@ -126,9 +126,7 @@ def _run(
     return _verdict(proc.returncode, bytes(stdout), bytes(stderr), overrun, nonce, timeout_s, cap)
 
 
-def _collect(
-    proc: subprocess.Popen[bytes], deadline: float, cap: int
-) -> tuple[bytearray, bytearray, str | None]:
+def _collect(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> tuple[bytearray, bytearray, str | None]:
     """Read stdout/stderr until both close or the leader exits; stop early at the deadline or output cap."""
     assert proc.stdout is not None and proc.stderr is not None
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()

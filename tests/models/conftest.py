@@ -38,9 +38,7 @@ def make_pool() -> Iterator[Callable[..., ModelPool]]:
     """`make_pool(*servers, max_concurrency=4, model=None, **pool_kwargs)`; closed after the test."""
     pools: list[ModelPool] = []
 
-    def make(
-        *servers: StubServer, max_concurrency: int = 4, model: dict | None = None, **kwargs: Any
-    ) -> ModelPool:
+    def make(*servers: StubServer, max_concurrency: int = 4, model: dict | None = None, **kwargs: Any) -> ModelPool:
         kwargs.setdefault("retry_wait", 0.01)
         kwargs.setdefault("retry_wait_max", 0.05)
         pool = ModelPool(pool_config(*servers, max_concurrency=max_concurrency, **(model or {})), **kwargs)

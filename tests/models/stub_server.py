@@ -81,9 +81,7 @@ class StubServer:
         httpd.server_bind()
         httpd.server_activate()
         self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
 
@@ -121,9 +119,7 @@ class StubServer:
             if self.always_status is not None:
                 return self.always_status, _error(self.always_status, "the stub always rejects this request")
             if number <= self.fail_first:
-                return self.fail_status, _error(
-                    self.fail_status, f"stub failure {number} of {self.fail_first}"
-                )
+                return self.fail_status, _error(self.fail_status, f"stub failure {number} of {self.fail_first}")
             if request.get("model") not in self.models:
                 return 400, _error(400, f"model {request.get('model')!r} not found")
             deadline = time.monotonic() + self.latency
@@ -153,9 +149,7 @@ class StubServer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request["model"],
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-            ],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
         }
         if self.usage:
             completion = count_tokens(text)
@@ -189,9 +183,7 @@ def _handler(server: StubServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             if self.path.rstrip("/") == "/v1/models":
-                self._send(
-                    200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]}
-                )
+                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
             elif self.path == "/health":
                 self._send(200, {"status": "ok"})
             else:

@@ -34,12 +34,8 @@ def test_first_answer_wins(tmp_path: Path) -> None:
 
 def test_keys_separate_sample_indices_and_requests() -> None:
     base = request_key({"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0.7})
-    assert base == request_key(
-        {"temperature": 0.7, "messages": [{"content": "q", "role": "user"}], "model": "m"}
-    )
-    assert base != request_key(
-        {"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0.8}
-    )
+    assert base == request_key({"temperature": 0.7, "messages": [{"content": "q", "role": "user"}], "model": "m"})
+    assert base != request_key({"model": "m", "messages": [{"role": "user", "content": "q"}], "temperature": 0.8})
     assert len({cache_key(base, i) for i in range(5)}) == 5
 
 

@@ -13,9 +13,7 @@ from langtts.models import CallRecord, Usage, UsageLedger, track
 from langtts.models.ledger import active_ledgers
 
 
-def record(
-    node: str | None, *, cached: bool = False, flops: float = 100.0, error: str | None = None
-) -> CallRecord:
+def record(node: str | None, *, cached: bool = False, flops: float = 100.0, error: str | None = None) -> CallRecord:
     tags = {"graph": "g1", "purpose": "answer"} | ({"node": node} if node else {})
     return CallRecord(
         model="m",
@@ -34,9 +32,7 @@ def record(
 
 @pytest.fixture
 def ledger() -> UsageLedger:
-    return UsageLedger(
-        [record("a"), record("a", cached=True), record("b", flops=300.0), record("b", error="boom")]
-    )
+    return UsageLedger([record("a"), record("a", cached=True), record("b", flops=300.0), record("b", error="boom")])
 
 
 def test_totals(ledger: UsageLedger) -> None:

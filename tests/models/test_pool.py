@@ -74,9 +74,7 @@ def test_finish_reason_length(stub: StubServer, make_pool: MakePool) -> None:
 
 
 def test_inline_spec_flops(stub: StubServer, make_pool: MakePool) -> None:
-    pool = make_pool(
-        stub, model={"spec": {"params": 1e9, "layers": 10, "hidden": 1000, "context_window": 2048}}
-    )
+    pool = make_pool(stub, model={"spec": {"params": 1e9, "layers": 10, "hidden": 1000, "context_window": 2048}})
     result = pool.chat(MODEL, user("a b"))
     assert result.flops == call_flops(pool.spec(MODEL), result.prompt_tokens, result.completion_tokens)
     assert pool.spec(MODEL).id == MODEL and pool.context_window(MODEL) == 2048
@@ -280,9 +278,7 @@ def test_cap_holds_across_threads_and_event_loops(make_stub: MakeStub, make_pool
             pool.chat(MODEL, user(f"sync w{worker} q{i}"))
 
     with ThreadPoolExecutor(6) as executor:
-        futures = [executor.submit(one_loop, w) for w in range(3)] + [
-            executor.submit(blocking, w) for w in range(3)
-        ]
+        futures = [executor.submit(one_loop, w) for w in range(3)] + [executor.submit(blocking, w) for w in range(3)]
         for future in futures:
             future.result()
     assert server.chat_calls == 3 * 5 + 3 * 3
@@ -400,9 +396,7 @@ def test_sample_counter_with_request_key(make_stub: MakeStub, make_pool: MakePoo
     key = pool.request_key(MODEL, messages, temperature=0.7)
     assert key == pool.request_key(MODEL, [HumanMessage("same question")], temperature=0.7)
     assert key != pool.request_key(MODEL, messages, temperature=0.7, max_tokens=10)
-    texts = [
-        pool.chat(MODEL, messages, temperature=0.7, sample_index=counter.next(key)).text for _ in range(3)
-    ]
+    texts = [pool.chat(MODEL, messages, temperature=0.7, sample_index=counter.next(key)).text for _ in range(3)]
     assert len(set(texts)) == 3
 
 
@@ -425,10 +419,7 @@ def test_ledger_per_tag(stub: StubServer, make_pool: MakePool) -> None:
 
     async def run() -> None:
         await asyncio.gather(
-            *(
-                pool.achat(MODEL, user(f"q{i}"), tags={"graph": f"g{i % 2}", "node": f"n{i % 3}"})
-                for i in range(12)
-            )
+            *(pool.achat(MODEL, user(f"q{i}"), tags={"graph": f"g{i % 2}", "node": f"n{i % 3}"}) for i in range(12))
         )
 
     asyncio.run(run())

@@ -47,10 +47,7 @@ def test_distinct_samples_for_distinct_indices(pool: ModelPool) -> None:
     messages = user("Write one short sentence about the sea.")
 
     async def samples() -> list[str]:
-        calls = [
-            pool.achat(TEST_MODELS[0], messages, temperature=0.8, max_tokens=24, sample_index=i)
-            for i in range(3)
-        ]
+        calls = [pool.achat(TEST_MODELS[0], messages, temperature=0.8, max_tokens=24, sample_index=i) for i in range(3)]
         return [r.text for r in await asyncio.gather(*calls)]
 
     texts = asyncio.run(samples())
@@ -64,8 +61,7 @@ def test_seeded_samples_reproduce_without_cache(embedded_server: ServerInfo) -> 
     for _ in range(2):
         with ModelPool.from_file(embedded_server.pool_file) as pool:
             results = [
-                pool.chat(TEST_MODELS[0], messages, temperature=0.8, max_tokens=12, sample_index=i)
-                for i in (0, 1)
+                pool.chat(TEST_MODELS[0], messages, temperature=0.8, max_tokens=12, sample_index=i) for i in (0, 1)
             ]
             runs.append([r.text for r in results])
     assert runs[0] == runs[1]
