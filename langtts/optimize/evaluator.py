@@ -1,0 +1,95 @@
+"""Evaluators measure a graph on a batch of questions. `PoolEvaluator` runs it for real through the model pool;
+:mod:`langtts.optimize.synthetic` holds an instrument for testing optimizer logic without any model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from langtts.compile import ContextOverflowError
+from langtts.evaluate import aevaluate
+from langtts.graph import CollaborationGraph
+from langtts.models.pool import ModelPool
+from langtts.optimize.base import EvaluationError, Outcome
+from langtts.tasks.base import Example, Task
+
+
+class Evaluator(Protocol):
+    async def evaluate(self, graph: CollaborationGraph, examples: Sequence[Example]) -> Outcome:
+        """Run ``graph`` on ``examples`` and measure it; raise `EvaluationError` if it could not be measured."""
+
+
+class PoolEvaluator:
+    """Runs graphs with :func:`langtts.evaluate.aevaluate` on the pool; every call is tagged ``tags`` (the loop
+    adds ``purpose=evaluate`` and the run id).
+
+    A question whose model call failed after the pool's retries makes the whole evaluation an
+    `EvaluationError` (the server is failing; scoring it as wrong would mislead the search). A graph whose
+    prompts cannot fit a model's context window is measured as wrong on every question.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        pool: ModelPool,
+        *,
+        concurrency: int = 4,
+        tags: Mapping[str, str] | None = None,
+        **compile_options: Any,
+    ) -> None:
+        self.task = task
+        self.pool = pool
+        self.concurrency = concurrency
+        self.tags = dict(tags or {})
+        self.compile_options = compile_options
+
+    async def evaluate(self, graph: CollaborationGraph, examples: Sequence[Example]) -> Outcome:
+        ids = [ex.id for ex in examples]
+        try:
+            result = await aevaluate(
+                graph,
+                self.task,
+                self.pool,
+                examples=examples,
+                concurrency=self.concurrency,
+                progress=False,
+                keep_traces=False,
+                tags=self.tags,
+                **self.compile_options,
+            )
+        except ContextOverflowError:
+            return Outcome(
+                question_ids=ids,
+                correct=[False] * len(ids),
+                accuracy=0.0,
+                ci_low=0.0,
+                ci_high=0.0,
+                flops=0.0,
+                latency_s=0.0,
+                prompt_tokens=0,
+                completion_tokens=0,
+                calls=0,
+                cache_hits=0,
+                errors=len(ids),
+                wall_time_s=0.0,
+            )
+        failed = [r for r in result.records if r.error == "call_failed"]
+        if failed:
+            raise EvaluationError(
+                f"{len(failed)} of {result.n} questions failed after retries: {' '.join(failed[0].detail.split())}"
+            )
+        return Outcome(
+            question_ids=[r.id for r in result.records],
+            correct=[r.correct for r in result.records],
+            accuracy=result.accuracy,
+            ci_low=result.ci_low,
+            ci_high=result.ci_high,
+            flops=result.flops,
+            latency_s=result.latency_p50_s,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            calls=result.calls,
+            cache_hits=result.cache_hits,
+            errors=result.n_errors,
+            wall_time_s=result.wall_time_s,
+        )

@@ -1,0 +1,201 @@
+"""What a run directory holds: the run's configuration, its resumable state and its final result.
+
+``RUN_DIR/config.json`` (:class:`RunConfig`) is written once; ``RUN_DIR/state.json`` (:class:`RunState`: the
+ledger of every evaluation, the optimizer's state, progress, cost so far) is replaced atomically after every
+evaluation; ``RUN_DIR/result.json`` (:class:`OptimizationResult`) is written when the run ends. Every file
+carries ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from langtts.cost import Budget, TaskLengths
+from langtts.graph import CollaborationGraph
+from langtts.models.ledger import Usage
+from langtts.optimize.base import Evaluation
+
+SCHEMA_VERSION = 1
+
+
+class RunConfig(BaseModel):
+    """Everything needed to (re)build a run: what is searched, how, and on which questions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    task: str
+    task_options: dict[str, Any] = Field(default_factory=dict)
+    split: str | None = None
+    method: str
+    method_options: dict[str, Any] = Field(default_factory=dict)
+    objective: dict[str, Any]
+    budget: Budget
+    models: list[str]
+    sink_model: str
+    lengths: TaskLengths
+    max_nodes: int
+    iterations: int
+    batch_size: int
+    n_search: int
+    n_test: int
+    top_k: int
+    validation_size: int
+    seed: int
+    max_evaluations: int | None = None
+    wall_time_s: float | None = None
+    patience: int | None = None
+    concurrency: int = 4
+    temperature: float = 0.1
+    max_tokens: int | None = None
+
+
+class CostTotals(BaseModel):
+    """Summed pool usage of one purpose (evaluation or optimizer LLM calls) over every session of a run."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    flops: float = 0.0
+    flops_spent: float = 0.0  # calls actually computed (not served from the cache)
+
+    def plus(self, usage: Usage) -> CostTotals:
+        return CostTotals(
+            calls=self.calls + usage.calls,
+            cache_hits=self.cache_hits + usage.hits,
+            errors=self.errors + usage.errors,
+            prompt_tokens=self.prompt_tokens + usage.prompt_tokens,
+            completion_tokens=self.completion_tokens + usage.completion_tokens,
+            flops=self.flops + usage.flops,
+            flops_spent=self.flops_spent + usage.flops_spent,
+        )
+
+
+class RunState(BaseModel):
+    """The resumable state, saved after every evaluation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    phase: Literal["search", "validate", "test", "done"] = "search"
+    evaluations: list[Evaluation] = Field(default_factory=list)
+    optimizer_state: dict[str, Any] | None = None
+    pending_observe: int | None = None  # ledger index of a search evaluation the optimizer has not observed
+    rounds: int = 0
+    elapsed_s: float = 0.0
+    best_scores: list[float] = Field(default_factory=list)
+    objective: dict[str, Any] = Field(default_factory=dict)  # the bound objective (e.g. its latency reference)
+    stop_reason: str | None = None
+    evaluation_cost: CostTotals = Field(default_factory=CostTotals)
+    optimizer_cost: CostTotals = Field(default_factory=CostTotals)
+    sessions: int = 0
+    error: str | None = None
+
+
+class Choice(BaseModel):
+    """The chosen graph and why: its search and validation scores."""
+
+    fingerprint: str
+    graph: dict[str, Any]
+    modelled_flops: float
+    search_score: float
+    search_evaluations: int
+    validation_score: float | None
+    validation_accuracy: float | None
+    ledger_index: int
+
+    def collaboration_graph(self) -> CollaborationGraph:
+        return CollaborationGraph.from_dict(self.graph)
+
+
+class ParetoPoint(BaseModel):
+    fingerprint: str
+    accuracy: float
+    latency_s: float
+    modelled_flops: float
+
+
+class OptimizationResult(BaseModel):
+    """The outcome of a run (``RUN_DIR/result.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    run_dir: str
+    config: RunConfig
+    chosen: Choice
+    test: Evaluation | None
+    stop_reason: str
+    rounds: int
+    ledger: list[Evaluation]
+    pareto: list[ParetoPoint]
+    evaluation_cost: CostTotals
+    optimizer_cost: CostTotals
+    wall_time_s: float
+    method_report: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def graph(self) -> CollaborationGraph:
+        return self.chosen.collaboration_graph()
+
+    def summary(self) -> str:
+        """A few human-readable lines."""
+        c, t = self.chosen, self.test
+        lines = [
+            f"{self.config.method} on {self.config.task}: {self.rounds} rounds, {len(self.ledger)} evaluations "
+            f"({self.stop_reason}), {self.wall_time_s:.0f}s",
+            f"chosen graph {c.fingerprint[:12]}: search score {c.search_score:.3f} over {c.search_evaluations} "
+            f"evaluation(s)"
+            + (f", validation score {c.validation_score:.3f}" if c.validation_score is not None else ""),
+        ]
+        if t is not None:
+            o = t.outcome
+            lines.append(
+                f"held-out test: accuracy {o.accuracy:.1%} (95% CI {o.ci_low:.1%} – {o.ci_high:.1%}) "
+                f"on {len(o.question_ids)} questions, latency p50 {o.latency_s:.1f}s"
+            )
+        ev, op = self.evaluation_cost, self.optimizer_cost
+        lines.append(
+            f"search cost: {ev.calls} evaluation calls ({ev.cache_hits} from the cache, {ev.flops:.3g} FLOPs); "
+            f"{op.calls} optimizer-LLM calls ({op.flops:.3g} FLOPs)"
+        )
+        return "\n".join(lines)
+
+    def save(self, path: str | Path) -> None:
+        write_json(Path(path), self.model_dump(mode="json"))
+
+    @classmethod
+    def load(cls, path: str | Path) -> OptimizationResult:
+        return cls.model_validate(read_json(Path(path), "result"))
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON atomically (temporary file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w") as handle:
+        json.dump(data, handle, indent=1)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist: not a langtts run directory?") from None
+    except ValueError as error:
+        raise ValueError(f"{what} file {path} is not valid JSON: {error}") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"{what} file {path} has schema_version {version!r}; this langtts reads {SCHEMA_VERSION}")
+    return data

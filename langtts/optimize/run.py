@@ -1,0 +1,604 @@
+"""The search loop: one entry point for every method, resumable from its run directory.
+
+A run (method.md §6):
+
+1. **search** — round r asks the method for a graph, evaluates it on the next ``batch_size`` questions of the
+   search split (batches rotate through the split, fresh questions each round) and reports the evaluation back;
+   until a stop condition holds (iterations, evaluations, wall time, no improvement, ``RUN_DIR/STOP``) or the
+   method has nothing left to try;
+2. **validate** — the ``top_k`` graphs by mean search score are re-evaluated on ``validation_size`` questions of
+   the search split, so the choice is not a winner's curse on a few questions;
+3. **test** — the chosen graph (best validation score; ties: search score, then fewer FLOPs) is evaluated on
+   held-out test questions, with a bootstrap CI.
+
+Every evaluation is appended to the ledger in ``RUN_DIR/state.json``, which is replaced atomically after each
+one together with the method's state, so ``optimize(..., run_dir=existing)`` / :func:`resume` continue where a
+run stopped — even after SIGKILL — without losing or repeating an evaluation (an evaluation cut off midway is
+run again; its finished calls come from the pool's cache). See :mod:`langtts.optimize.records` for the files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from langtts.compile import GenerationSettings, default_settings
+from langtts.cost import Budget, TaskLengths, default_catalog, smallest_model, task_lengths
+from langtts.graph import CollaborationGraph
+from langtts.models.ledger import UsageLedger, track
+from langtts.models.pool import ModelPool
+from langtts.optimize.base import (
+    METHODS,
+    Evaluation,
+    EvaluationError,
+    MethodContext,
+    OptimizationError,
+    Optimizer,
+    Phase,
+    SearchSpace,
+    pool_catalog,
+)
+from langtts.optimize.evaluator import Evaluator, PoolEvaluator
+from langtts.optimize.objectives import ObjectiveLike, make_objective
+from langtts.optimize.records import (
+    Choice,
+    OptimizationResult,
+    ParetoPoint,
+    RunConfig,
+    RunState,
+    read_json,
+    write_json,
+)
+from langtts.optimize.stoppers import (
+    Evaluations,
+    Iterations,
+    NoImprovement,
+    Progress,
+    StopFile,
+    Stopper,
+    WallTime,
+)
+from langtts.space import DEFAULT_MAX_NODES
+from langtts.tasks import get_task
+from langtts.tasks.base import Example, Task
+from langtts.tasks.splits import search_test_split
+
+EvaluatorLike = Evaluator | Callable[[SearchSpace], Evaluator]
+ProgressLike = bool | Callable[[str], None]
+STOP_FILE = "STOP"
+
+
+def optimize(task: Task | str, pool: ModelPool | None, budget: Budget | float, **options: Any) -> OptimizationResult:
+    """Search for the best collaboration graph for ``task`` within ``budget``; see :func:`aoptimize`."""
+    return asyncio.run(aoptimize(task, pool, budget, **options))
+
+
+async def aoptimize(
+    task: Task | str,
+    pool: ModelPool | None,
+    budget: Budget | float,
+    *,
+    method: str = "agent-reinforce",
+    method_options: dict[str, Any] | None = None,
+    objective: ObjectiveLike = "accuracy",
+    iterations: int = 10,
+    batch_size: int = 4,
+    top_k: int = 3,
+    validation_size: int = 12,
+    n_search: int | None = None,
+    n_test: int = 20,
+    split: str | None = None,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    models: Sequence[str] | None = None,
+    sink_model: str | None = None,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    lengths: TaskLengths | None = None,
+    max_evaluations: int | None = None,
+    wall_time_s: float | None = None,
+    patience: int | None = None,
+    stop: Stopper | None = None,
+    concurrency: int = 4,
+    temperature: float = 0.1,
+    max_tokens: int | None = None,
+    evaluator: EvaluatorLike | None = None,
+    progress: ProgressLike = True,
+) -> OptimizationResult:
+    """Search for the best collaboration graph for ``task`` on ``pool`` within ``budget``.
+
+    - ``budget``: a :class:`~langtts.cost.Budget`, or a number of units — no-input calls of the smallest worker
+      model at the task's average lengths (``Budget.from_flops`` for raw FLOPs per question).
+    - ``method``: a name in :data:`~langtts.optimize.base.METHODS` (``random``, ``reinforce``, ``bayes``,
+      ``grid``, ``agent-reinforce``); ``method_options`` go to its constructor.
+    - ``objective``: ``"accuracy"``, ``"joint"`` / ``{"name": "joint", "weight": w}`` (accuracy − w · latency /
+      first latency) or a function of the :class:`~langtts.optimize.base.Outcome`.
+    - questions: ``n_search`` search and ``n_test`` held-out test questions drawn from ``split`` without overlap
+      (seeded); ``n_search`` defaults to enough for ``iterations`` fresh batches and the validation set.
+    - ``lengths``: the task's average prompt/answer tokens for the cost model (default: the task's preset, the
+      math preset for tasks without one; measure your own with :func:`~langtts.cost.measure_task_lengths`).
+    - ``models``: worker models (default: every pool model); ``sink_model``: the decider's model (default: the
+      pool's largest).
+    - stop conditions: ``iterations`` rounds, ``max_evaluations``, ``wall_time_s``, ``patience`` rounds without
+      improvement, ``RUN_DIR/STOP``, and any extra ``stop`` stopper (not stored: pass it again to resume).
+    - ``run_dir``: where everything is written (default ``langtts-runs/<task>-<method>-<time>``); an existing
+      run directory of the same run is resumed, a finished one returns its result.
+    - ``evaluator``: replaces real evaluation on the pool (an object or ``space -> evaluator``; tests use
+      :class:`~langtts.optimize.synthetic.SyntheticEvaluator`).
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
+    for name, value in {"iterations": iterations, "batch_size": batch_size, "concurrency": concurrency}.items():
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if top_k < 0 or validation_size < 0 or n_test < 0:
+        raise ValueError("top_k, validation_size and n_test must be >= 0")
+    if pool is None and evaluator is None:
+        raise ValueError("a model pool is needed unless an evaluator is given")
+    catalog = pool_catalog(pool) if pool is not None else default_catalog()
+    models = list(models) if models is not None else list(pool.ids() if pool is not None else ())
+    if not models:
+        raise ValueError("no worker models: pass models=... or a pool")
+    unknown = [m for m in models if m not in catalog]
+    sink_model = sink_model or max(models, key=lambda m: catalog.get(m).params)
+    if unknown or sink_model not in catalog:
+        raise ValueError(f"unknown model id(s) {unknown or [sink_model]}; known: {list(catalog.ids())}")
+    lengths = lengths or task_lengths(task.lengths_key or "math")
+    if not isinstance(budget, Budget):
+        budget = Budget.from_units(float(budget), catalog.get(smallest_model(models, catalog)), lengths)
+    examples_available = len(task.load(split))
+    wanted = n_search if n_search is not None else max(iterations * batch_size, validation_size)
+    wanted = min(wanted, examples_available - n_test)
+    if wanted < min(batch_size, 1):
+        raise ValueError(f"{task.name} has {examples_available} questions: too few for n_test={n_test} and a search")
+    objective_ = make_objective(objective)
+    run_path = Path(run_dir) if run_dir is not None else _default_run_dir(task.name, method)
+    config = RunConfig(
+        run_id=run_path.resolve().name,
+        task=task.name,
+        task_options=_task_options(task),
+        split=split,
+        method=method,
+        method_options=dict(method_options or {}),
+        objective=objective_.spec(),
+        budget=budget,
+        models=models,
+        sink_model=sink_model,
+        lengths=lengths,
+        max_nodes=max_nodes,
+        iterations=iterations,
+        batch_size=batch_size,
+        n_search=wanted,
+        n_test=n_test,
+        top_k=top_k,
+        validation_size=validation_size,
+        seed=seed,
+        max_evaluations=max_evaluations,
+        wall_time_s=wall_time_s,
+        patience=patience,
+        concurrency=concurrency,
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
+    config_file = run_path / "config.json"
+    if config_file.exists():
+        stored = RunConfig.model_validate(read_json(config_file, "config"))
+        _check_same_run(stored, config, run_path)
+        config = stored
+    else:
+        run_path.mkdir(parents=True, exist_ok=True)
+        write_json(config_file, config.model_dump(mode="json"))
+    run = _Run(config, run_path, task, pool, objective_, evaluator, stop, _reporter(progress))
+    return await run.execute()
+
+
+def resume(
+    run_dir: str | Path,
+    pool: ModelPool | None,
+    *,
+    task: Task | None = None,
+    objective: ObjectiveLike | None = None,
+    evaluator: EvaluatorLike | None = None,
+    stop: Stopper | None = None,
+    progress: ProgressLike = True,
+) -> OptimizationResult:
+    """Continue the run in ``run_dir`` (or return its result if it finished); see :func:`aresume`."""
+    return asyncio.run(
+        aresume(run_dir, pool, task=task, objective=objective, evaluator=evaluator, stop=stop, progress=progress)
+    )
+
+
+async def aresume(
+    run_dir: str | Path,
+    pool: ModelPool | None,
+    *,
+    task: Task | None = None,
+    objective: ObjectiveLike | None = None,
+    evaluator: EvaluatorLike | None = None,
+    stop: Stopper | None = None,
+    progress: ProgressLike = True,
+) -> OptimizationResult:
+    """Continue a run from its directory. A user-defined task or objective function must be passed again."""
+    run_path = Path(run_dir)
+    config = RunConfig.model_validate(read_json(run_path / "config.json", "config"))
+    task = task or get_task(config.task, **config.task_options)
+    if objective is None:
+        objective = config.objective
+    if pool is None and evaluator is None:
+        raise ValueError("a model pool is needed to resume unless an evaluator is given")
+    run = _Run(config, run_path, task, pool, make_objective(objective), evaluator, stop, _reporter(progress))
+    return await run.execute()
+
+
+class _Run:
+    """One session of a run: loads the state, runs the remaining phases, saves after every evaluation."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        task: Task,
+        pool: ModelPool | None,
+        objective: Any,
+        evaluator: EvaluatorLike | None,
+        stop: Stopper | None,
+        report: Callable[[str], None],
+    ) -> None:
+        self.config, self.run_dir, self.task, self.pool = config, run_dir, task, pool
+        self.report = report
+        catalog = pool_catalog(pool) if pool is not None else default_catalog()
+        self.space = SearchSpace(
+            models=tuple(config.models),
+            sink_model=config.sink_model,
+            budget=config.budget,
+            lengths=config.lengths,
+            catalog=catalog,
+            max_nodes=config.max_nodes,
+        )
+        self.search, self.test = search_test_split(
+            task.load(config.split), config.n_search, config.n_test, seed=config.seed
+        )
+        self.state_file = run_dir / "state.json"
+        self.state = (
+            RunState.model_validate(read_json(self.state_file, "state")) if self.state_file.exists() else RunState()
+        )
+        self.objective = make_objective(self.state.objective) if self.state.objective else objective
+        if self.state.objective.get("name") == "custom" or (
+            not self.state.objective and config.objective.get("name") == "custom"
+        ):
+            self.objective = objective  # a user function is never stored
+        self.tags = {"run": config.run_id}
+        self.evaluator = self._evaluator(evaluator)
+        self.stopper = self._stopper(stop)
+        self.session = UsageLedger()
+        self.base_costs = (self.state.evaluation_cost, self.state.optimizer_cost)
+        self.base_elapsed = self.state.elapsed_s
+        self.started = time.monotonic()
+
+    # -- phases -----------------------------------------------------------------------------------------------
+
+    async def execute(self) -> OptimizationResult:
+        if self.state.phase == "done":
+            self.report(f"run {self.run_dir} is already finished")
+            return OptimizationResult.load(self.run_dir / "result.json")
+        self.state.sessions += 1
+        self.state.error = None
+        if self.state.evaluations:
+            self.report(f"resuming {self.run_dir}: {len(self.state.evaluations)} evaluations in the ledger")
+        try:
+            with track(self.session):
+                if self.state.phase == "search":
+                    await self._search()
+                    self.state.phase = "validate"
+                    self._save()
+                if self.state.phase == "validate":
+                    await self._validate()
+                    self.state.phase = "test"
+                    self._save()
+                chosen = self._choose()
+                test = await self._test(chosen) if self.config.n_test else None
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            self._save()
+            self.report(f"interrupted; resume with: langtts optimize --resume {self.run_dir}")
+            raise
+        except Exception as error:
+            message = " ".join(f"{type(error).__name__}: {error}".split())
+            self.state.error = message
+            self._save()
+            raise OptimizationError(
+                f"run stopped in its {self.state.phase} phase: {message}; its state is saved — resume with "
+                f"`langtts optimize --resume {self.run_dir}` once the cause is fixed"
+            ) from error
+        self.state.phase = "done"
+        result = self._result(chosen, test)
+        result.save(self.run_dir / "result.json")
+        chosen.collaboration_graph().save(self.run_dir / "graph.json")
+        self._save()
+        return result
+
+    async def _search(self) -> None:
+        context = MethodContext(
+            space=self.space,
+            seed=self.config.seed,
+            pool=self.pool,
+            task=self.task,
+            tags={**self.tags, "purpose": "optimizer"},
+            calibrate=self._calibrate,
+            run_dir=self.run_dir,
+            report=self.report,
+        )
+        optimizer: Optimizer = METHODS[self.config.method](context, **self.config.method_options)
+        if self.state.optimizer_state is not None:
+            optimizer.load_state_dict(self.state.optimizer_state)
+        if self.state.pending_observe is not None:  # died between an evaluation and the method's update
+            recorded = self.state.evaluations[self.state.pending_observe]
+            await optimizer.propose()
+            await optimizer.observe(recorded.collaboration_graph(), recorded)
+            self._end_round(optimizer, recorded)
+        while (reason := self.stopper.reason(self._progress())) is None:
+            graph = await optimizer.propose()
+            if graph is None:
+                reason = f"{self.config.method} has no more graphs to try"
+                break
+            self._check_proposal(graph)
+            batch = self._batch(self.state.rounds)
+            evaluation = await self._measure(graph, batch, "search", self.state.rounds)
+            self.state.pending_observe = evaluation.index
+            self._save()
+            await optimizer.observe(graph, evaluation)
+            self._end_round(optimizer, evaluation)
+        self.state.stop_reason = reason
+        report = getattr(optimizer, "report", None)
+        if callable(report):
+            write_json(self.run_dir / "method_report.json", report())
+        self.report(f"search stopped: {reason}")
+
+    def _end_round(self, optimizer: Optimizer, evaluation: Evaluation) -> None:
+        self.state.rounds += 1
+        best = max(e.score for e in self.state.evaluations if e.phase == "search")
+        self.state.best_scores.append(best)
+        self.state.pending_observe = None
+        self.state.optimizer_state = optimizer.state_dict()
+        self._save()
+        o = evaluation.outcome
+        limit = f"/{self.config.iterations}"
+        self.report(
+            f"round {self.state.rounds}{limit}: score {evaluation.score:.3f} (best {best:.3f}), accuracy "
+            f"{o.accuracy:.0%} on {len(o.correct)} q, {evaluation.modelled_flops:.3g} FLOPs/q, "
+            f"{o.calls} calls ({o.cache_hits} cached), {o.wall_time_s:.1f}s  [{evaluation.fingerprint[:10]}]"
+        )
+
+    async def _validate(self) -> None:
+        if not self.config.top_k or not self.config.validation_size:
+            return
+        examples = self.search[: self.config.validation_size]
+        done = {e.fingerprint for e in self.state.evaluations if e.phase == "validate"}
+        candidates = self._ranked()[: self.config.top_k]
+        for i, (fingerprint, entries) in enumerate(candidates, 1):
+            if fingerprint in done:
+                continue
+            evaluation = await self._measure(entries[0].collaboration_graph(), examples, "validate", None)
+            self._save()
+            self.report(
+                f"validation {i}/{len(candidates)}: score {evaluation.score:.3f} on {len(examples)} q "
+                f"(search score {_mean(entries):.3f})  [{fingerprint[:10]}]"
+            )
+
+    def _choose(self) -> Choice:
+        ranked = self._ranked()
+        if not ranked:
+            raise OptimizationError(f"the search evaluated no graph ({self.state.stop_reason}): nothing to choose from")
+        validated = {e.fingerprint: e for e in self.state.evaluations if e.phase == "validate"}
+        search_rank = {fp: i for i, (fp, _) in enumerate(ranked)}
+        if validated:
+            fingerprint = max(validated, key=lambda fp: (validated[fp].score, -search_rank[fp]))
+        else:
+            fingerprint = ranked[0][0]
+        entries = dict(ranked)[fingerprint]
+        check = validated.get(fingerprint)
+        return Choice(
+            fingerprint=fingerprint,
+            graph=entries[0].graph,
+            modelled_flops=entries[0].modelled_flops,
+            search_score=_mean(entries),
+            search_evaluations=len(entries),
+            validation_score=check.score if check else None,
+            validation_accuracy=check.outcome.accuracy if check else None,
+            ledger_index=(check or entries[0]).index,
+        )
+
+    async def _test(self, chosen: Choice) -> Evaluation:
+        for e in self.state.evaluations:
+            if e.phase == "test" and e.fingerprint == chosen.fingerprint:
+                return e
+        evaluation = await self._measure(chosen.collaboration_graph(), self.test, "test", None)
+        self._save()
+        return evaluation
+
+    # -- pieces -----------------------------------------------------------------------------------------------
+
+    async def _measure(
+        self, graph: CollaborationGraph, examples: Sequence[Example], phase: Phase, round_: int | None
+    ) -> Evaluation:
+        outcome = await self.evaluator.evaluate(graph, examples)
+        if not self.state.objective:
+            self.objective = self.objective.bind(outcome)
+            self.state.objective = self.objective.spec()
+        evaluation = Evaluation(
+            index=len(self.state.evaluations),
+            phase=phase,
+            round=round_,
+            fingerprint=graph.fingerprint(),
+            graph=graph.to_dict(),
+            modelled_flops=self.space.cost(graph),
+            score=self.objective(outcome),
+            outcome=outcome,
+        )
+        self.state.evaluations.append(evaluation)
+        return evaluation
+
+    async def _calibrate(self, graph: CollaborationGraph, n: int) -> Evaluation:
+        fingerprint = graph.fingerprint()
+        for e in self.state.evaluations:
+            if e.phase == "calibrate" and e.fingerprint == fingerprint and len(e.outcome.question_ids) == n:
+                return e
+        self._check_proposal(graph)
+        evaluation = await self._measure(graph, self.search[:n], "calibrate", None)
+        self._save()
+        return evaluation
+
+    def _check_proposal(self, graph: CollaborationGraph) -> None:
+        graph.check([*self.space.models, self.space.sink_model])
+        if not self.space.feasible(graph):
+            raise OptimizationError(
+                f"{self.config.method} proposed a graph over the budget ({self.space.cost(graph):.4g} > "
+                f"{self.space.budget.flops:.4g} FLOPs)"
+            )
+
+    def _batch(self, round_: int) -> list[Example]:
+        """Round r's questions: the next ``batch_size`` of the search split, wrapping around."""
+        n, size = len(self.search), self.config.batch_size
+        start = (round_ * size) % n
+        return [self.search[(start + i) % n] for i in range(min(size, n))]
+
+    def _ranked(self) -> list[tuple[str, list[Evaluation]]]:
+        """Distinct search graphs, best mean search score first (ties: fewer FLOPs, then first evaluated)."""
+        groups: dict[str, list[Evaluation]] = {}
+        for e in self.state.evaluations:
+            if e.phase == "search":
+                groups.setdefault(e.fingerprint, []).append(e)
+        return sorted(groups.items(), key=lambda item: (-_mean(item[1]), item[1][0].modelled_flops, item[1][0].index))
+
+    def _progress(self) -> Progress:
+        return Progress(
+            rounds=self.state.rounds,
+            evaluations=sum(e.phase == "search" for e in self.state.evaluations),
+            elapsed_s=self._elapsed(),
+            best_scores=tuple(self.state.best_scores),
+        )
+
+    def _elapsed(self) -> float:
+        return self.base_elapsed + time.monotonic() - self.started
+
+    def _save(self) -> None:
+        evaluation_cost, optimizer_cost = self.base_costs
+        self.state.evaluation_cost = evaluation_cost.plus(self.session.totals(purpose="evaluate"))
+        self.state.optimizer_cost = optimizer_cost.plus(self.session.totals(purpose="optimizer"))
+        self.state.elapsed_s = self._elapsed()
+        write_json(self.state_file, self.state.model_dump(mode="json"))
+
+    def _evaluator(self, evaluator: EvaluatorLike | None) -> Evaluator:
+        if evaluator is not None:
+            return evaluator if hasattr(evaluator, "evaluate") else evaluator(self.space)  # type: ignore[operator]
+        assert self.pool is not None
+        defaults = default_settings(self.task.family)
+        settings = GenerationSettings(
+            temperature=self.config.temperature,
+            max_tokens=self.config.max_tokens or defaults.max_tokens,
+            seed=defaults.seed,
+        )
+        return PoolEvaluator(
+            self.task,
+            self.pool,
+            concurrency=self.config.concurrency,
+            tags={**self.tags, "purpose": "evaluate"},
+            settings=settings,
+        )
+
+    def _stopper(self, extra: Stopper | None) -> Stopper:
+        c = self.config
+        stopper: Stopper = Iterations(c.iterations) | StopFile(self.run_dir / STOP_FILE)
+        for condition in (
+            Evaluations(c.max_evaluations) if c.max_evaluations else None,
+            WallTime(c.wall_time_s) if c.wall_time_s else None,
+            NoImprovement(c.patience) if c.patience else None,
+            extra,
+        ):
+            if condition is not None:
+                stopper = stopper | condition
+        return stopper
+
+    def _result(self, chosen: Choice, test: Evaluation | None) -> OptimizationResult:
+        report_file = self.run_dir / "method_report.json"
+        return OptimizationResult(
+            run_dir=str(self.run_dir),
+            config=self.config,
+            chosen=chosen,
+            test=test,
+            stop_reason=self.state.stop_reason or "",
+            rounds=self.state.rounds,
+            ledger=self.state.evaluations,
+            pareto=pareto(self.state.evaluations),
+            evaluation_cost=self.state.evaluation_cost,
+            optimizer_cost=self.state.optimizer_cost,
+            wall_time_s=self._elapsed(),
+            method_report=json.loads(report_file.read_text()) if report_file.exists() else {},
+        )
+
+
+def pareto(evaluations: Sequence[Evaluation]) -> list[ParetoPoint]:
+    """The search graphs no other search graph beats on both mean accuracy and mean latency, fastest first."""
+    groups: dict[str, list[Evaluation]] = {}
+    for e in evaluations:
+        if e.phase == "search":
+            groups.setdefault(e.fingerprint, []).append(e)
+    points = [
+        ParetoPoint(
+            fingerprint=fp,
+            accuracy=statistics.fmean(e.outcome.accuracy for e in es),
+            latency_s=statistics.fmean(e.outcome.latency_s for e in es),
+            modelled_flops=es[0].modelled_flops,
+        )
+        for fp, es in groups.items()
+    ]
+    front = [
+        p
+        for p in points
+        if not any(
+            q.accuracy >= p.accuracy and q.latency_s <= p.latency_s and (q.accuracy, q.latency_s) != _key(p)
+            for q in points
+        )
+    ]
+    return sorted(front, key=lambda p: (p.latency_s, -p.accuracy))
+
+
+def _key(point: ParetoPoint) -> tuple[float, float]:
+    return point.accuracy, point.latency_s
+
+
+def _mean(entries: Sequence[Evaluation]) -> float:
+    return statistics.fmean(e.score for e in entries)
+
+
+def _task_options(task: Task) -> dict[str, Any]:
+    subjects = getattr(task, "subjects", None)
+    return {"subjects": sorted(subjects)} if subjects else {}
+
+
+def _check_same_run(stored: RunConfig, given: RunConfig, run_dir: Path) -> None:
+    keys = ("task", "method", "seed", "budget", "models", "sink_model", "split")
+    differ = [k for k in keys if getattr(stored, k) != getattr(given, k)]
+    if differ:
+        detail = ", ".join(f"{k}: {getattr(stored, k)!r} there vs {getattr(given, k)!r} now" for k in differ)
+        raise ValueError(f"{run_dir} holds a different run ({detail}); resume it as it is or use another run_dir")
+
+
+def _default_run_dir(task: str, method: str) -> Path:
+    return Path("langtts-runs") / f"{task}-{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _reporter(progress: ProgressLike) -> Callable[[str], None]:
+    if callable(progress):
+        return progress
+    if progress:
+        return lambda line: print(line, file=sys.stderr, flush=True)
+    return lambda line: None
+
+
+__all__ = ["EvaluationError", "aoptimize", "aresume", "optimize", "pareto", "resume"]

@@ -1,0 +1,205 @@
+"""The search loop on the synthetic evaluator: phases, ledger, rotation, choice, objectives, stops, failures and
+resume after SIGKILL (a real subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from langtts.optimize import (
+    EvaluationError,
+    OptimizationError,
+    OptimizationResult,
+    Outcome,
+    aresume,
+    pareto,
+    resume,
+)
+from langtts.optimize.synthetic import SyntheticEvaluator
+from tests.optimize.synthetic_run import evaluator, run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _essence(result: OptimizationResult) -> list[tuple]:
+    """The ledger without timings: what a resumed run must reproduce."""
+    return [(e.index, e.phase, e.round, e.fingerprint, e.score, tuple(e.outcome.question_ids)) for e in result.ledger]
+
+
+@pytest.mark.parametrize("method", ["random", "reinforce", "grid"])
+def test_ledger_has_every_phase_once_and_every_graph_fits(method: str, tmp_path: Path) -> None:
+    result = run(method, str(tmp_path))
+    phases = [e.phase for e in result.ledger]
+    assert phases == ["search"] * result.rounds + ["validate"] * (len(phases) - result.rounds - 1) + ["test"]
+    assert [e.index for e in result.ledger] == list(range(len(result.ledger)))
+    assert [e.round for e in result.ledger if e.phase == "search"] == list(range(result.rounds))
+    assert result.rounds == 12 and result.stop_reason == "12 iterations done"
+    budget = result.config.budget.flops
+    assert all(e.modelled_flops <= budget * (1 + 1e-9) for e in result.ledger)
+    saved = OptimizationResult.load(tmp_path / "result.json")
+    assert saved == result
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["phase"] == "done" and len(state["evaluations"]) == len(result.ledger)
+
+
+def test_batches_rotate_through_the_search_split(tmp_path: Path) -> None:
+    result = run("random", str(tmp_path), n_search=20)
+    batches = [e.outcome.question_ids for e in result.ledger if e.phase == "search"]
+    assert all(len(b) == 4 for b in batches)
+    assert len({q for b in batches[:5] for q in b}) == 20  # five fresh batches cover the split
+    assert batches[5] == batches[0]  # then it wraps around
+    test_ids = set(result.test.outcome.question_ids)
+    assert not test_ids & {q for b in batches for q in b}
+
+
+def test_choice_is_the_best_validated_graph_not_the_last(tmp_path: Path) -> None:
+    result = run("random", str(tmp_path))
+    validated = [e for e in result.ledger if e.phase == "validate"]
+    assert len(validated) == 3
+    best = max(validated, key=lambda e: e.score)
+    assert result.chosen.fingerprint == best.fingerprint
+    assert result.chosen.validation_score == best.score
+    assert result.test.fingerprint == best.fingerprint
+    search = [e for e in result.ledger if e.phase == "search"]
+    means = {}
+    for e in search:
+        means.setdefault(e.fingerprint, []).append(e.score)
+    top3 = sorted(means, key=lambda fp: -sum(means[fp]) / len(means[fp]))[:3]
+    assert {e.fingerprint for e in validated} <= set(means)
+    assert sorted(sum(means[fp]) / len(means[fp]) for fp in top3) == sorted(
+        sum(means[e.fingerprint]) / len(means[e.fingerprint]) for e in validated
+    )
+
+
+def test_joint_objective_binds_its_latency_reference_and_reports_the_pareto_front(tmp_path: Path) -> None:
+    result = run("random", str(tmp_path), objective={"name": "joint", "weight": 0.5})
+    first = result.ledger[0].outcome
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["objective"] == {"name": "joint", "weight": 0.5, "latency_ref_s": first.latency_s}
+    for e in result.ledger:
+        assert e.score == pytest.approx(e.outcome.accuracy - 0.5 * e.outcome.latency_s / first.latency_s)
+    front = result.pareto
+    assert front and front == pareto(result.ledger)
+    for p in front:  # nobody dominates a front point
+        for q in front:
+            assert not (q.accuracy > p.accuracy and q.latency_s < p.latency_s)
+    assert [p.latency_s for p in front] == sorted(p.latency_s for p in front)
+
+
+def test_custom_objective_function(tmp_path: Path) -> None:
+    def fewest_flops(outcome: Outcome) -> float:
+        return -outcome.flops
+
+    result = run("grid", str(tmp_path), objective=fewest_flops, top_k=0)
+    cheapest = min((e for e in result.ledger if e.phase == "search"), key=lambda e: e.outcome.flops)
+    assert result.chosen.fingerprint == cheapest.fingerprint
+    assert result.config.objective == {"name": "custom", "label": "fewest_flops"}
+
+
+def test_stop_file_and_no_improvement(tmp_path: Path) -> None:
+    stop_file = tmp_path / "a" / "STOP"
+
+    def touch_after_round_3(line: str) -> None:
+        if line.startswith("round 3/"):
+            stop_file.touch()
+
+    stopped = run("random", str(tmp_path / "a"), iterations=50, progress=touch_after_round_3)
+    assert stopped.rounds == 3 and "STOP" in stopped.stop_reason
+    patient = run("random", str(tmp_path / "b"), iterations=200, patience=3)
+    assert patient.stop_reason == "no improvement in 3 rounds" and patient.rounds < 200
+
+
+class _FailingAt:
+    """Delegates to the synthetic evaluator but raises EvaluationError on evaluation number ``at``."""
+
+    def __init__(self, inner: SyntheticEvaluator, at: int) -> None:
+        self.inner, self.at, self.count = inner, at, 0
+
+    async def evaluate(self, graph, examples):
+        self.count += 1
+        if self.count == self.at:
+            raise EvaluationError("3 of 4 questions failed after retries: connection refused")
+        return await self.inner.evaluate(graph, examples)
+
+
+def test_a_failing_server_leaves_a_resumable_state(tmp_path: Path) -> None:
+    failing = lambda space: _FailingAt(evaluator()(space), at=5)  # noqa: E731
+    with pytest.raises(OptimizationError, match="connection refused.*--resume"):
+        _run_with(tmp_path, failing)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert len(state["evaluations"]) == 4 and state["rounds"] == 4 and "connection refused" in state["error"]
+    resumed = resume(tmp_path, None, evaluator=evaluator(), progress=False)
+    reference = run("reinforce", str(tmp_path / "reference"))
+    assert _essence(resumed) == _essence(reference)
+
+
+def _run_with(run_dir: Path, build) -> OptimizationResult:
+    from langtts.optimize import optimize
+    from tests.optimize.synthetic_run import BUDGET_UNITS, settings
+
+    return optimize("gsm8k", None, BUDGET_UNITS, run_dir=str(run_dir), evaluator=build, **settings("reinforce"))
+
+
+def test_a_method_that_raises_ends_the_run_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from langtts.optimize import reinforce
+
+    calls = {"n": 0}
+    original = reinforce.Reinforce.observe
+
+    async def flaky(self, graph, evaluation):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom in the method")
+        await original(self, graph, evaluation)
+
+    monkeypatch.setattr(reinforce.Reinforce, "observe", flaky)
+    with pytest.raises(OptimizationError, match="boom in the method"):
+        run("reinforce", str(tmp_path))
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["rounds"] == 2 and state["pending_observe"] == 2 and len(state["evaluations"]) == 3
+    monkeypatch.setattr(reinforce.Reinforce, "observe", original)
+    resumed = asyncio.run(aresume(tmp_path, None, evaluator=evaluator(), progress=False))
+    assert _essence(resumed) == _essence(run("reinforce", str(tmp_path / "reference")))
+
+
+def test_another_runs_directory_is_refused_and_a_finished_run_is_returned(tmp_path: Path) -> None:
+    first = run("random", str(tmp_path))
+    with pytest.raises(ValueError, match="holds a different run.*method"):
+        run("reinforce", str(tmp_path))
+    again = run("random", str(tmp_path))
+    assert again == first
+
+
+@pytest.mark.parametrize("method", ["random", "reinforce"])
+def test_resume_after_sigkill_equals_an_uninterrupted_run(method: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.optimize.synthetic_run", method, str(run_dir), "0.15"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    state_file = run_dir / "state.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if state_file.exists() and json.loads(state_file.read_text())["rounds"] >= 4:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = json.loads(state_file.read_text())
+    assert 4 <= state["rounds"] < 12 and state["phase"] == "search"
+    resumed = resume(run_dir, None, evaluator=evaluator(), progress=False)
+    reference = run(method, str(tmp_path / "reference"))
+    assert _essence(resumed) == _essence(reference)
+    assert resumed.chosen == reference.chosen
+    indices = [e.index for e in resumed.ledger]
+    assert indices == sorted(set(indices))
+    assert json.loads(state_file.read_text())["sessions"] == 2
