@@ -132,7 +132,7 @@ class _FailingAt:
 
 def test_a_failing_server_leaves_a_resumable_state(tmp_path: Path) -> None:
     failing = lambda space: _FailingAt(evaluator()(space), at=5)  # noqa: E731
-    with pytest.raises(OptimizationError, match="connection refused.*--resume"):
+    with pytest.raises(OptimizationError, match=r"connection refused.*--resume"):
         _run_with(tmp_path, failing)
     state = json.loads((tmp_path / "state.json").read_text())
     assert len(state["evaluations"]) == 4 and state["rounds"] == 4 and "connection refused" in state["error"]
@@ -172,13 +172,13 @@ def test_a_method_that_raises_ends_the_run_cleanly(tmp_path: Path, monkeypatch: 
 
 def test_another_runs_directory_is_refused_and_a_finished_run_is_returned(tmp_path: Path) -> None:
     first = run("random", str(tmp_path))
-    with pytest.raises(ValueError, match="holds a different run.*method"):
+    with pytest.raises(ValueError, match=r"holds a different run.*method"):
         run("reinforce", str(tmp_path))
     again = run("random", str(tmp_path))
     assert again == first
 
 
-@pytest.mark.parametrize("method", ["random", "reinforce"])
+@pytest.mark.parametrize("method", ["random", "reinforce", "bayes"])
 def test_resume_after_sigkill_equals_an_uninterrupted_run(method: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen(
