@@ -11,7 +11,15 @@ import sys
 from collections.abc import Sequence
 
 from langtts import __version__
-from langtts.cli import evaluate_command, graph_commands, serve_command
+from langtts.cli import (
+    compare_command,
+    evaluate_command,
+    export_command,
+    graph_commands,
+    optimize_command,
+    quickstart_command,
+    serve_command,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -30,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     graph_commands.register(commands)
     evaluate_command.register(commands)
+    compare_command.register(commands)
+    export_command.register(commands)
     serve_command.register(commands)
+    optimize_command.register(commands)
+    quickstart_command.register(commands)
     return parser
 
 

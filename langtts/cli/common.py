@@ -51,8 +51,8 @@ def open_pool(args: argparse.Namespace) -> ModelPool:
     return ModelPool.from_file(path, cache=cache)
 
 
-def add_task_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, help="gsm8k, mmlu, math500 or humaneval")
+def add_task_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument("--task", required=required, help="gsm8k, mmlu, math500 or humaneval")
     parser.add_argument("--split", help="task split (e.g. mmlu: dev, val, test)")
     parser.add_argument("--subjects", help="mmlu only: comma-separated subjects")
 

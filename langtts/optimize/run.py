@@ -64,6 +64,7 @@ from langtts.optimize.stoppers import (
     Stopper,
     WallTime,
 )
+from langtts.pareto import pareto_front
 from langtts.space import DEFAULT_MAX_NODES
 from langtts.tasks import get_task
 from langtts.tasks.base import Example, Task
@@ -557,19 +558,7 @@ def pareto(evaluations: Sequence[Evaluation]) -> list[ParetoPoint]:
         )
         for fp, es in groups.items()
     ]
-    front = [
-        p
-        for p in points
-        if not any(
-            q.accuracy >= p.accuracy and q.latency_s <= p.latency_s and (q.accuracy, q.latency_s) != _key(p)
-            for q in points
-        )
-    ]
-    return sorted(front, key=lambda p: (p.latency_s, -p.accuracy))
-
-
-def _key(point: ParetoPoint) -> tuple[float, float]:
-    return point.accuracy, point.latency_s
+    return [points[i] for i in pareto_front([(p.latency_s, p.accuracy) for p in points])]
 
 
 def _mean(entries: Sequence[Evaluation]) -> float:

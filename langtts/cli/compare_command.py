@@ -1,0 +1,93 @@
+"""``langtts compare``: run several graphs on the same questions and test each against the first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, task_from_args
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "compare",
+        help="compare graphs on the same questions: accuracy difference, paired CI, McNemar p-value",
+        description=(
+            "Evaluate each graph on the same N questions and compare every graph with the first (the reference): "
+            "accuracy difference with a 95% paired-bootstrap CI and the exact McNemar p-value."
+        ),
+    )
+    parser.add_argument("graphs", type=Path, nargs="+", metavar="GRAPH", help="graph files; the first is the reference")
+    add_task_arguments(parser)
+    parser.add_argument("--n", type=int, default=20, help="number of questions (default 20)")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many questions first")
+    parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
+    parser.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
+    parser.add_argument("--concurrency", type=int, default=4, help="questions in flight (default 4)")
+    parser.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the full comparison (records included) as JSON here"
+    )
+    parser.add_argument("--plot", type=Path, metavar="FILE", help="plot accuracy against FLOPs (.png or .svg)")
+    parser.add_argument("--json", action="store_true", help="print the comparison (without records) as JSON")
+    add_pool_arguments(parser)
+    parser.set_defaults(handler=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from langtts.compare import compare
+    from langtts.compile import GenerationSettings, default_settings
+    from langtts.graph import load_graph
+    from langtts.plots import accuracy_vs_cost
+
+    if len(args.graphs) < 2:
+        raise ValueError("compare needs at least two graph files")
+    if args.n < 1 or args.offset < 0 or args.concurrency < 1:
+        raise ValueError("--n and --concurrency must be >= 1 and --offset >= 0")
+    if args.plot and args.plot.suffix.lower() not in (".png", ".svg"):
+        raise ValueError(f"--plot must name a .png or .svg file, got {args.plot}")
+    names = [str(path) for path in args.graphs]
+    if len(set(names)) < len(names):
+        raise ValueError("each graph file may be given only once")
+    graphs = {name: load_graph(path) for name, path in zip(names, args.graphs, strict=True)}
+    task = task_from_args(args)
+    examples = task.load(args.split)[args.offset : args.offset + args.n]
+    if not examples:
+        raise ValueError(f"no questions at offset {args.offset} of {task.name}")
+    defaults = default_settings(task.family)
+    settings = GenerationSettings(
+        temperature=args.temperature, max_tokens=args.max_tokens or defaults.max_tokens, seed=defaults.seed
+    )
+    with open_pool(args) as pool:
+        for graph in graphs.values():
+            graph.check(pool.ids())
+        result = compare(graphs, task, pool, examples=examples, concurrency=args.concurrency, settings=settings)
+    if args.out:
+        result.save(args.out)
+    if args.plot:
+        accuracy_vs_cost(result.results, args.plot, title=f"{task.name}: {len(examples)} questions")
+    if args.json:
+        print(json.dumps(result.summary(), indent=2))
+        return 0
+    header = ("graph", "accuracy", "95% CI", "FLOPs/q", "latency p50", "Δ vs ref", "Δ 95% CI", "McNemar p")
+    rows = [header]
+    for name, res in result.results.items():
+        cells = [name, f"{res.accuracy:.1%}", f"{res.ci_low:.1%} – {res.ci_high:.1%}"]
+        cells += [f"{res.flops / res.n:.3g}", f"{res.latency_p50_s:.2f}s"]
+        if name in result.comparisons:
+            c = result.comparisons[name]
+            cells += [f"{c.difference:+.1%}", f"{c.ci_low:+.1%} – {c.ci_high:+.1%}", f"{c.p_value:.3g}"]
+        else:
+            cells += ["(reference)", "", ""]
+        rows.append(tuple(cells))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    print(f"{task.name}: {len(examples)} questions, each graph against {result.reference}")
+    for row in rows:
+        cells = [
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print(("  " + "  ".join(cells)).rstrip())
+    for path in (args.out, args.plot):
+        if path:
+            print(f"written to {path}")
+    return 0

@@ -1,0 +1,79 @@
+"""``langtts export``: write a graph as JSON, YAML, Mermaid text or a PNG/SVG drawing, optionally retargeted to other
+model ids."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from langtts.cost import TASK_LENGTHS
+
+FORMATS = ("json", "yaml", "mermaid", "png", "svg")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="write a graph as JSON, YAML, Mermaid, PNG or SVG; --map retargets it to other model ids",
+        description=(
+            "Convert a graph file. --map OLD=NEW,... replaces model ids (e.g. to run a graph on another pool). "
+            "Text formats print to stdout unless --out is given; png and svg need --out."
+        ),
+    )
+    parser.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="output file (required for png and svg)")
+    parser.add_argument("--map", metavar="OLD=NEW,...", help="model-id mapping, e.g. llama-3.2-1b=my-1b")
+    parser.add_argument("--models", type=Path, metavar="CATALOG", help="png/svg: YAML/JSON file of extra model specs")
+    parser.add_argument(
+        "--task", choices=sorted(TASK_LENGTHS), default="math", help="png/svg: lengths for FLOPs shares (default math)"
+    )
+    parser.set_defaults(handler=run_export)
+
+
+def parse_mapping(text: str) -> dict[str, str]:
+    """``OLD=NEW,OLD2=NEW2`` as a dict; a malformed or repeated pair raises a one-line ValueError."""
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        old, sep, new = (part.strip() for part in pair.partition("="))
+        if not (sep and old and new):
+            raise ValueError(f"--map takes OLD=NEW pairs separated by commas, got {pair.strip()!r}")
+        if old in mapping:
+            raise ValueError(f"--map names model {old!r} twice")
+        mapping[old] = new
+    return mapping
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from langtts.graph import load_graph
+
+    graph = load_graph(args.graph)
+    if args.map:
+        mapping = parse_mapping(args.map)
+        used = {n.model for n in graph.nodes}
+        if unused := [m for m in mapping if m not in used]:
+            raise ValueError(
+                f"--map names model {unused[0]!r}, which the graph does not use ({', '.join(sorted(used))})"
+            )
+        graph = graph.relabel_models(mapping)
+    if args.format in ("png", "svg"):
+        if args.out is None:
+            raise ValueError(f"--format {args.format} writes a drawing: pass --out FILE.{args.format}")
+        if args.out.suffix.lower() != f".{args.format}":
+            raise ValueError(f"--out must end in .{args.format} for --format {args.format}, got {args.out.name!r}")
+        from langtts.cost import ModelCatalog, default_catalog, task_lengths
+        from langtts.plots import draw_graph
+
+        catalog = default_catalog()
+        if args.models:
+            catalog = catalog.merged(ModelCatalog.from_file(args.models))
+        draw_graph(graph, args.out, catalog=catalog, lengths=task_lengths(args.task))
+    else:
+        text = {"json": graph.to_json, "yaml": graph.to_yaml, "mermaid": graph.to_mermaid}[args.format]()
+        if args.out is None:
+            print(text, end="")
+            return 0
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    print(f"written to {args.out}")
+    return 0

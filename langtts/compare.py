@@ -1,0 +1,133 @@
+"""Compare graphs on the same questions: paired bootstrap CI of the accuracy difference and McNemar's exact test.
+
+Both tests use the per-question pairing, so they are sharper than comparing two separate accuracy intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from langtts.evaluate import EvaluationResult, evaluate
+from langtts.graph import CollaborationGraph
+from langtts.models.pool import ModelPool
+from langtts.tasks.base import Example, Task
+
+
+class PairedComparison(BaseModel):
+    """Graph a against graph b on the same questions: ``difference`` = accuracy(a) − accuracy(b)."""
+
+    n: int
+    accuracy_a: float
+    accuracy_b: float
+    difference: float
+    ci_low: float  # 95% paired-bootstrap interval of the difference
+    ci_high: float
+    only_a: int  # questions a answers correctly and b does not
+    only_b: int
+    p_value: float  # exact two-sided McNemar test (binomial on the discordant questions)
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: P(X ≤ min) doubled, X ~ Binomial(only_a + only_b, 1/2); capped at 1."""
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {only_a} and {only_b}")
+    n = only_a + only_b
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def paired_comparison(a: Sequence[bool], b: Sequence[bool], *, n_boot: int = 10_000, seed: int = 0) -> PairedComparison:
+    """Compare correctness flags of two graphs on the same questions (position i: question i in both)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired outcomes need the same questions, got {len(a)} and {len(b)} outcomes")
+    if not a:
+        raise ValueError("no questions to compare")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    n = len(a)
+    only_a = sum(bool(x) and not y for x, y in zip(a, b, strict=True))
+    only_b = sum(bool(y) and not x for x, y in zip(a, b, strict=True))
+    # resampling questions = resampling the per-question differences (+1, -1, 0): a multinomial draw of counts
+    probs = [only_a / n, only_b / n, (n - only_a - only_b) / n]
+    counts = np.random.default_rng(seed).multinomial(n, probs, size=n_boot)
+    diffs = (counts[:, 0] - counts[:, 1]) / n
+    return PairedComparison(
+        n=n,
+        accuracy_a=sum(map(bool, a)) / n,
+        accuracy_b=sum(map(bool, b)) / n,
+        difference=(only_a - only_b) / n,
+        ci_low=float(np.percentile(diffs, 2.5)),
+        ci_high=float(np.percentile(diffs, 97.5)),
+        only_a=only_a,
+        only_b=only_b,
+        p_value=mcnemar_exact(only_a, only_b),
+    )
+
+
+class ComparisonResult(BaseModel):
+    """Each graph's evaluation on the same questions, and each graph against the reference (the first)."""
+
+    task: str
+    question_ids: list[str]
+    reference: str
+    results: dict[str, EvaluationResult]
+    comparisons: dict[str, PairedComparison]  # name -> (that graph vs the reference)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON data without the per-question records."""
+        return self.model_dump(exclude={"results": {"__all__": {"records"}}})
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ComparisonResult:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def compare(
+    graphs: Mapping[str, CollaborationGraph],
+    task: Task,
+    pool: ModelPool,
+    *,
+    examples: Sequence[Example],
+    n_boot: int = 10_000,
+    seed: int = 0,
+    **options: Any,
+) -> ComparisonResult:
+    """Evaluate every graph on ``examples`` and compare each with the first; ``options`` go to
+    :func:`langtts.evaluate.evaluate` (``settings``, ``concurrency``, ``progress``, ...).
+
+    The paired tests count a question that ended in an error as wrong.
+    """
+    if len(graphs) < 2:
+        raise ValueError(f"compare needs at least two graphs, got {len(graphs)}")
+    if not examples:
+        raise ValueError("no questions to compare on")
+    results = {name: evaluate(graph, task, pool, examples=examples, **options) for name, graph in graphs.items()}
+    reference, *others = results
+    base = [r.correct for r in results[reference].records]
+    comparisons = {
+        name: paired_comparison([r.correct for r in results[name].records], base, n_boot=n_boot, seed=seed)
+        for name in others
+    }
+    return ComparisonResult(
+        task=task.name,
+        question_ids=[ex.id for ex in examples],
+        reference=reference,
+        results=results,
+        comparisons=comparisons,
+    )
+
+
+__all__ = ["ComparisonResult", "PairedComparison", "compare", "mcnemar_exact", "paired_comparison"]

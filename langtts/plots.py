@@ -1,0 +1,229 @@
+"""Figures as PNG or SVG files (matplotlib's Agg canvas; no display needed): a graph drawing, search curves,
+accuracy against cost with the Pareto front.
+
+The format is chosen by the file suffix (``.png`` or ``.svg``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
+from matplotlib.ticker import MaxNLocator
+
+from langtts.cost import ModelCatalog, TaskLengths, default_catalog, graph_cost, task_lengths
+from langtts.pareto import pareto_front
+
+if TYPE_CHECKING:
+    from langtts.evaluate import EvaluationResult
+    from langtts.graph import CollaborationGraph
+    from langtts.optimize.base import Evaluation
+
+FORMATS = (".png", ".svg")
+ROLE_COLOURS = {"assistant": "#cfe2ff", "fuser": "#fff3cd", "decider": "#d4edda"}
+ROLE_LABELS = {"assistant": "assistant", "fuser": "fuser", "decider": "decider (sink)"}
+CostAxis = Literal["flops", "latency"]
+
+
+def draw_graph(
+    graph: CollaborationGraph,
+    path: str | Path,
+    *,
+    catalog: ModelCatalog | None = None,
+    lengths: TaskLengths | None = None,
+    title: str | None = None,
+) -> Path:
+    """Draw the pruned graph left to right by topological layer; each node shows its id, model and share of the
+    graph's FLOPs (``catalog`` default: the built-in one; ``lengths`` default: the MATH preset)."""
+    path = _check_path(path)
+    cost = graph_cost(graph, catalog or default_catalog(), lengths or task_lengths("math"))
+    pruned = graph.pruned()
+    layers = pruned.layers()
+    tallest = max(map(len, layers))
+    centre = {
+        node_id: (float(x), (len(layer) - 1) / 2 - y)
+        for x, layer in enumerate(layers)
+        for y, node_id in enumerate(layer)
+    }
+    fig = _figure((2.4 * len(layers) + 0.6, 1.1 * tallest + 1.4))
+    ax = fig.add_subplot()
+    boxes: dict[str, FancyBboxPatch] = {}
+    width, height = 0.72, 0.62
+    for node in pruned.nodes:
+        x, y = centre[node.id]
+        box = FancyBboxPatch(
+            (x - width / 2, y - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.02",
+            facecolor=ROLE_COLOURS[node.role],
+            edgecolor="#333333",
+            linewidth=2.0 if node.role == "decider" else 1.0,
+        )
+        ax.add_patch(box)
+        boxes[node.id] = box
+        share = cost.per_node[node.id] / cost.flops
+        ax.text(x, y, f"{node.id}\n{node.model}\n{share:.1%} FLOPs", ha="center", va="center", fontsize=8)
+    for u, v in pruned.edges:
+        # an edge that skips a layer bows away from the middle row (left to right, rad > 0 bows downward)
+        bow = 0.0 if centre[v][0] - centre[u][0] <= 1 else -0.25 if centre[u][1] + centre[v][1] > 0 else 0.25
+        arrow = FancyArrowPatch(
+            centre[u],
+            centre[v],
+            patchA=boxes[u],
+            patchB=boxes[v],
+            arrowstyle="-|>",
+            mutation_scale=12,
+            connectionstyle=f"arc3,rad={bow}",
+            color="#555555",
+        )
+        ax.add_patch(arrow)
+    ax.set_xlim(-0.6, len(layers) - 0.4)
+    ax.set_ylim(-tallest / 2 - 0.1, tallest / 2 + 0.1)
+    ax.set_axis_off()
+    roles = [r for r in ROLE_COLOURS if any(n.role == r for n in pruned.nodes)]
+    handles = [Patch(facecolor=ROLE_COLOURS[r], edgecolor="#333333", label=ROLE_LABELS[r]) for r in roles]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize=8)
+    pruned_ids = [n.id for n in graph.nodes if n.id not in cost.per_node]
+    default_title = f"{cost.flops:.3g} FLOPs per question; width {graph.width}, depth {graph.depth}"
+    if pruned_ids:
+        default_title += f"; pruned: {', '.join(pruned_ids)}"
+    ax.set_title(title or default_title, fontsize=9)
+    return _save(fig, path)
+
+
+def search_curves(runs: Mapping[str, Sequence[Evaluation]], path: str | Path, *, title: str | None = None) -> Path:
+    """Best score so far against the number of search evaluations and against cumulative wall time, one line per
+    method; only ``phase == "search"`` entries count."""
+    path = _check_path(path)
+    fig = _figure((10, 4))
+    by_count, by_time = fig.subplots(1, 2, sharey=True)
+    plotted = 0
+    for method, ledger in runs.items():
+        entries = sorted((e for e in ledger if e.phase == "search"), key=lambda e: e.index)
+        if not entries:
+            continue
+        best, elapsed, times, bests = -math.inf, 0.0, [], []
+        for entry in entries:
+            best = max(best, entry.score)
+            elapsed += entry.outcome.wall_time_s
+            bests.append(best)
+            times.append(elapsed)
+        by_count.plot(range(1, len(bests) + 1), bests, drawstyle="steps-post", marker=".", label=method)
+        by_time.plot(times, bests, drawstyle="steps-post", marker=".", label=method)
+        plotted += 1
+    if not plotted:
+        raise ValueError("no search-phase evaluations to plot")
+    by_count.set_xlabel("evaluations")
+    by_count.xaxis.set_major_locator(MaxNLocator(integer=True))
+    by_count.set_ylabel("best score so far")
+    by_time.set_xlabel("cumulative wall time (s)")
+    by_count.legend(fontsize=8)
+    for ax in (by_count, by_time):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or "search efficiency", fontsize=10)
+    return _save(fig, path)
+
+
+def scatter(
+    evaluations: Sequence[Evaluation], path: str | Path, *, x: CostAxis = "flops", title: str | None = None
+) -> Path:
+    """Accuracy against modelled FLOPs per question (``x="flops"``) or median latency (``x="latency"``), one colour
+    per phase, with the Pareto front as a step line."""
+    path = _check_path(path)
+    _check_axis(x)
+    if not evaluations:
+        raise ValueError("no evaluations to plot")
+    cost = [e.modelled_flops if x == "flops" else e.outcome.latency_s for e in evaluations]
+    accuracy = [e.outcome.accuracy for e in evaluations]
+    fig = _figure((6, 4.5))
+    ax = fig.add_subplot()
+    for phase in dict.fromkeys(e.phase for e in evaluations):
+        chosen = [i for i, e in enumerate(evaluations) if e.phase == phase]
+        ax.scatter([cost[i] for i in chosen], [accuracy[i] for i in chosen], s=18, alpha=0.7, label=phase)
+    _front_line(ax, cost, accuracy)
+    _finish_cost_axes(fig, ax, x, title, "modelled")
+    return _save(fig, path)
+
+
+def accuracy_vs_cost(
+    results: Mapping[str, EvaluationResult], path: str | Path, *, x: CostAxis = "flops", title: str | None = None
+) -> Path:
+    """Evaluation results, one point per name: accuracy with its 95% CI against measured FLOPs per question
+    (``x="flops"``) or median latency (``x="latency"``), with the Pareto front as a step line."""
+    path = _check_path(path)
+    _check_axis(x)
+    if not results:
+        raise ValueError("no results to plot")
+    names = list(results)
+    cost = [r.flops / r.n if x == "flops" else r.latency_p50_s for r in results.values()]
+    accuracy = [r.accuracy for r in results.values()]
+    fig = _figure((6, 4.5 + 0.2 * len(results)))
+    ax = fig.add_subplot()
+    for name, c, result in zip(names, cost, results.values(), strict=True):
+        below, above = result.accuracy - result.ci_low, result.ci_high - result.accuracy
+        yerr = [[max(below, 0.0)], [max(above, 0.0)]]
+        ax.errorbar([c], [result.accuracy], yerr=yerr, fmt="o", capsize=3, label=name)
+    _front_line(ax, cost, accuracy)
+    _finish_cost_axes(fig, ax, x, title, "measured", ncol=1)
+    return _save(fig, path)
+
+
+# ----- helpers
+
+
+def _check_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise ValueError(f"unsupported plot file {path.name!r}: use a {' or '.join(FORMATS)} suffix")
+    return path
+
+
+def _check_axis(x: str) -> None:
+    if x not in ("flops", "latency"):
+        raise ValueError(f"x must be 'flops' or 'latency', got {x!r}")
+
+
+def _figure(size: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _front_line(ax: Axes, cost: Sequence[float], accuracy: Sequence[float]) -> None:
+    front = pareto_front(list(zip(cost, accuracy, strict=True)))
+    ax.plot(
+        [cost[i] for i in front],
+        [accuracy[i] for i in front],
+        drawstyle="steps-post",
+        color="black",
+        linewidth=1,
+        label="Pareto front",
+    )
+
+
+def _finish_cost_axes(
+    fig: Figure, ax: Axes, x: CostAxis, title: str | None, flops: str, *, ncol: int | None = None
+) -> None:
+    ax.set_xlabel(f"{flops} FLOPs per question" if x == "flops" else "median latency per question (s)")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol or len(handles), fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format=path.suffix.lower().lstrip("."), dpi=150)
+    return path
+
+
+__all__ = ["accuracy_vs_cost", "draw_graph", "pareto_front", "scatter", "search_curves"]

@@ -1,0 +1,126 @@
+"""Figures: files are written with valid PNG/SVG headers; the Pareto front on hand-checked point sets."""
+
+from pathlib import Path
+
+import pytest
+
+from langtts.cost import ModelCatalog, ModelSpec, task_lengths
+from langtts.graph import load_graph
+from langtts.optimize.base import Evaluation, Outcome
+from langtts.plots import draw_graph, pareto_front, scatter, search_curves
+from langtts.shapes import single
+
+GRAPHS = Path(__file__).resolve().parents[1] / "examples" / "graphs"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_image(path: Path) -> None:
+    data = path.read_bytes()
+    if path.suffix == ".png":
+        assert data.startswith(PNG)
+    else:
+        assert data.lstrip().startswith(b"<?xml") and b"<svg" in data[:1000]
+
+
+def evaluation(index: int, score: float, *, phase: str = "search", flops: float = 1e12, wall: float = 2.0):
+    outcome = Outcome(
+        question_ids=["q0", "q1"],
+        correct=[score >= 0.5, score >= 1.0],
+        accuracy=score,
+        ci_low=0.0,
+        ci_high=1.0,
+        flops=2 * flops,
+        latency_s=0.1 * (index + 1),
+        prompt_tokens=10,
+        completion_tokens=10,
+        calls=2,
+        cache_hits=0,
+        wall_time_s=wall,
+    )
+    graph = single("smollm2-135m")
+    return Evaluation(
+        index=index,
+        phase=phase,
+        round=index if phase == "search" else None,
+        fingerprint=graph.fingerprint(),
+        graph=graph.to_dict(),
+        modelled_flops=flops,
+        score=score,
+        outcome=outcome,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "suffix"), [("hybrid.yaml", ".png"), ("single.json", ".png"), ("chain2.yaml", ".svg")]
+)
+def test_draw_graph_writes_an_image(tmp_path, name, suffix):
+    path = draw_graph(load_graph(GRAPHS / name), tmp_path / "out" / f"graph{suffix}", title="a graph")
+    assert path == tmp_path / "out" / f"graph{suffix}"
+    assert_image(path)
+
+
+def test_draw_graph_labels_nodes_with_model_and_flops_share(tmp_path):
+    path = draw_graph(load_graph(GRAPHS / "parallel3.json"), tmp_path / "graph.svg", lengths=task_lengths("mmlu"))
+    text = path.read_text()
+    assert "smollm2-135m" in text and "FLOPs" in text and "decider (sink)" in text
+
+
+def test_draw_graph_uses_the_given_catalog(tmp_path):
+    graph = single("smollm2-135m").relabel_models({"smollm2-135m": "my-model"})
+    with pytest.raises(KeyError, match="my-model"):
+        draw_graph(graph, tmp_path / "graph.png")
+    catalog = ModelCatalog([ModelSpec(id="my-model", params=1e9, layers=16, hidden=2048)])
+    assert_image(draw_graph(graph, tmp_path / "graph.png", catalog=catalog))
+
+
+def test_unsupported_suffix_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"\.png or \.svg"):
+        draw_graph(single("smollm2-135m"), tmp_path / "graph.jpg")
+
+
+@pytest.mark.parametrize(
+    ("points", "front"),
+    [
+        ([], []),
+        ([(1.0, 0.5)], [0]),
+        # (2, .4) is dominated by (1, .5); (3, .7) by (2, .7)
+        ([(1, 0.5), (2, 0.4), (2, 0.7), (3, 0.7), (0.5, 0.2), (4, 0.9)], [4, 0, 2, 5]),
+        ([(1, 0.3), (1, 0.6)], [1]),  # same cost: the more accurate one
+        ([(1, 0.6), (2, 0.6)], [0]),  # same accuracy: the cheaper one
+        ([(1, 1.0), (1, 1.0), (2, 0.5)], [0, 1]),  # duplicates of a front point stay
+        ([(3, 0.9), (2, 0.8), (1, 0.7)], [2, 1, 0]),  # all on the front, returned by cost
+    ],
+)
+def test_pareto_front_hand_checked(points, front):
+    assert pareto_front(points) == front
+
+
+def test_search_curves_for_two_methods(tmp_path):
+    runs = {
+        "random": [evaluation(0, 0.2, phase="calibrate"), evaluation(1, 0.4), evaluation(2, 0.3), evaluation(3, 0.6)],
+        "agent_reinforce": [evaluation(i, s, wall=5.0) for i, s in enumerate([0.5, 0.7, 0.65])],
+    }
+    for suffix in (".png", ".svg"):
+        assert_image(search_curves(runs, tmp_path / f"curves{suffix}"))
+    assert "agent_reinforce" in (tmp_path / "curves.svg").read_text()
+
+
+def test_search_curves_need_search_entries(tmp_path):
+    with pytest.raises(ValueError, match="no search-phase"):
+        search_curves({"random": [evaluation(0, 0.5, phase="test")]}, tmp_path / "curves.png")
+
+
+@pytest.mark.parametrize("x", ["flops", "latency"])
+def test_scatter_with_pareto_front(tmp_path, x):
+    evaluations = [evaluation(i, s, flops=f) for i, (s, f) in enumerate([(0.3, 1e12), (0.5, 2e12), (0.4, 3e12)])]
+    evaluations.append(evaluation(3, 0.6, phase="test", flops=4e12))
+    path = scatter(evaluations, tmp_path / f"scatter_{x}.svg", x=x)
+    assert_image(path)
+    assert "Pareto front" in path.read_text()
+
+
+def test_scatter_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="'flops' or 'latency'"):
+        scatter([evaluation(0, 0.5)], tmp_path / "s.png", x="tokens")
+    with pytest.raises(ValueError, match="no evaluations"):
+        scatter([], tmp_path / "s.png")
