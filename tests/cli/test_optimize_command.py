@@ -1,0 +1,53 @@
+"""``langtts optimize``: a short real search loop against an OpenAI-compatible stub; resume; usage errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from langtts.cli import main
+from langtts.models.config import Endpoint, PoolConfig, PoolModel
+from tests.models.stub_server import StubServer
+
+MODELS = ("smollm2-135m", "qwen2.5-coder-0.5b")
+
+
+@pytest.fixture
+def pool_file(tmp_path: Path):
+    with StubServer(models=MODELS, reply=lambda request: "The answer is 18. #### 18") as server:
+        path = tmp_path / "pool.yaml"
+        endpoints = [Endpoint(base_url=server.base_url)]
+        PoolConfig(models=[PoolModel(id=m, endpoints=endpoints, context_window=4096) for m in MODELS]).save(path)
+        yield path
+
+
+def test_optimize_then_resume_a_finished_run(pool_file: Path, tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    argv = ["optimize", "--task", "gsm8k", "--budget", "10", "--method", "random", "--iterations", "3"]
+    argv += ["--batch-size", "2", "--top-k", "2", "--validation-size", "2", "--n-test", "3", "--seed", "1"]
+    argv += ["--run-dir", str(run_dir), "--pool", str(pool_file), "--no-cache"]
+    assert main([*argv, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rounds"] == 3 and summary["config"]["method"] == "random"
+    assert summary["test"]["phase"] == "test" and len(summary["test"]["outcome"]["question_ids"]) == 3
+    assert {p.name for p in run_dir.iterdir()} >= {"config.json", "state.json", "result.json", "graph.json"}
+    assert main(["optimize", "--resume", str(run_dir), "--pool", str(pool_file), "--no-cache"]) == 0
+    assert "random on gsm8k: 3 rounds" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["optimize", "--budget", "5"], "--task is required"),
+        (["optimize", "--task", "gsm8k"], "--budget UNITS or --budget-flops"),
+        (["optimize", "--task", "gsm8k", "--budget", "5", "--method", "nope"], "unknown method 'nope'"),
+        (["optimize", "--task", "gsm8k", "--budget", "5", "--option", "lr"], "expected KEY=VALUE"),
+        (["optimize", "--resume", "/nonexistent/run"], "not a langtts run directory"),
+    ],
+)
+def test_usage_errors(argv: list[str], message: str, pool_file: Path, capsys) -> None:
+    assert main([*argv, "--pool", str(pool_file)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
