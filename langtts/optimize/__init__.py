@@ -4,7 +4,7 @@ Methods register themselves in :data:`METHODS` when their module is imported; im
 the built-in ones: ``random``, ``reinforce``, ``bayes``, ``grid`` and ``agent-reinforce``.
 """
 
-from langtts.optimize import bayes, grid, random_search, reinforce  # noqa: F401  (register the methods)
+from langtts.optimize import agent_reinforce, bayes, grid, random_search, reinforce  # noqa: F401  (register)
 from langtts.optimize.base import (
     METHODS,
     Evaluation,

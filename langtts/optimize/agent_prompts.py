@@ -1,0 +1,203 @@
+"""The Agent-REINFORCE agent's prompts: templates from ``prompts/agent/`` (overridable through
+:class:`~langtts.prompts.PromptLibrary`) filled with text renderings of graphs, results, history and costs.
+
+The ablation switches show in the prompts: ``insights=False`` leaves out the insights and the pilot data,
+``fusers=False`` swaps the role description for one without fusers, the joint objective adds the latency rules
+and the latency of each result.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langtts.cost import node_flops, smallest_model, unit_flops
+from langtts.graph import CollaborationGraph
+from langtts.optimize.agent_schemas import PilotData, multiset_text
+from langtts.optimize.base import SearchSpace
+from langtts.prompts import PromptLibrary, PromptTemplate
+from langtts.space import ProbabilisticGraph
+from langtts.tasks.base import Task
+
+_COMMON = ("task", "budget", "objective", "latency_rules", "insights", "roles", "sink_model", "round")
+_TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name: (required, extra allowed)
+    "initialise": (("candidates",), ("pilot",)),
+    "sample": (("tables", "multiset"), ("workers", "costs", "history")),
+    "feedback": (("graph", "result"), ("tables", "history")),
+    "update": (("tables", "feedback", "fields"), ("graph", "result", "multiset", "history")),
+    "repair": (("error",), ()),
+}
+_FIELDS = (
+    '"edges" (a list of {{"source", "target", "probability"}}: P(source -> target)), '
+    '{fusers}"models" (a list of {{"node", "model", "probability"}}: P(node runs model)).'
+)
+_FUSER_FIELD = '"fusers" (a list of {"node", "probability"}: P(node is a fuser when all its inputs are assistants)), '
+
+
+class AgentPrompts:
+    """Builds the chat messages of each agent step."""
+
+    def __init__(
+        self,
+        library: PromptLibrary,
+        space: SearchSpace,
+        *,
+        task: Task | None,
+        insights: bool,
+        fusers: bool,
+        joint: bool,
+        pilot: PilotData,
+        history: int,
+    ) -> None:
+        self.templates: dict[str, PromptTemplate] = {}
+        for name, (required, extra) in _TEMPLATES.items():
+            template = library.get(f"agent/{name}")
+            template.check(required, (*_COMMON, *required, *extra))
+            self.templates[name] = template
+        self.space = space
+        self.unit_model = space.budget.unit_model or smallest_model(space.models, space.catalog)
+        self.unit = unit_flops(space.catalog.get(self.unit_model), space.lengths)
+        self.fusers, self.joint, self.window = fusers, joint, history
+        self.common = {
+            "task": _describe(task),
+            "budget": f"{space.budget.flops / self.unit:.1f} units per question (1 unit = one call of "
+            f"{self.unit_model} with no inputs; {space.budget.flops:.3g} FLOPs)",
+            "objective": "maximise accuracy and keep latency low (score = accuracy minus a latency penalty)"
+            if joint
+            else "maximise accuracy",
+            "latency_rules": library.get("agent/latency_rules").user if joint else "",
+            "insights": library.get("agent/insights").user if insights else "",
+            "roles": library.get("agent/roles" if fusers else "agent/roles_no_fuser").user,
+            "sink_model": space.sink_model,
+        }
+        self.pilot = _text(library.get("agent/pilot"), source=pilot.source, results=pilot.render()) if insights else ""
+
+    def initialise(self, candidates: Sequence[tuple[str, ...]]) -> list[dict[str, str]]:
+        lines = [f"{i}: {multiset_text(c)} (at least {self._floor(c):.1f} units)" for i, c in enumerate(candidates)]
+        return self._messages("initialise", candidates="\n".join(lines), pilot=self.pilot, round="0")
+
+    def sample(
+        self, round_: int, pg: ProbabilisticGraph, multiset: Sequence[str], history: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, str]]:
+        return self._messages(
+            "sample",
+            round=str(round_),
+            workers=", ".join(f"n{i}" for i in range(pg.n_nodes)),
+            multiset=multiset_text(multiset),
+            costs=self._costs(sorted({*multiset, self.space.sink_model})),
+            tables=pg.tables(),
+            history=self._history(history),
+        )
+
+    def feedback(
+        self,
+        round_: int,
+        graph: CollaborationGraph,
+        result: Mapping[str, Any],
+        pg: ProbabilisticGraph,
+        history: Sequence[Mapping[str, Any]],
+    ) -> list[dict[str, str]]:
+        return self._messages(
+            "feedback",
+            round=str(round_),
+            graph=graph_lines(graph),
+            result=self.result_text(result),
+            tables=pg.tables(),
+            history=self._history(history),
+        )
+
+    def update(
+        self,
+        round_: int,
+        graph: CollaborationGraph,
+        result: Mapping[str, Any],
+        feedback: str,
+        pg: ProbabilisticGraph,
+        multiset: Sequence[str],
+        history: Sequence[Mapping[str, Any]],
+    ) -> list[dict[str, str]]:
+        return self._messages(
+            "update",
+            round=str(round_),
+            graph=graph_lines(graph),
+            result=self.result_text(result),
+            feedback=feedback or "(none)",
+            tables=pg.tables(),
+            multiset=multiset_text(multiset),
+            history=self._history(history),
+            fields=_FIELDS.format(fusers=_FUSER_FIELD if self.fusers else ""),
+        )
+
+    def repair(self, error: str) -> str:
+        return _text(self.templates["repair"], error=error)
+
+    def result_text(self, result: Mapping[str, Any]) -> str:
+        text = f"score {result['score']:.3f} (accuracy {result['accuracy']:.0%}"
+        if result.get("questions"):
+            text += f" on {result['questions']} questions"
+        if self.joint and result.get("latency_s") is not None:
+            text += f", median latency {result['latency_s']:.2f} s"
+        return text + ")"
+
+    # ---- pieces ---------------------------------------------------------------------------------------
+
+    def _messages(self, name: str, **values: str) -> list[dict[str, str]]:
+        messages = self.templates[name].messages(**{**self.common, **values})
+        return [{**m, "content": re.sub(r"\n{3,}", "\n\n", m["content"]).strip()} for m in messages]
+
+    def _floor(self, multiset: Sequence[str]) -> float:
+        catalog, lengths = self.space.catalog, self.space.lengths
+        workers = sum(node_flops(catalog.get(m), 0, lengths) for m in multiset)
+        return (workers + node_flops(catalog.get(self.space.sink_model), 1, lengths)) / self.unit
+
+    def _costs(self, models: Sequence[str]) -> str:
+        catalog, lengths = self.space.catalog, self.space.lengths
+        return "\n".join(
+            f"- {m}: "
+            + ", ".join(f"{node_flops(catalog.get(m), d, lengths) / self.unit:.2f} ({d} in)" for d in range(4))
+            for m in models
+        )
+
+    def _history(self, history: Sequence[Mapping[str, Any]]) -> str:
+        if not history:
+            return "(none yet)"
+        blocks = []
+        for record in history[-self.window :]:
+            graph = CollaborationGraph.from_dict(record["graph"])
+            feedback = str(record.get("feedback") or "")
+            block = f"Round {record['round']}: {self.result_text(record['result'])}\n{_indent(graph_lines(graph))}"
+            blocks.append(block + (f"\n  feedback: {clip(feedback, 400)}" if feedback else ""))
+        return "\n".join(blocks)
+
+
+def graph_lines(graph: CollaborationGraph) -> str:
+    """One line per node: id, model, role, inputs and outputs (nodes that cannot reach the sink flagged)."""
+    unreachable = set(graph.check().unreachable)
+    lines = []
+    for node in graph.nodes:
+        inputs = ", ".join(graph.predecessors(node.id)) or "-"
+        outputs = ", ".join(graph.successors(node.id)) or "-"
+        flag = " (not run: no path to the sink)" if node.id in unreachable else ""
+        lines.append(f"{node.id}: {node.model}, {node.role}; inputs: {inputs}; outputs: {outputs}{flag}")
+    return "\n".join(lines)
+
+
+def _describe(task: Task | None) -> str:
+    if task is None:
+        return "(unspecified)"
+    return task.name if task.family in (task.name, "generic") else f"{task.name} ({task.family})"
+
+
+def _text(template: PromptTemplate, **values: str) -> str:
+    return template.messages(**values)[-1]["content"]
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,540 @@
+"""``agent-reinforce``: Agent-REINFORCE (method.md §5), an LLM agent driving a LangGraph loop.
+
+``initialise → pretest → sample → evaluate → feedback → update → sample → ...``
+
+- **initialise**: the agent picks two of the budget-maximal model multisets (given the pilot data and the three
+  insights); **pretest** expands each into variants that drop the weakest model one at a time, evaluates one
+  random graph per variant on one question (``context.calibrate``) and keeps the best. From then on the worker
+  multiset is fixed: worker ``n<i>`` starts on the i-th model (strongest first), and model draws keep the counts.
+- **sample**: round 1 draws from p_θ; later rounds the agent proposes the graph, checked and repaired up to
+  ``max_repairs`` times, else drawn from p_θ (counted as ``valid`` / ``repaired`` / ``fallback``).
+- **evaluate**: ``interrupt()`` with the graph; the search loop evaluates it and :meth:`AgentReinforce.observe`
+  resumes the thread with ``Command(resume=evaluation)``.
+- **feedback**: the agent's textual gradient; **update**: the agent rewrites the probabilities (turned into
+  logits), falling back to a numeric REINFORCE step (:class:`~langtts.optimize.reinforce.PolicyGradient`).
+
+Variants: ``textgrad`` (no insights, random initial mix), ``maas`` (programmatic draws; numeric and agent
+updates alternate). The thread is checkpointed in ``run_dir/agent.sqlite``, so a killed run resumes without
+repeating or losing an evaluation and without asking the agent again for what was checkpointed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar
+
+import numpy as np
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, interrupt
+
+from langtts.cost import maximal_multisets
+from langtts.graph import CollaborationGraph
+from langtts.models.errors import ModelCallError, StructuredOutputError
+from langtts.optimize.agent_prompts import AgentPrompts, clip
+from langtts.optimize.agent_schemas import (
+    FEEDBACK_SCHEMA,
+    AgentOutputError,
+    PilotData,
+    apply_update,
+    choice_schema,
+    multiset_text,
+    parse_choice,
+    parse_feedback,
+    parse_proposal,
+    proposal_schema,
+    update_schema,
+)
+from langtts.optimize.agent_space import draw, explain, initial_distribution
+from langtts.optimize.base import Evaluation, MethodContext, OptimizationError, register
+from langtts.optimize.reinforce import PolicyGradient
+from langtts.prompts import PromptLibrary
+from langtts.space import ProbabilisticGraph, worker_id
+
+Variant = Literal["agent", "textgrad", "maas"]
+T = TypeVar("T")
+
+VARIANTS_PER_CHOICE = 5
+MAX_CANDIDATES = 40
+_BEFORE_EVALUATE = (None, "initialise", "pretest", "sample")  # where a thread stands between rounds
+
+
+class AgentState(TypedDict, total=False):
+    """The checkpointed state of the agent's thread (JSON data only)."""
+
+    round: int  # the round of the current proposal (0 before the first)
+    init: dict[str, Any]
+    multiset: list[str]
+    pg: dict[str, Any]  # ProbabilisticGraph.to_dict()
+    gradient: dict[str, Any]  # PolicyGradient.state_dict()
+    proposal: dict[str, Any] | None  # round, graph, status, errors
+    evaluation: dict[str, Any] | None  # round, index, graph, score, accuracy, latency_s, questions
+    feedback: dict[str, Any] | None  # round, text, status, errors
+    history: list[dict[str, Any]]  # one record per finished round
+
+
+@dataclass
+class _Answer(Generic[T]):
+    value: T | None
+    status: str  # valid | repaired | fallback
+    errors: list[str]
+
+
+@register("agent-reinforce")
+class AgentReinforce:
+    """Agent-REINFORCE behind the Optimizer protocol; see the module docstring.
+
+    Options: ``agent_model`` (a pool id; default the pool's largest model), ``variant`` (``agent``,
+    ``textgrad``, ``maas``), ``insights`` / ``init`` (default: ``True`` / ``"insight"`` for ``agent``,
+    ``False`` / ``"random"`` otherwise), ``fusers``, ``objective_kind`` (``accuracy`` or ``joint``: latency
+    rules and latency in the prompts), ``max_repairs``, ``pilot`` (:class:`PilotData`), ``max_rounds`` (the
+    thread ends after that many rounds; default never), ``lr`` (numeric steps), ``temperature``,
+    ``max_tokens`` (at most half the agent's context window) and ``history_rounds`` (rounds shown) for the
+    agent's calls, ``prompts_dir`` (user prompt files), ``thread_id``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        context: MethodContext,
+        *,
+        agent_model: str | None = None,
+        variant: Variant = "agent",
+        insights: bool | None = None,
+        init: Literal["insight", "random"] | None = None,
+        fusers: bool = True,
+        objective_kind: Literal["accuracy", "joint"] = "accuracy",
+        max_repairs: int = 2,
+        pilot: PilotData | Mapping[str, Any] | None = None,
+        max_rounds: int | None = None,
+        lr: float = 0.1,
+        temperature: float = 0.2,
+        max_tokens: int = 4096,
+        history_rounds: int = 4,
+        prompts_dir: str | None = None,
+        thread_id: str | None = None,
+    ) -> None:
+        if variant not in ("agent", "textgrad", "maas"):
+            raise ValueError(f"variant must be 'agent', 'textgrad' or 'maas', got {variant!r}")
+        if init not in (None, "insight", "random"):
+            raise ValueError(f"init must be 'insight' or 'random', got {init!r}")
+        if objective_kind not in ("accuracy", "joint"):
+            raise ValueError(f"objective_kind must be 'accuracy' or 'joint', got {objective_kind!r}")
+        if max_repairs < 0 or history_rounds < 1 or (max_rounds is not None and max_rounds < 1):
+            raise ValueError("max_repairs must be >= 0, history_rounds and max_rounds >= 1")
+        if context.pool is None:
+            raise ValueError("agent-reinforce needs a model pool (context.pool) for its agent")
+        self.context, self.pool, self.space = context, context.pool, context.space
+        self.seed = context.seed
+        self.agent_model = agent_model or max(self.pool.ids(), key=lambda m: self.pool.spec(m).params)
+        self.pool.model(self.agent_model)  # an unknown id fails here
+        self.variant = variant
+        self.insights = variant == "agent" if insights is None else insights
+        self.init = init or ("insight" if variant == "agent" else "random")
+        self.fusers, self.joint = fusers, objective_kind == "joint"
+        self.max_repairs, self.max_rounds, self.lr = max_repairs, max_rounds, lr
+        window = self.pool.context_window(self.agent_model)
+        self.temperature, self.max_tokens = temperature, min(max_tokens, window // 2) if window else max_tokens
+        pilot = pilot if isinstance(pilot, PilotData) else PilotData.model_validate(pilot or {})
+        self.prompts = AgentPrompts(
+            PromptLibrary(prompts_dir),
+            self.space,
+            task=context.task,
+            insights=self.insights,
+            fusers=fusers,
+            joint=self.joint,
+            pilot=pilot,
+            history=history_rounds,
+        )
+        specs = [self.space.catalog.get(m) for m in self.space.models]
+        sink = self.space.catalog.get(self.space.sink_model)
+        found = maximal_multisets(specs, sink, self.space.budget.flops, self.space.lengths, self.space.max_nodes)
+        self.candidates = [self._ordered(c) for c in found if c]
+        if not self.candidates:
+            raise ValueError("the budget affords no worker model next to the sink: nothing for the agent to search")
+        self.options = {
+            "agent_model": self.agent_model,
+            "variant": variant,
+            "insights": self.insights,
+            "init": self.init,
+            "fusers": fusers,
+            "objective_kind": objective_kind,
+            "max_repairs": max_repairs,
+            "max_rounds": max_rounds,
+        }
+        digest = hashlib.sha256(json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:10]
+        self.thread_id = thread_id or f"agent-reinforce-{self.seed}-{digest}"
+        self.observed = 0  # rounds the loop has seen observed
+        self._values: dict[str, Any] = {}  # the thread's state after the last call (for report())
+        self._replay = False  # the pending round was already observed in the thread (see propose)
+        self._memory = InMemorySaver()  # used when there is no run directory
+
+    # ---- Optimizer protocol ---------------------------------------------------------------------------
+
+    async def propose(self) -> CollaborationGraph | None:
+        """The proposal of round ``observed + 1``, reconciled with the checkpointed thread.
+
+        The thread may stand a step behind the loop's state (killed before the proposal was made: run on to
+        it), at the round (paused at ``evaluate``, or killed in ``feedback``/``update`` after the evaluation
+        arrived: return that round's graph, and :meth:`observe` continues the thread), or a round ahead (the
+        loop lost the state saved after an :meth:`observe`: return the recorded graph; observing it is a no-op).
+        """
+        expected = self.observed + 1
+        async with self._app() as app:
+            while True:
+                snapshot = await app.aget_state(self._config)
+                if snapshot.created_at is None:  # no checkpoint yet
+                    if self.observed:
+                        raise OptimizationError(f"agent thread {self.thread_id!r} has no checkpoint to resume")
+                    await self._run(app, {"round": 0})
+                    continue
+                self._values = dict(snapshot.values)
+                node = snapshot.next[0] if snapshot.next else None
+                current = self._values.get("round", 0)
+                done = current if node in _BEFORE_EVALUATE else current - 1
+                if expected <= done:
+                    self._replay = True
+                    return CollaborationGraph.from_dict(self._record(expected)["proposal"]["graph"])
+                if expected > done + 1:
+                    raise OptimizationError(
+                        f"agent thread {self.thread_id!r} finished {done} rounds, the search expects round {expected}"
+                    )
+                if node is None:
+                    return None  # the thread ended (max_rounds)
+                if node in _BEFORE_EVALUATE:
+                    await self._run(app, None)
+                    continue
+                return CollaborationGraph.from_dict(self._values["proposal"]["graph"])
+
+    async def observe(self, graph: CollaborationGraph, evaluation: Evaluation) -> None:
+        """Resume the thread with ``evaluation`` (the evaluated ``graph`` is read from it) up to the next
+        proposal; continue a thread that already holds this round's evaluation without asking for it again."""
+        if self._replay:
+            self._replay = False
+        else:
+            async with self._app() as app:
+                snapshot = await app.aget_state(self._config)
+                node = snapshot.next[0] if snapshot.next else None
+                if node == "evaluate" and snapshot.values["round"] == self.observed + 1:
+                    await self._run(app, Command(resume=evaluation.model_dump(mode="json")))
+                elif node in ("feedback", "update"):
+                    await self._run(app, None)
+                else:
+                    raise OptimizationError(f"observe() without a pending proposal (agent thread at {node!r})")
+                self._values = dict((await app.aget_state(self._config)).values)
+        self.observed += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"thread_id": self.thread_id, "observed": self.observed}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.thread_id, self.observed = state["thread_id"], state["observed"]
+
+    def report(self) -> dict[str, Any]:
+        """Options, the initialisation, and per round: statuses, problems, feedback, the distribution after the
+        update (logits and readable tables)."""
+        if not self._values:  # e.g. a resumed run that stops before proposing: read the checkpoint
+            self._values = self._stored_values()
+        history = [
+            {**r, "tables": ProbabilisticGraph.from_dict(r["distribution"], self.space.catalog).tables()}
+            for r in self._values.get("history", [])
+        ]
+        proposals = Counter(r["proposal"]["status"] for r in history)
+        return {
+            "options": self.options,
+            "thread_id": self.thread_id,
+            "initialise": self._values.get("init"),
+            "rounds": len(history),
+            "proposals": {s: proposals[s] for s in ("valid", "repaired", "fallback", "sampled")},
+            "agent_driven_rounds": proposals["valid"] + proposals["repaired"],
+            "updates": dict(Counter(r["update"]["status"] for r in history)),
+            "history": history,
+        }
+
+    # ---- the LangGraph graph ----------------------------------------------------------------------------
+
+    def agent_graph(self, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+        """The agent's StateGraph, compiled (``langgraph dev`` supplies its own checkpointer)."""
+        builder = StateGraph(AgentState)
+        for name in ("initialise", "pretest", "sample", "evaluate", "feedback", "update"):
+            builder.add_node(name, getattr(self, f"_{name}"))
+        builder.add_edge(START, "initialise")
+        builder.add_edge("initialise", "pretest")
+        builder.add_edge("pretest", "sample")
+        builder.add_edge("sample", "evaluate")
+        builder.add_edge("evaluate", "feedback")
+        builder.add_edge("feedback", "update")
+        builder.add_conditional_edges("update", self._route, ["sample", END])
+        return builder.compile(checkpointer=checkpointer, name="agent-reinforce")
+
+    async def _initialise(self, state: AgentState) -> dict[str, Any]:
+        if self.init == "random" or len(self.candidates) == 1:
+            index = int(self._rng(1).integers(len(self.candidates))) if self.init == "random" else 0
+            init: dict[str, Any] = {"how": self.init if len(self.candidates) > 1 else "only", "choices": [index]}
+        else:
+            shown = self.candidates[:MAX_CANDIDATES]
+            answer = await self._ask(
+                "initialise",
+                self.prompts.initialise(shown),
+                choice_schema(len(shown)),
+                lambda d: parse_choice(d, len(shown)),
+            )
+            choice = answer.value
+            init = {
+                "how": answer.status,
+                "choices": [choice.first, choice.second] if choice else [0, 1],
+                "reasoning": choice.reasoning if choice else "",
+                "errors": answer.errors,
+            }
+        chosen = "; ".join(multiset_text(self.candidates[i]) for i in init["choices"])
+        self.context.report(f"[agent] initialise ({init['how']}): {chosen}")
+        return {"round": 0, "init": init}
+
+    async def _pretest(self, state: AgentState) -> dict[str, Any]:
+        init = dict(state["init"])
+        variants: list[tuple[str, ...]] = []
+        for i in init["choices"]:
+            for variant in self._variants(self.candidates[i]) if init["how"] != "random" else [self.candidates[i]]:
+                if variant not in variants:
+                    variants.append(variant)
+        pretests = []
+        if self.context.calibrate is not None and len(variants) > 1:
+            for k, variant in enumerate(variants):
+                graph = draw(self._initial(variant), variant, self._rng(3, k)).graph
+                evaluation = await self.context.calibrate(graph, 1)
+                pretests.append({"multiset": list(variant), "graph": graph.to_dict(), "score": evaluation.score})
+            best = tuple(max(pretests, key=lambda p: p["score"])["multiset"])  # ties: the earliest
+        else:
+            best = variants[0]
+        pg = self._initial(best)
+        init.update(variants=[list(v) for v in variants], pretests=pretests, multiset=list(best))
+        self.context.report(f"[agent] pretest of {len(pretests)} variant(s): keeping {multiset_text(best)}")
+        return {
+            "init": init,
+            "multiset": list(best),
+            "pg": pg.to_dict(),
+            "gradient": PolicyGradient(pg, lr=self.lr).state_dict(),
+        }
+
+    async def _sample(self, state: AgentState) -> dict[str, Any]:
+        r, multiset, pg = state["round"] + 1, state["multiset"], self._pg(state)
+        errors: list[str] = []
+        if r == 1 or self.variant == "maas":
+            graph, status = draw(pg, multiset, self._rng(2, r)).graph, "sampled"
+        else:
+            workers = [worker_id(i) for i in range(pg.n_nodes)]
+            schema = proposal_schema(workers, sorted({*multiset, self.space.sink_model}), self.fusers)
+            answer = await self._ask(
+                "sample",
+                self.prompts.sample(r, pg, multiset, state.get("history", [])),
+                schema,
+                lambda d: parse_proposal(
+                    d, multiset=multiset, space=self.space, fusers=self.fusers, unit_flops=self.prompts.unit
+                ),
+            )
+            graph = answer.value or draw(pg, multiset, self._rng(2, r)).graph
+            status, errors = answer.status, answer.errors
+        self.context.report(f"[agent round {r}] sample: {status} proposal" + _first_error(errors))
+        proposal = {"round": r, "graph": graph.to_dict(), "status": status, "errors": errors}
+        return {"round": r, "proposal": proposal, "evaluation": None, "feedback": None}
+
+    async def _evaluate(self, state: AgentState) -> dict[str, Any]:
+        proposal = state["proposal"]
+        assert proposal is not None
+        payload = interrupt({"round": proposal["round"], "graph": proposal["graph"]})
+        result = _result(payload, proposal)
+        self.context.report(f"[agent round {proposal['round']}] evaluate: {self.prompts.result_text(result)}")
+        return {"evaluation": result}
+
+    async def _feedback(self, state: AgentState) -> dict[str, Any]:
+        r, evaluation = state["round"], state["evaluation"]
+        assert evaluation is not None
+        if self._numeric_round(r):
+            feedback = {"round": r, "text": "", "status": "skipped", "errors": []}
+        else:
+            answer = await self._ask(
+                "feedback",
+                self.prompts.feedback(r, _graph(evaluation), evaluation, self._pg(state), state.get("history", [])),
+                FEEDBACK_SCHEMA,
+                parse_feedback,
+            )
+            feedback = {"round": r, "text": answer.value or "", "status": answer.status, "errors": answer.errors}
+        self.context.report(f"[agent round {r}] feedback ({feedback['status']}): {clip(feedback['text'], 160)}")
+        return {"feedback": feedback}
+
+    async def _update(self, state: AgentState) -> dict[str, Any]:
+        r, multiset, evaluation = state["round"], state["multiset"], state["evaluation"]
+        feedback, proposal = state["feedback"], state["proposal"]
+        assert evaluation is not None and feedback is not None and proposal is not None
+        pg = self._pg(state)
+        gradient = PolicyGradient(pg, lr=self.lr)
+        gradient.load_state_dict(state["gradient"])
+        advantage = gradient.advantage(evaluation["score"])
+        graph = _graph(evaluation)
+        errors: list[str] = []
+        coercions: list[str] = []
+        if self._numeric_round(r):
+            status = "numeric" if self._ascend(gradient, graph, multiset, advantage) else "skipped"
+        else:
+            workers = [worker_id(i) for i in range(pg.n_nodes)]
+            answer = await self._ask(
+                "update",
+                self.prompts.update(r, graph, evaluation, feedback["text"], pg, multiset, state.get("history", [])),
+                update_schema(workers, list(pg.models), self.fusers),
+                lambda d: apply_update(pg, d, sampled=graph, multiset=multiset, fusers=self.fusers),
+            )
+            errors = answer.errors
+            if answer.value is None:
+                status = "fallback" if self._ascend(gradient, graph, multiset, advantage) else "skipped"
+            else:
+                updated, coercions = answer.value
+                for table in ("edge_logits", "role_logits", "model_logits"):
+                    getattr(pg, table)[:] = getattr(updated, table)
+                status = "coerced" if coercions else answer.status
+        self.context.report(f"[agent round {r}] update: {status}" + _first_error(errors or coercions))
+        record = {
+            "round": r,
+            "proposal": proposal,
+            "graph": evaluation["graph"],
+            "result": {k: evaluation[k] for k in ("index", "score", "accuracy", "latency_s", "questions")},
+            "feedback": feedback["text"],
+            "feedback_status": feedback["status"],
+            "update": {"status": status, "errors": errors, "coercions": coercions},
+            "distribution": pg.to_dict(),
+        }
+        return {"pg": pg.to_dict(), "gradient": gradient.state_dict(), "history": [*state.get("history", []), record]}
+
+    def _route(self, state: AgentState) -> str:
+        return END if self.max_rounds is not None and state["round"] >= self.max_rounds else "sample"
+
+    # ---- helpers ----------------------------------------------------------------------------------------
+
+    async def _ask(
+        self, node: str, messages: list[dict[str, str]], schema: dict[str, Any], parse: Callable[[Any], T]
+    ) -> _Answer[T]:
+        """Ask the agent; on an unusable answer, ask again with the problem (``max_repairs`` times)."""
+        conversation: list[dict[str, str]] = list(messages)
+        errors: list[str] = []
+        for attempt in range(self.max_repairs + 1):
+            try:
+                data = await self.pool.astructured(
+                    self.agent_model,
+                    conversation,
+                    schema,
+                    tags={**self.context.tags, "node": node},
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    seed=self.seed,
+                )
+            except StructuredOutputError as e:
+                raw, error = e.raw, str(e)
+            except ModelCallError as e:
+                if e.retryable:
+                    raise
+                errors.append(str(e))  # e.g. a prompt over the agent's context window: asking again won't help
+                break
+            else:
+                raw = json.dumps(data)
+                try:
+                    return _Answer(parse(data), "valid" if attempt == 0 else "repaired", errors)
+                except AgentOutputError as e:
+                    error = str(e)
+            errors.append(error)
+            conversation += [
+                {"role": "assistant", "content": raw},
+                {"role": "user", "content": self.prompts.repair(error)},
+            ]
+        return _Answer(None, "fallback", errors)
+
+    def _ascend(
+        self, gradient: PolicyGradient, graph: CollaborationGraph, multiset: Sequence[str], advantage: float
+    ) -> bool:
+        """A numeric REINFORCE step on ``graph``'s draws; False if p_θ cannot produce the graph."""
+        try:
+            sample = explain(gradient.graph_space, graph, multiset)
+        except ValueError:
+            return False
+        gradient.ascend(sample, advantage)
+        return True
+
+    def _numeric_round(self, r: int) -> bool:
+        return self.variant == "maas" and r % 2 == 0
+
+    def _initial(self, multiset: Sequence[str]) -> ProbabilisticGraph:
+        return initial_distribution(self.space, multiset, fusers=self.fusers)
+
+    def _pg(self, state: AgentState) -> ProbabilisticGraph:
+        return ProbabilisticGraph.from_dict(state["pg"], self.space.catalog)
+
+    def _variants(self, multiset: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """The multiset, then without its weakest model, two weakest, ... (at most VARIANTS_PER_CHOICE)."""
+        return [multiset[: len(multiset) - k] for k in range(min(VARIANTS_PER_CHOICE, len(multiset)))]
+
+    def _ordered(self, multiset: Sequence[str]) -> tuple[str, ...]:
+        return tuple(sorted(multiset, key=lambda m: (-self.space.catalog.get(m).params, m)))
+
+    def _record(self, round_: int) -> dict[str, Any]:
+        return next(r for r in self._values.get("history", []) if r["round"] == round_)
+
+    def _rng(self, *keys: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed & 0xFFFFFFFF, *keys])
+
+    @property
+    def _config(self) -> dict[str, Any]:
+        return {"configurable": {"thread_id": self.thread_id}}
+
+    @asynccontextmanager
+    async def _app(self) -> AsyncIterator[CompiledStateGraph]:
+        """The compiled graph on this run's checkpointer (a SQLite file opened for the call, or in memory)."""
+        if self.context.run_dir is None:
+            yield self.agent_graph(self._memory)
+            return
+        self.context.run_dir.mkdir(parents=True, exist_ok=True)
+        async with AsyncSqliteSaver.from_conn_string(str(self.context.run_dir / "agent.sqlite")) as saver:
+            yield self.agent_graph(saver)
+
+    def _stored_values(self) -> dict[str, Any]:
+        """The thread's last checkpointed state, read synchronously (empty without a run directory)."""
+        path = self.context.run_dir / "agent.sqlite" if self.context.run_dir is not None else None
+        if path is None or not path.exists():
+            return {}
+        with SqliteSaver.from_conn_string(str(path)) as saver:
+            return dict(self.agent_graph(saver).get_state(self._config).values)
+
+    async def _run(self, app: CompiledStateGraph, value: Any) -> None:
+        await app.ainvoke(value, self._config, durability="sync")
+
+
+def _result(payload: Any, proposal: Mapping[str, Any]) -> dict[str, Any]:
+    """What the agent needs from the resume value: an Evaluation's ``model_dump()`` or a mapping with a score."""
+    if not isinstance(payload, Mapping) or "score" not in payload:
+        raise ValueError("resume the evaluate step with an Evaluation's model_dump() or a mapping with a 'score'")
+    outcome = payload.get("outcome") or {}
+    score = float(payload["score"])
+    return {
+        "round": proposal["round"],
+        "index": payload.get("index"),
+        "graph": payload.get("graph") or proposal["graph"],
+        "score": score,
+        "accuracy": float(outcome.get("accuracy", score)),
+        "latency_s": outcome.get("latency_s"),
+        "questions": len(outcome.get("question_ids", [])),
+    }
+
+
+def _graph(evaluation: Mapping[str, Any]) -> CollaborationGraph:
+    return CollaborationGraph.from_dict(evaluation["graph"])
+
+
+def _first_error(errors: Sequence[str]) -> str:
+    return f" ({len(errors)} problem(s), first: {clip(errors[0], 120)})" if errors else ""

@@ -1,0 +1,473 @@
+"""Agent-REINFORCE with a scripted agent: every node, repairs and fallbacks, ablations, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections import Counter, defaultdict
+from typing import Any
+
+import numpy as np
+import pytest
+
+from langtts.graph import CollaborationGraph, Node
+from langtts.optimize.agent_reinforce import AgentReinforce, draw, explain, initial_distribution
+from langtts.optimize.agent_schemas import AgentOutputError, apply_update
+from langtts.optimize.base import Evaluation, MethodContext, Outcome
+from langtts.space import ProbabilisticGraph
+from tests.fakes import fake_pool
+from tests.optimize.helpers import MODELS, SINK, json_round_trip, make_space
+
+
+class Killed(RuntimeError):
+    """Raised by the fake agent to stand for the process dying mid-call."""
+
+
+class ScriptedAgent:
+    """Answers each agent call by its schema name: the next scripted answer (a JSON string, a function of the
+    prompt, or an exception to raise), else a valid default. Records prompts and schemas."""
+
+    def __init__(self) -> None:
+        self.script: dict[str, list[Any]] = defaultdict(list)
+        self.calls: Counter[str] = Counter()
+        self.prompts: dict[str, list[str]] = defaultdict(list)
+        self.schemas: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, model: str, messages: list, kwargs: dict[str, Any]) -> str:
+        response_format = kwargs["extra_body"]["response_format"]["json_schema"]
+        name = response_format["name"]
+        prompt = "\n".join(str(m.content) for m in messages)
+        self.calls[name] += 1
+        self.prompts[name].append(prompt)
+        self.schemas[name] = response_format["schema"]
+        answer = self.script[name].pop(0) if self.script[name] else DEFAULTS[name]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer(prompt) if callable(answer) else answer
+
+
+def multiset_of(prompt: str) -> list[str]:
+    text = re.search(r"multiset: (.*?); use each", prompt, re.S).group(1)
+    return [m.strip() for part in text.split(" + ") for n, m in [part.split("× ")] for _ in range(int(n))]
+
+
+def proposal(
+    prompt: str, edges: tuple[tuple[str, str], ...] = (("n0", "sink"),), models: list[str] | None = None
+) -> str:
+    models = models or multiset_of(prompt)
+    ids = [f"n{i}" for i in range(len(models))]
+    nodes = [
+        {"id": i, "model": m, "role": "assistant", "predecessors": [u for u, v in edges if v == i]}
+        for i, m in zip(ids, models, strict=True)
+    ]
+    nodes.append({"id": "sink", "model": SINK, "role": "decider", "predecessors": [u for u, v in edges if v == "sink"]})
+    return json.dumps({"reasoning": "n0 feeds the sink", "nodes": nodes})
+
+
+def update(edges=(("n0", "sink", 0.9),), fusers=(), models=()) -> str:
+    return json.dumps(
+        {
+            "reasoning": "keep what worked",
+            "edges": [{"source": s, "target": t, "probability": p} for s, t, p in edges],
+            "fusers": [{"node": n, "probability": p} for n, p in fusers],
+            "models": [{"node": n, "model": m, "probability": p} for n, m, p in models],
+        }
+    )
+
+
+DEFAULTS: dict[str, Any] = {
+    "multiset_choice": json.dumps({"reasoning": "medium models", "first": 0, "second": 1}),
+    "graph_proposal": proposal,
+    "textual_gradient": json.dumps({"feedback": "n0 -> sink helped; isolated nodes were wasted"}),
+    "probability_update": update(),
+}
+
+
+def dense(prompt: str) -> str:
+    ids = [f"n{i}" for i in range(len(multiset_of(prompt)))]
+    return proposal(prompt, tuple((u, v) for k, u in enumerate(ids) for v in [*ids[k + 1 :], "sink"]))
+
+
+BAD_PROPOSALS = {
+    "invalid JSON": ("this is not JSON", "invalid structured output"),
+    "wrong node id": (lambda p: proposal(p, (("n0", "sink"), ("n99", "sink"))), "not a worker node"),
+    "cycle": (lambda p: proposal(p, (("n0", "n1"), ("n1", "n0"), ("n0", "sink"))), "cycle"),
+    "wrong model counts": (lambda p: proposal(p, models=[SINK, *multiset_of(p)[1:]]), "model counts are fixed"),
+    "over budget": (dense, "over the budget"),
+}
+
+
+def evaluation(graph: CollaborationGraph, index: int, score: float | None = None, phase: str = "search") -> Evaluation:
+    score = 0.25 + 0.25 * (index % 3) if score is None else score
+    outcome = Outcome(
+        question_ids=["q0", "q1"],
+        correct=[score >= 0.5, score >= 0.75],
+        accuracy=score,
+        ci_low=0.0,
+        ci_high=1.0,
+        flops=1.0,
+        latency_s=1.5 + index,
+        prompt_tokens=0,
+        completion_tokens=0,
+        calls=len(graph.nodes),
+        cache_hits=0,
+        wall_time_s=0.0,
+    )
+    return Evaluation(
+        index=index,
+        phase=phase,  # type: ignore[arg-type]
+        round=index if phase == "search" else None,
+        fingerprint=graph.fingerprint(),
+        graph=graph.to_dict(),
+        modelled_flops=1.0,
+        score=score,
+        outcome=outcome,
+    )
+
+
+class Setup:
+    """A space, a fake pool answered by a scripted agent, and a calibrate function that counts its calls."""
+
+    def __init__(self, run_dir=None) -> None:
+        self.space = make_space(8.0)
+        self.agent = ScriptedAgent()
+        self.pool, self.log = fake_pool(self.agent, {m: m for m in (*MODELS, SINK)})
+        self.calibrated: list[CollaborationGraph] = []
+        self.lines: list[str] = []
+        self.run_dir = run_dir
+
+    async def calibrate(self, graph: CollaborationGraph, n: int) -> Evaluation:
+        self.calibrated.append(graph)
+        return evaluation(graph, 1000 + len(self.calibrated), score=len(graph.workers) / 10, phase="calibrate")
+
+    def build(self, **options: Any) -> AgentReinforce:
+        context = MethodContext(
+            space=self.space,
+            seed=3,
+            pool=self.pool,
+            tags={"run": "r1", "purpose": "optimizer"},
+            calibrate=self.calibrate,
+            run_dir=self.run_dir,
+            report=self.lines.append,
+        )
+        return AgentReinforce(context, **options)
+
+
+async def drive(optimizer: AgentReinforce, rounds: int, start: int = 0) -> list[Evaluation]:
+    evaluations = []
+    for index in range(start, start + rounds):
+        graph = await optimizer.propose()
+        assert graph is not None
+        evaluations.append(evaluation(graph, index))
+        await optimizer.observe(graph, evaluations[-1])
+    return evaluations
+
+
+def test_a_run_goes_through_every_node():
+    setup = Setup()
+    optimizer = setup.build()
+    asyncio.run(drive(optimizer, 4))
+    report = json_round_trip(optimizer.report())
+
+    assert report["rounds"] == 4
+    assert report["proposals"] == {"valid": 3, "repaired": 0, "fallback": 0, "sampled": 1}
+    assert report["agent_driven_rounds"] == 3
+    init = report["initialise"]
+    assert init["how"] == "valid" and init["choices"] == [0, 1] and init["pretests"]
+    assert len(setup.calibrated) == len(init["variants"]) > 2  # one 1-question pre-test per variant
+    assert init["multiset"] == max(init["pretests"], key=lambda p: p["score"])["multiset"]
+    assert setup.agent.calls == {
+        "multiset_choice": 1,
+        "graph_proposal": 4,
+        "textual_gradient": 4,
+        "probability_update": 4,
+    }
+
+    history = report["history"]
+    assert [r["round"] for r in history] == [1, 2, 3, 4]
+    assert history[1]["feedback"].startswith("n0 -> sink helped")
+    assert "Edge probabilities" in history[0]["tables"]
+    # round 1 sampled n0 -> sink only if lucky: raising it is coerced otherwise; from round 2 on the agent sampled it
+    assert all(r["update"]["status"] == "valid" for r in history[1:])
+    pg = ProbabilisticGraph.from_dict(history[-1]["distribution"], setup.space.catalog)
+    assert pg.edge_probability(0, pg.n_nodes) == pytest.approx(0.9)
+
+    tagged = Counter(r.tags["node"] for r in setup.pool.ledger.records(purpose="optimizer"))
+    assert tagged == {"initialise": 1, "sample": 4, "feedback": 4, "update": 4}
+    assert all(r.tags["run"] == "r1" for r in setup.pool.ledger.records())
+    assert sum(line.startswith("[agent round 2]") for line in setup.lines) == 4  # sample, evaluate, feedback, update
+
+
+@pytest.mark.parametrize("kind", list(BAD_PROPOSALS))
+@pytest.mark.parametrize("bad_answers", [1, 3])
+def test_bad_proposals_are_repaired_then_fall_back(kind, bad_answers):
+    setup = Setup()
+    bad, message = BAD_PROPOSALS[kind]
+    setup.agent.script["graph_proposal"] = [bad] * bad_answers
+    optimizer = setup.build(init="random", max_repairs=2)
+    asyncio.run(drive(optimizer, 2))
+    report = optimizer.report()
+
+    status = "repaired" if bad_answers == 1 else "fallback"
+    assert report["proposals"] == {
+        "valid": 0,
+        "repaired": int(status == "repaired"),
+        "fallback": int(status == "fallback"),
+        "sampled": 1,
+    }
+    record = report["history"][1]["proposal"]
+    assert record["status"] == status and len(record["errors"]) == bad_answers
+    assert all(message in error for error in record["errors"])
+    assert setup.agent.calls["graph_proposal"] == (2 if bad_answers == 1 else 3) + 1  # + round 3's proposal
+    repair = setup.agent.prompts["graph_proposal"][1]
+    assert "could not be used" in repair and message in repair  # the error is fed back
+    graph = CollaborationGraph.from_dict(record["graph"])
+    assert setup.space.feasible(graph) and Counter(n.model for n in graph.workers) == Counter(
+        report["initialise"]["multiset"]
+    )
+
+
+def test_a_failing_agent_call_falls_back_without_repairs():
+    setup = Setup()
+    setup.agent.script["graph_proposal"] = [ValueError("the prompt is longer than the context window")]
+    optimizer = setup.build(init="random")
+    asyncio.run(drive(optimizer, 2))
+    assert optimizer.report()["proposals"]["fallback"] == 1
+    assert setup.agent.calls["graph_proposal"] == 2  # round 2 (not repeated), round 3
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "{not json",
+        update(edges=(("n0", "sink", 1.7),)),
+        update(edges=(("n0", "n42", 0.3),)),
+        update(models=[(f"n{i}", "gemma3-270m", 1.0) for i in range(8)]),
+    ],
+    ids=["invalid JSON", "probability above 1", "unknown node", "model counts"],
+)
+def test_a_malformed_update_falls_back_to_a_numeric_step(answer):
+    setup = Setup()
+    optimizer = setup.build()  # keeps 3× gemma3-270m + 5× smollm2-135m
+    asyncio.run(drive(optimizer, 1))
+    before = optimizer.report()["history"][0]["distribution"]
+    setup.agent.script["probability_update"] = [answer] * 3
+    asyncio.run(drive(optimizer, 1, start=1))
+    record = optimizer.report()["history"][1]
+
+    assert record["update"]["status"] == "fallback" and len(record["update"]["errors"]) == 3
+    after = record["distribution"]
+    assert not np.allclose(before["edge_logits"], after["edge_logits"])  # the Adam step moved the logits
+    assert optimizer.report()["updates"]["fallback"] == 1
+
+
+def test_raising_an_unsampled_edge_is_coerced():
+    setup = Setup()
+    setup.agent.script["probability_update"] = [update(), update(edges=(("n0", "sink", 0.9), ("n1", "n0", 0.95)))]
+    optimizer = setup.build(init="random")
+    asyncio.run(drive(optimizer, 2))
+    record = optimizer.report()["history"][1]
+    assert record["update"]["status"] == "coerced"
+    assert any("n1 -> n0 was not sampled" in c for c in record["update"]["coercions"])
+
+
+def prompts_of(**options: Any) -> tuple[ScriptedAgent, AgentReinforce]:
+    setup = Setup()
+    optimizer = setup.build(**options)
+    asyncio.run(drive(optimizer, 2))
+    return setup.agent, optimizer
+
+
+def all_prompts(agent: ScriptedAgent) -> str:
+    return "\n".join(p for prompts in agent.prompts.values() for p in prompts)
+
+
+def test_ablation_switches_change_the_prompts():
+    agent, _ = prompts_of()
+    text = all_prompts(agent)
+    assert "Insights from pilot experiments" in text and "Pilot accuracies" in agent.prompts["multiset_choice"][0]
+    assert 'a "fuser" reviews' in text and "Latency rules" not in text
+    assert "fuser" in agent.schemas["graph_proposal"]["properties"]["nodes"]["items"]["properties"]["role"]["enum"]
+
+    agent, _ = prompts_of(insights=False)
+    text = all_prompts(agent)
+    assert agent.calls["multiset_choice"] == 1
+    assert "Insights from pilot" not in text and "Pilot accuracies" not in text
+
+    agent, _ = prompts_of(fusers=False)
+    text = all_prompts(agent)
+    assert "The fuser role is disabled" in text and 'a "fuser" reviews' not in text
+    assert "fuser" not in agent.schemas["graph_proposal"]["properties"]["nodes"]["items"]["properties"]["role"]["enum"]
+    assert "fusers" not in agent.schemas["probability_update"]["properties"]
+
+    agent, _ = prompts_of(objective_kind="joint")
+    assert "Latency rules" in all_prompts(agent)
+    assert "median latency" in agent.prompts["textual_gradient"][0]
+
+
+def test_variants():
+    agent, optimizer = prompts_of(variant="textgrad")
+    assert agent.calls["multiset_choice"] == 0  # random initial mix
+    assert "Insights from pilot" not in all_prompts(agent)
+    assert optimizer.report()["initialise"]["how"] == "random"
+
+    agent, optimizer = prompts_of(variant="maas")
+    history = optimizer.report()["history"]
+    assert agent.calls["graph_proposal"] == 0  # maas draws from the tables
+    assert [r["update"]["status"] for r in history] in (["valid", "numeric"], ["coerced", "numeric"])
+    assert agent.calls["probability_update"] == 1 and agent.calls["textual_gradient"] == 1
+
+
+def test_max_rounds_ends_the_thread():
+    setup = Setup()
+    optimizer = setup.build(init="random", max_rounds=2)
+    asyncio.run(drive(optimizer, 2))
+    assert asyncio.run(optimizer.propose()) is None
+
+
+def test_count_preserving_draws_and_explain_agree():
+    space = make_space(8.0)
+    multiset = ["gemma3-270m", "gemma3-270m", "smollm2-135m", "smollm2-135m", "smollm2-135m"]
+    pg = initial_distribution(space, multiset)
+    for seed in range(20):
+        sample = draw(pg, multiset, np.random.default_rng(seed))
+        assert Counter(n.model for n in sample.graph.workers) == Counter(multiset)
+        assert space.feasible(sample.graph)
+        assert explain(pg, sample.graph, multiset).graph == sample.graph
+        assert np.isfinite(pg.log_prob(explain(pg, sample.graph, multiset)))
+
+
+def test_explain_accepts_a_graph_that_fits_only_once_pruned():
+    space = make_space(8.0)
+    multiset = ["gemma3-270m"] * 3 + ["smollm2-135m"] * 5
+    pg = initial_distribution(space, multiset)
+    nodes = (*(Node(f"n{i}", "assistant", m) for i, m in enumerate(multiset)), Node("sink", "decider", SINK))
+    graph = CollaborationGraph(nodes=nodes, edges=(("n0", "n2"), ("n1", "n2"), ("n2", "sink")))
+    assert space.feasible(graph)
+    with pytest.raises(ValueError, match="over the budget"):
+        pg.explain(graph)  # the sampler reserves budget for the five isolated nodes too
+    sample = explain(pg, graph, multiset)
+    assert sample.graph == graph and np.isfinite(pg.log_prob(sample))
+
+
+def test_an_update_whose_likely_edges_form_a_cycle_is_rejected():
+    space = make_space(8.0)
+    multiset = ["smollm2-135m"] * 3
+    pg = initial_distribution(space, multiset)
+    pg.edge_logits[0, 1] = 5.0  # n0 -> n1 is likely
+    nodes = (*(Node(f"n{i}", "assistant", m) for i, m in enumerate(multiset)), Node("sink", "decider", SINK))
+    sampled = CollaborationGraph(nodes=nodes, edges=(("n1", "n0"), ("n0", "sink")))
+    with pytest.raises(AgentOutputError, match=r"cycle (n0 -> n1 -> n0|n1 -> n0 -> n1)"):
+        apply_update(
+            pg, json.loads(update(edges=(("n1", "n0", 0.9),))), sampled=sampled, multiset=multiset, fusers=True
+        )
+    updated, coercions = apply_update(
+        pg, json.loads(update(edges=(("n1", "n0", 0.4),))), sampled=sampled, multiset=multiset, fusers=True
+    )
+    assert updated.edge_probability(1, 0) == pytest.approx(0.4) and not coercions
+    assert pg.edge_probability(1, 0) == pytest.approx(0.12, abs=0.01)  # the input is left unchanged
+
+
+# ---- resume -----------------------------------------------------------------------------------------------
+
+
+def test_resume_at_the_evaluate_interrupt(tmp_path):
+    setup = Setup(tmp_path)
+
+    async def first_session():
+        optimizer = setup.build()
+        await drive(optimizer, 2)
+        state = json_round_trip(optimizer.state_dict())
+        pending = await optimizer.propose()  # round 3 is proposed, then the process dies
+        return state, pending
+
+    state, pending = asyncio.run(first_session())
+    calls = Counter(setup.agent.calls)
+
+    async def second_session():
+        optimizer = setup.build()
+        optimizer.load_state_dict(state)
+        graph = await optimizer.propose()
+        assert graph == pending
+        assert setup.agent.calls == calls  # nothing asked again
+        await optimizer.observe(graph, evaluation(graph, 2))
+        await drive(optimizer, 1, start=3)
+        return optimizer
+
+    optimizer = asyncio.run(second_session())
+    history = optimizer.report()["history"]
+    assert [r["round"] for r in history] == [1, 2, 3, 4]
+    assert [r["result"]["index"] for r in history] == [0, 1, 2, 3]
+    assert setup.agent.calls["multiset_choice"] == 1 and setup.agent.calls["graph_proposal"] == 4  # rounds 2 to 5
+
+
+def test_resume_after_a_death_mid_feedback(tmp_path):
+    setup = Setup(tmp_path)
+
+    async def first_session():
+        optimizer = setup.build()
+        await drive(optimizer, 2)
+        state = json_round_trip(optimizer.state_dict())
+        graph = await optimizer.propose()
+        recorded = evaluation(graph, 2)  # the loop records the evaluation, then observe dies in feedback
+        setup.agent.script["textual_gradient"] = [Killed("SIGKILL")]
+        with pytest.raises(Killed):
+            await optimizer.observe(graph, recorded)
+        return state, recorded
+
+    state, recorded = asyncio.run(first_session())
+    calls = Counter(setup.agent.calls)
+    calibrated = len(setup.calibrated)
+
+    async def second_session():
+        optimizer = setup.build()
+        optimizer.load_state_dict(state)
+        graph = await optimizer.propose()
+        assert graph == recorded.collaboration_graph()
+        await optimizer.observe(graph, recorded)
+        return optimizer
+
+    optimizer = asyncio.run(second_session())
+    history = optimizer.report()["history"]
+    assert [r["round"] for r in history] == [1, 2, 3]
+    assert history[2]["result"]["index"] == recorded.index and history[2]["result"]["score"] == recorded.score
+    new = Counter(setup.agent.calls) - calls
+    assert new == {"textual_gradient": 1, "probability_update": 1, "graph_proposal": 1}  # round 3 on, nothing twice
+    assert len(setup.calibrated) == calibrated
+
+
+def test_resume_when_the_loop_lost_the_state_after_an_observe(tmp_path):
+    setup = Setup(tmp_path)
+
+    async def first_session():
+        optimizer = setup.build(init="random")
+        evaluations = await drive(optimizer, 2)
+        state = json_round_trip(optimizer.state_dict())  # the last state the loop saved
+        evaluations += await drive(optimizer, 1, start=2)  # observed, but the loop died before saving
+        return state, evaluations, await optimizer.propose()
+
+    state, evaluations, pending = asyncio.run(first_session())
+    calls = Counter(setup.agent.calls)
+
+    async def second_session():
+        optimizer = setup.build(init="random")
+        optimizer.load_state_dict(state)
+        assert optimizer.report()["rounds"] == 3  # read from the checkpoint before any call
+        assert await optimizer.propose() == evaluations[2].collaboration_graph()
+        await optimizer.observe(evaluations[2].collaboration_graph(), evaluations[2])  # already in the thread
+        assert await optimizer.propose() == pending
+        return optimizer
+
+    optimizer = asyncio.run(second_session())
+    assert setup.agent.calls == calls
+    assert [r["round"] for r in optimizer.report()["history"]] == [1, 2, 3]
+    assert optimizer.state_dict()["observed"] == 3
+
+
+def test_resume_before_the_first_observe_reuses_the_initialisation(tmp_path):
+    setup = Setup(tmp_path)
+    first = asyncio.run(setup.build().propose())
+    calls, calibrated = Counter(setup.agent.calls), len(setup.calibrated)
+    assert asyncio.run(setup.build().propose()) == first
+    assert setup.agent.calls == calls and len(setup.calibrated) == calibrated
