@@ -17,7 +17,7 @@ from langtts.graph import CollaborationGraph
 from langtts.optimize.agent_schemas import PilotData, multiset_text
 from langtts.optimize.base import SearchSpace
 from langtts.prompts import PromptLibrary, PromptTemplate
-from langtts.space import ProbabilisticGraph
+from langtts.space import ProbabilisticGraph, worker_id
 from langtts.tasks.base import Task
 
 _COMMON = ("task", "budget", "objective", "latency_rules", "insights", "roles", "sink_model", "round")
@@ -28,11 +28,7 @@ _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name: (req
     "update": (("tables", "feedback", "fields"), ("graph", "result", "multiset", "history")),
     "repair": (("error",), ()),
 }
-_FIELDS = (
-    '"edges" (a list of {{"source", "target", "probability"}}: P(source -> target)), '
-    '{fusers}"models" (a list of {{"node", "model", "probability"}}: P(node runs model)).'
-)
-_FUSER_FIELD = '"fusers" (a list of {"node", "probability"}: P(node is a fuser when all its inputs are assistants)), '
+FEEDBACK_IN_HISTORY = 200  # characters of an earlier round's feedback shown in the history
 
 
 class AgentPrompts:
@@ -62,7 +58,7 @@ class AgentPrompts:
         self.common = {
             "task": _describe(task),
             "budget": f"{space.budget.flops / self.unit:.1f} units per question (1 unit = one call of "
-            f"{self.unit_model} with no inputs; {space.budget.flops:.3g} FLOPs)",
+            f"{self.unit_model} with no inputs)",
             "objective": "maximise accuracy and keep latency low (score = accuracy minus a latency penalty)"
             if joint
             else "maximise accuracy",
@@ -83,10 +79,10 @@ class AgentPrompts:
         return self._messages(
             "sample",
             round=str(round_),
-            workers=", ".join(f"n{i}" for i in range(pg.n_nodes)),
+            workers=", ".join(worker_id(i) for i in range(pg.n_nodes)),
             multiset=multiset_text(multiset),
-            costs=self._costs(sorted({*multiset, self.space.sink_model})),
-            tables=pg.tables(),
+            costs=self._costs(list(dict.fromkeys([*multiset, self.space.sink_model]))),
+            tables=distribution_lines(pg, fusers=self.fusers),
             history=self._history(history),
         )
 
@@ -103,7 +99,7 @@ class AgentPrompts:
             round=str(round_),
             graph=graph_lines(graph),
             result=self.result_text(result),
-            tables=pg.tables(),
+            tables=distribution_lines(pg, fusers=self.fusers),
             history=self._history(history),
         )
 
@@ -117,16 +113,21 @@ class AgentPrompts:
         multiset: Sequence[str],
         history: Sequence[Mapping[str, Any]],
     ) -> list[dict[str, str]]:
+        fields = ['"inputs" (P(reads that node))']
+        if self.fusers:
+            fields.append('"fuser" (P(fuser), not for n0)')
+        if len(pg.models) > 1:
+            fields.append('"models" (P(runs that model))')
         return self._messages(
             "update",
             round=str(round_),
             graph=graph_lines(graph),
             result=self.result_text(result),
             feedback=feedback or "(none)",
-            tables=pg.tables(),
+            tables=distribution_lines(pg, fusers=self.fusers),
             multiset=multiset_text(multiset),
             history=self._history(history),
-            fields=_FIELDS.format(fusers=_FUSER_FIELD if self.fusers else ""),
+            fields=", ".join(fields),
         )
 
     def repair(self, error: str) -> str:
@@ -154,33 +155,62 @@ class AgentPrompts:
     def _costs(self, models: Sequence[str]) -> str:
         catalog, lengths = self.space.catalog, self.space.lengths
         return "\n".join(
-            f"- {m}: "
-            + ", ".join(f"{node_flops(catalog.get(m), d, lengths) / self.unit:.2f} ({d} in)" for d in range(4))
+            f"- {m}: " + " / ".join(f"{node_flops(catalog.get(m), d, lengths) / self.unit:.2f}" for d in range(4))
             for m in models
         )
 
     def _history(self, history: Sequence[Mapping[str, Any]]) -> str:
+        """One line per recent round: result, graph, clipped feedback."""
         if not history:
             return "(none yet)"
-        blocks = []
+        lines = []
         for record in history[-self.window :]:
-            graph = CollaborationGraph.from_dict(record["graph"])
-            feedback = str(record.get("feedback") or "")
-            block = f"Round {record['round']}: {self.result_text(record['result'])}\n{_indent(graph_lines(graph))}"
-            blocks.append(block + (f"\n  feedback: {clip(feedback, 400)}" if feedback else ""))
-        return "\n".join(blocks)
+            graph = graph_lines(CollaborationGraph.from_dict(record["graph"]), sep="; ")
+            feedback = clip(str(record.get("feedback") or ""), FEEDBACK_IN_HISTORY)
+            lines.append(
+                f"- round {record['round']}: {self.result_text(record['result'])}: {graph}"
+                + (f" | feedback: {feedback}" if feedback else "")
+            )
+        return "\n".join(lines)
 
 
-def graph_lines(graph: CollaborationGraph) -> str:
-    """One line per node: id, model, role, inputs and outputs (nodes that cannot reach the sink flagged)."""
+def graph_lines(graph: CollaborationGraph, sep: str = "\n") -> str:
+    """One entry per node that runs, ``n2: qwen fuser <- n0, n1`` (assistants unmarked), the sink's inputs, then
+    the nodes with no path to the sink (not run)."""
     unreachable = set(graph.check().unreachable)
+    entries = []
+    for node in graph.workers:
+        if node.id not in unreachable:
+            inputs = ", ".join(graph.predecessors(node.id))
+            role = " fuser" if node.role == "fuser" else ""
+            entries.append(f"{node.id}: {node.model}{role}" + (f" <- {inputs}" if inputs else ""))
+    entries.append(f"{graph.sink.id} <- {', '.join(graph.predecessors(graph.sink.id)) or '-'}")
+    if unreachable:
+        entries.append(
+            f"not run (no path to the sink): {', '.join(n.id for n in graph.workers if n.id in unreachable)}"
+        )
+    return sep.join(entries)
+
+
+def distribution_lines(pg: ProbabilisticGraph, *, fusers: bool = True) -> str:
+    """p_θ keyed by node, as the agent's answers are: per worker P(model) (with several models), P(fuser) and
+    P(input) from each lower-numbered worker, then P(feeds the sink). Edges from a higher- to a lower-numbered
+    worker, which agent proposals cannot contain, are left out."""
+    several = len(pg.models) > 1
     lines = []
-    for node in graph.nodes:
-        inputs = ", ".join(graph.predecessors(node.id)) or "-"
-        outputs = ", ".join(graph.successors(node.id)) or "-"
-        flag = " (not run: no path to the sink)" if node.id in unreachable else ""
-        lines.append(f"{node.id}: {node.model}, {node.role}; inputs: {inputs}; outputs: {outputs}{flag}")
-    return "\n".join(lines)
+    for j in range(pg.n_nodes):
+        parts = []
+        if several:
+            probabilities = pg.model_probabilities(j)
+            parts.append("models " + ", ".join(f"{m} {p:.2f}" for m, p in zip(pg.models, probabilities, strict=True)))
+        if fusers and j > 0:
+            parts.append(f"fuser {pg.fuser_probability(j):.2f}")
+        parts.append(
+            "inputs " + (", ".join(f"{worker_id(i)} {pg.edge_probability(i, j):.2f}" for i in range(j)) or "-")
+        )
+        lines.append(f"{worker_id(j)}: " + "; ".join(parts))
+    sink = ", ".join(f"{worker_id(i)} {pg.edge_probability(i, pg.n_nodes):.2f}" for i in range(pg.n_nodes))
+    return "\n".join([*lines, f"sink_inputs: {sink}"])
 
 
 def _describe(task: Task | None) -> str:

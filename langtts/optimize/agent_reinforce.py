@@ -4,10 +4,16 @@
 
 - **initialise**: the agent picks two of the budget-maximal model multisets (given the pilot data and the three
   insights); **pretest** expands each into variants that drop the weakest model one at a time, evaluates one
-  random graph per variant on one question (``context.calibrate``) and keeps the best. From then on the worker
-  multiset is fixed: worker ``n<i>`` starts on the i-th model (strongest first), and model draws keep the counts.
+  random graph per variant on one question (``context.calibrate``) and keeps the best; on a tie (with tiny models
+  often every variant scores 0 on its one question) the one with the most workers, the agent's own choices
+  before the reduced variants and its first choice first. From then on the worker multiset is fixed: worker
+  ``n<i>`` starts on the i-th model, weakest first, so the strongest models sit on the highest-numbered nodes,
+  which may read from all the others; model draws keep the counts.
 - **sample**: round 1 draws from p_θ; later rounds the agent proposes the graph, checked and repaired up to
-  ``max_repairs`` times, else drawn from p_θ (counted as ``valid`` / ``repaired`` / ``fallback``).
+  ``max_repairs`` times, else drawn from p_θ (counted as ``valid`` / ``repaired`` / ``fallback``). The answer is
+  keyed by node and its inputs come only from lower-numbered nodes, so the schema (enforced by the server's
+  grammar) rules out duplicate nodes, duplicate edges and cycles; what is left to check is the model counts,
+  the role rules, a sink input and the budget.
 - **evaluate**: ``interrupt()`` with the graph; the search loop evaluates it and :meth:`AgentReinforce.observe`
   resumes the thread with ``Command(resume=evaluation)``.
 - **feedback**: the agent's textual gradient; **update**: the agent rewrites the probabilities (turned into
@@ -45,6 +51,7 @@ from langtts.optimize.agent_schemas import (
     FEEDBACK_SCHEMA,
     AgentOutputError,
     PilotData,
+    answer_token_bound,
     apply_update,
     choice_schema,
     multiset_text,
@@ -98,8 +105,9 @@ class AgentReinforce:
     ``False`` / ``"random"`` otherwise), ``fusers``, ``objective_kind`` (``accuracy`` or ``joint``: latency
     rules and latency in the prompts), ``max_repairs``, ``pilot`` (:class:`PilotData`), ``max_rounds`` (the
     thread ends after that many rounds; default never), ``lr`` (numeric steps), ``temperature``,
-    ``max_tokens`` (at most half the agent's context window) and ``history_rounds`` (rounds shown) for the
-    agent's calls, ``prompts_dir`` (user prompt files), ``thread_id``.
+    ``max_tokens`` (default: per call, room for the longest answer its bounded schema allows; at most half
+    the agent's context window) and ``history_rounds`` (rounds shown) for the agent's calls, ``prompts_dir``
+    (user prompt files), ``thread_id``.
     """
 
     name: ClassVar[str]
@@ -119,7 +127,7 @@ class AgentReinforce:
         max_rounds: int | None = None,
         lr: float = 0.1,
         temperature: float = 0.2,
-        max_tokens: int = 4096,
+        max_tokens: int | None = None,
         history_rounds: int = 4,
         prompts_dir: str | None = None,
         thread_id: str | None = None,
@@ -144,7 +152,7 @@ class AgentReinforce:
         self.fusers, self.joint = fusers, objective_kind == "joint"
         self.max_repairs, self.max_rounds, self.lr = max_repairs, max_rounds, lr
         window = self.pool.context_window(self.agent_model)
-        self.temperature, self.max_tokens = temperature, min(max_tokens, window // 2) if window else max_tokens
+        self.temperature, self.max_tokens, self.window = temperature, max_tokens, window
         pilot = pilot if isinstance(pilot, PilotData) else PilotData.model_validate(pilot or {})
         self.prompts = AgentPrompts(
             PromptLibrary(prompts_dir),
@@ -313,7 +321,13 @@ class AgentReinforce:
                 graph = draw(self._initial(variant), variant, self._rng(3, k)).graph
                 evaluation = await self.context.calibrate(graph, 1)
                 pretests.append({"multiset": list(variant), "graph": graph.to_dict(), "score": evaluation.score})
-            best = tuple(max(pretests, key=lambda p: p["score"])["multiset"])  # ties: the earliest
+            # Ties (one question each: common) go to the most workers, then the agent's choices, then the earliest.
+            choices = {self.candidates[i] for i in init["choices"]}
+            rank = {
+                v: (p["score"], len(v), v in choices, -k)
+                for k, (p, v) in enumerate(zip(pretests, variants, strict=True))
+            }
+            best = max(variants, key=rank.__getitem__)
         else:
             best = variants[0]
         pg = self._initial(best)
@@ -333,7 +347,7 @@ class AgentReinforce:
             graph, status = draw(pg, multiset, self._rng(2, r)).graph, "sampled"
         else:
             workers = [worker_id(i) for i in range(pg.n_nodes)]
-            schema = proposal_schema(workers, sorted({*multiset, self.space.sink_model}), self.fusers)
+            schema = proposal_schema(workers, list(pg.models), self.fusers)
             answer = await self._ask(
                 "sample",
                 self.prompts.sample(r, pg, multiset, state.get("history", [])),
@@ -433,7 +447,7 @@ class AgentReinforce:
                     schema,
                     tags={**self.context.tags, "node": node},
                     temperature=self.temperature,
-                    max_tokens=self.max_tokens,
+                    max_tokens=self._max_tokens(schema),
                     seed=self.seed,
                 )
             except StructuredOutputError as e:
@@ -470,8 +484,13 @@ class AgentReinforce:
     def _numeric_round(self, r: int) -> bool:
         return self.variant == "maas" and r % 2 == 0
 
+    def _max_tokens(self, schema: Mapping[str, Any]) -> int:
+        tokens = answer_token_bound(schema) if self.max_tokens is None else self.max_tokens
+        return min(tokens, self.window // 2) if self.window else tokens
+
     def _initial(self, multiset: Sequence[str]) -> ProbabilisticGraph:
-        return initial_distribution(self.space, multiset, fusers=self.fusers)
+        """p_θ with worker i on the i-th model, weakest first (``multiset`` is ordered strongest first)."""
+        return initial_distribution(self.space, multiset[::-1], fusers=self.fusers)
 
     def _pg(self, state: AgentState) -> ProbabilisticGraph:
         return ProbabilisticGraph.from_dict(state["pg"], self.space.catalog)

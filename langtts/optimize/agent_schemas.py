@@ -5,9 +5,10 @@ message is fed back to the agent for a repair).
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -19,6 +20,7 @@ from langtts.optimize.base import SearchSpace
 from langtts.space import SINK_ID, ProbabilisticGraph, worker_id
 
 _P_MIN = 1e-3  # probabilities are clipped to [_P_MIN, 1 - _P_MIN] before becoming logits
+_SAME = 0.006  # an update value this close to the current probability keeps it (the tables show two decimals)
 
 
 class AgentOutputError(ValueError):
@@ -79,9 +81,12 @@ class PilotData(BaseModel):
 
 # ---- JSON schemas ---------------------------------------------------------------------------------------
 
+REASONING_CHARS = 300  # maxLength of every "reasoning" string
+FEEDBACK_CHARS = 600  # maxLength of the textual gradient
+
 
 def _object(properties: dict[str, Any], title: str | None = None) -> dict[str, Any]:
-    """A strict object schema: every property required, nothing else allowed."""
+    """A strict object schema: every property required, in this order, nothing else allowed."""
     schema: dict[str, Any] = {
         "type": "object",
         "properties": properties,
@@ -95,47 +100,82 @@ def _enum(values: Sequence[Any], kind: str = "string") -> dict[str, Any]:
     return {"type": kind, "enum": list(values)}
 
 
-_TEXT = {"type": "string"}
-_NUMBER = {"type": "number"}
+def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
+    """A bounded string: llama.cpp's json-schema-to-grammar (``char{min,max}``) and vLLM's backends end it there."""
+    return {"type": "string", **({"minLength": min_length} if min_length else {}), "maxLength": max_length}
+
+
+_BOOLEAN = {"type": "boolean"}
+_PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}  # llama.cpp does not enforce number bounds: checked
 
 
 def choice_schema(n_candidates: int) -> dict[str, Any]:
     numbers = _enum(range(n_candidates), "integer")
-    return _object({"reasoning": _TEXT, "first": numbers, "second": numbers}, "multiset_choice")
+    return _object({"reasoning": _text(REASONING_CHARS), "first": numbers, "second": numbers}, "multiset_choice")
 
 
 def proposal_schema(worker_ids: Sequence[str], models: Sequence[str], fusers: bool) -> dict[str, Any]:
-    roles = ["assistant", "fuser", "decider"] if fusers else ["assistant", "decider"]
-    node = _object(
-        {
-            "id": _enum([*worker_ids, SINK_ID]),
-            "model": _enum(models),
-            "role": _enum(roles),
-            "predecessors": {"type": "array", "items": _enum(worker_ids)},
-        }
-    )
-    return _object({"reasoning": _TEXT, "nodes": {"type": "array", "items": node}}, "graph_proposal")
+    """The graph keyed by node: ``{"reasoning", "n0": {"model", "role", "inputs"}, ..., "sink_inputs"}``.
+
+    A node's ``inputs`` has one boolean per lower-numbered worker (all required), ``sink_inputs`` one per worker:
+    edges only run from lower to higher index, so duplicates and cycles cannot be written (any DAG can be
+    relabelled into that order, and the agent places the models). ``n0`` has no inputs, so it can only be an
+    assistant; a single worker must feed the sink. The sink's model and role are fixed and not asked for.
+    """
+    properties: dict[str, Any] = {"reasoning": _text(REASONING_CHARS)}
+    for k, node in enumerate(worker_ids):
+        roles = ["assistant", "fuser"] if fusers and k > 0 else ["assistant"]
+        inputs = _object({w: _BOOLEAN for w in worker_ids[:k]})
+        properties[node] = _object({"model": _enum(models), "role": _enum(roles), "inputs": inputs})
+    only = len(worker_ids) == 1
+    properties["sink_inputs"] = _object({w: _enum([True], "boolean") if only else _BOOLEAN for w in worker_ids})
+    return _object(properties, "graph_proposal")
 
 
-FEEDBACK_SCHEMA = _object({"feedback": _TEXT}, "textual_gradient")
+FEEDBACK_SCHEMA = _object({"feedback": _text(FEEDBACK_CHARS, 1)}, "textual_gradient")
 
 
 def update_schema(worker_ids: Sequence[str], models: Sequence[str], fusers: bool) -> dict[str, Any]:
-    node = _enum(worker_ids)
-    properties: dict[str, Any] = {
-        "reasoning": _TEXT,
-        "edges": {
-            "type": "array",
-            "items": _object({"source": node, "target": _enum([*worker_ids, SINK_ID]), "probability": _NUMBER}),
-        },
-    }
-    if fusers:
-        properties["fusers"] = {"type": "array", "items": _object({"node": node, "probability": _NUMBER})}
-    properties["models"] = {
-        "type": "array",
-        "items": _object({"node": node, "model": _enum(models), "probability": _NUMBER}),
-    }
+    """The new probabilities keyed by node: ``{"reasoning", "n0": {"inputs", "fuser", "models"}, ...,
+    "sink_inputs"}``, with P(input) for each lower-numbered worker, P(fuser) (not for ``n0``, which has no
+    inputs; left out when fusers are off), P(model) per model (left out with a single model), P(worker feeds
+    the sink)."""
+    properties: dict[str, Any] = {"reasoning": _text(REASONING_CHARS)}
+    for k, node in enumerate(worker_ids):
+        fields: dict[str, Any] = {"inputs": _object({w: _PROBABILITY for w in worker_ids[:k]})}
+        if fusers and k > 0:
+            fields["fuser"] = _PROBABILITY
+        if len(models) > 1:
+            fields["models"] = _object({m: _PROBABILITY for m in models})
+        properties[node] = _object(fields)
+    properties["sink_inputs"] = _object({w: _PROBABILITY for w in worker_ids})
     return _object(properties, "probability_update")
+
+
+def answer_token_bound(schema: Mapping[str, Any]) -> int:
+    """Completion-token room for an answer to ``schema`` at its longest (every string at its maxLength, every
+    value written, at two characters a token and a few tokens of whitespace per value): the agent's max_tokens
+    when none is given."""
+    chars, fields = _answer_size(schema)
+    return 64 + chars // 2 + 3 * fields
+
+
+def _answer_size(schema: Mapping[str, Any]) -> tuple[int, int]:
+    """(characters of the longest compact answer, number of values) for the schemas built here."""
+    if "enum" in schema:
+        return max(len(json.dumps(v)) for v in schema["enum"]), 1
+    kind = schema.get("type")
+    if kind == "object":
+        chars, fields = 2, 1
+        for key, sub in schema.get("properties", {}).items():
+            sub_chars, sub_fields = _answer_size(sub)
+            chars, fields = chars + len(json.dumps(key)) + 2 + sub_chars, fields + sub_fields
+        return chars, fields
+    if kind == "string":
+        return 2 + int(schema.get("maxLength", 200)), 1
+    if kind == "boolean":
+        return 5, 1
+    return 8, 1  # a number: "0.125" and the like
 
 
 # ---- parsed answers -------------------------------------------------------------------------------------
@@ -151,44 +191,8 @@ class MultisetChoice(_Strict):
     second: int
 
 
-class ProposedNode(_Strict):
-    id: str
-    model: str
-    role: str
-    predecessors: list[str]
-
-
-class Proposal(_Strict):
-    reasoning: str = ""
-    nodes: list[ProposedNode]
-
-
 class Feedback(_Strict):
     feedback: str
-
-
-class EdgeUpdate(_Strict):
-    source: str
-    target: str
-    probability: float
-
-
-class FuserUpdate(_Strict):
-    node: str
-    probability: float
-
-
-class ModelUpdate(_Strict):
-    node: str
-    model: str
-    probability: float
-
-
-class Update(_Strict):
-    reasoning: str = ""
-    edges: list[EdgeUpdate] = []
-    fusers: list[FuserUpdate] = []
-    models: list[ModelUpdate] = []
 
 
 def _validate(model: type[_Strict], data: Any) -> Any:
@@ -210,57 +214,85 @@ def parse_choice(data: Any, n_candidates: int) -> MultisetChoice:
 
 
 def parse_feedback(data: Any) -> str:
-    text = _validate(Feedback, data).feedback.strip()
+    """The feedback text, on one line and cut to FEEDBACK_CHARS; AgentOutputError if it is empty."""
+    text = " ".join(_validate(Feedback, data).feedback.split())
     if not text:
-        raise AgentOutputError("the feedback is empty")
-    return text
+        raise AgentOutputError('the feedback is empty: write one to three sentences in "feedback"')
+    return text[:FEEDBACK_CHARS]
+
+
+def _fields(data: Any, keys: Sequence[str], what: str, *, optional: Collection[str] = ()) -> dict[str, Any]:
+    """``data`` as a mapping with exactly ``keys`` (those in ``optional`` may be missing), else AgentOutputError."""
+    if not isinstance(data, Mapping):
+        raise AgentOutputError(f"{what} must be a JSON object with {_listed(keys)}")
+    if unknown := [k for k in data if k not in keys]:
+        raise AgentOutputError(f"{what} has unknown key {unknown[0]!r} (keys: {_listed(keys)})")
+    if missing := [k for k in keys if k not in data and k not in optional]:
+        raise AgentOutputError(f"{what} lacks {_listed(missing)}")
+    return dict(data)
+
+
+def _listed(keys: Iterable[str]) -> str:
+    return ", ".join(f'"{k}"' for k in keys) or "no keys"
 
 
 def parse_proposal(
     data: Any, *, multiset: Sequence[str], space: SearchSpace, fusers: bool, unit_flops: float
 ) -> CollaborationGraph:
-    """The proposed graph, if it uses exactly the worker nodes and models of ``multiset``, keeps the sink, obeys
-    the role rules and fits the budget; otherwise AgentOutputError naming the first problem."""
-    proposal = _validate(Proposal, data)
+    """The graph of a :func:`proposal_schema` answer, if its workers use exactly the models of ``multiset``,
+    the roles obey the rules, the sink has an input and the (pruned) graph fits the budget; otherwise
+    AgentOutputError naming the first problem. Input flags left out count as false."""
     workers = [worker_id(i) for i in range(len(multiset))]
-    known = {*workers, SINK_ID}
-    seen: set[str] = set()
-    for node in proposal.nodes:
-        if node.id not in known:
-            raise AgentOutputError(f"node {node.id!r} does not exist (nodes: {', '.join(sorted(known))})")
-        if node.id in seen:
-            raise AgentOutputError(f"node {node.id!r} is listed twice")
-        seen.add(node.id)
-        if unknown := [p for p in node.predecessors if p not in workers]:
-            raise AgentOutputError(f"node {node.id!r} reads from {unknown[0]!r}, which is not a worker node")
-        if len(set(node.predecessors)) != len(node.predecessors):
-            raise AgentOutputError(f"node {node.id!r} lists a predecessor twice")
-        if node.id == SINK_ID and (node.model != space.sink_model or node.role != "decider"):
-            raise AgentOutputError(f"the sink must stay a decider running {space.sink_model!r}")
-        if node.id != SINK_ID and node.role not in (("assistant", "fuser") if fusers else ("assistant",)):
+    answer = _fields(data, ["reasoning", *workers, "sink_inputs"], "the answer", optional=["reasoning"])
+    roles = ("assistant", "fuser") if fusers else ("assistant",)
+    nodes, edges = [], []
+    for k, node in enumerate(workers):
+        fields = _fields(answer[node], ["model", "role", "inputs"], f"node {node}")
+        model, role = fields["model"], fields["role"]
+        if model not in multiset:
+            raise AgentOutputError(
+                f"node {node} runs {model!r}: a worker runs one of {_listed(dict.fromkeys(multiset))}"
+            )
+        if role not in roles:
             allowed = "assistant or fuser" if fusers else "assistant (the fuser role is disabled)"
-            raise AgentOutputError(f"node {node.id!r} has role {node.role!r}; a worker's role is {allowed}")
-    if missing := sorted(known - seen):
-        raise AgentOutputError(f"node(s) {', '.join(missing)} are missing: list every node once, the sink included")
-    got = Counter(n.model for n in proposal.nodes if n.id != SINK_ID)
+            raise AgentOutputError(f"node {node} has role {role!r}; a worker's role is {allowed}")
+        if k == 0 and role != "assistant":
+            raise AgentOutputError(f"node {node} has no inputs, so it must be an assistant")
+        inputs = _flags(
+            fields["inputs"], workers[:k], f"the inputs of {node} (it reads only from lower-numbered nodes)"
+        )
+        edges += [(source, node) for source in inputs]
+        nodes.append(Node(node, role, model))  # type: ignore[arg-type]
+    sink_inputs = _flags(answer["sink_inputs"], workers, '"sink_inputs"')
+    if not sink_inputs:
+        raise AgentOutputError('the sink has no input: set at least one node to true in "sink_inputs"')
+    got = Counter(n.model for n in nodes)
     if got != Counter(multiset):
         raise AgentOutputError(
-            f"the workers use {multiset_text(got)}, but the model counts are fixed at {multiset_text(multiset)}"
+            f"the workers run {multiset_text(got)}, but the model counts are fixed at {multiset_text(multiset)}: "
+            "give each model to exactly that many nodes"
         )
-    by_id = {n.id: n for n in proposal.nodes}
     try:
         graph = CollaborationGraph(
-            nodes=tuple(Node(i, by_id[i].role, by_id[i].model) for i in [*workers, SINK_ID]),  # type: ignore[arg-type]
-            edges=tuple((p, n.id) for n in proposal.nodes for p in n.predecessors),
+            nodes=(*nodes, Node(SINK_ID, "decider", space.sink_model)),
+            edges=(*edges, *((source, SINK_ID) for source in sink_inputs)),
         )
     except GraphError as e:
         raise AgentOutputError(str(e)) from None
     if not space.feasible(graph):
         raise AgentOutputError(
             f"the graph costs {space.cost(graph) / unit_flops:.2f} units, over the budget of "
-            f"{space.budget.flops / unit_flops:.2f}: drop edges, especially into nodes with many inputs"
+            f"{space.budget.flops / unit_flops:.2f}: turn inputs off, especially into nodes with many inputs"
         )
     return graph
+
+
+def _flags(data: Any, keys: Sequence[str], what: str) -> list[str]:
+    """The keys set to true in an object of booleans over ``keys`` (missing ones count as false)."""
+    flags = _fields(data, keys, what, optional=keys)
+    if wrong := [k for k, v in flags.items() if not isinstance(v, bool)]:
+        raise AgentOutputError(f"{what}: {wrong[0]} must be true or false, not {flags[wrong[0]]!r}")
+    return [k for k in keys if flags.get(k)]
 
 
 def multiset_text(models: Iterable[str]) -> str:
@@ -271,32 +303,59 @@ def multiset_text(models: Iterable[str]) -> str:
 def apply_update(
     pg: ProbabilisticGraph, data: Any, *, sampled: CollaborationGraph, multiset: Sequence[str], fusers: bool
 ) -> tuple[ProbabilisticGraph, list[str]]:
-    """A copy of ``pg`` with the agent's probabilities turned into logits, and the coercions applied.
+    """A copy of ``pg`` with the probabilities of an :func:`update_schema` answer turned into logits, and the
+    coercions applied.
 
-    Entries left out keep their value. Coerced (not errors): an edge that was not in the ``sampled`` graph may
-    not rise (it keeps its probability); a node's model probabilities are renormalised to sum to 1. Errors:
-    unknown ids, probabilities outside [0, 1], likely edges (p ≥ 0.5) forming a cycle, model probabilities
-    that, when changed, no longer sum over the nodes to the model counts (±0.5).
+    Entries left out keep their value, and so does a value within ``_SAME`` of the current one (the tables
+    show two decimals: copying them changes nothing). Coerced (not errors): an edge that was not in the
+    ``sampled`` graph may not rise (it keeps its probability); a node's model probabilities are renormalised to
+    sum to 1. Errors: unknown keys, an input from a node that is not lower-numbered, probabilities outside
+    [0, 1], a fuser probability with fusers off, likely edges (p ≥ 0.5) forming a cycle (with edges from
+    higher- to lower-numbered nodes, which only the numeric fallback changes), model probabilities that, when
+    changed, no longer sum over the nodes to the model counts (±0.5).
     """
-    update = _validate(Update, data)
     n, sink = pg.n_nodes, pg.n_nodes
-    workers = {worker_id(i): i for i in range(n)}
-    targets = {**workers, SINK_ID: sink}
+    workers = [worker_id(i) for i in range(n)]
+    answer = _fields(
+        data, ["reasoning", *workers, "sink_inputs"], "the answer", optional=["reasoning", *workers, "sink_inputs"]
+    )
     new = ProbabilisticGraph.from_dict(pg.to_dict(), pg.catalog)
     coercions: list[str] = []
-    sampled_edges = {(workers.get(u), targets.get(v)) for u, v in sampled.edges}
+    index = {w: i for i, w in enumerate(workers)}
+    sampled_edges = {(index.get(u), sink if v == SINK_ID else index.get(v)) for u, v in sampled.edges}
+    keys = ("inputs", "fuser", "models") if fusers else ("inputs", "models")
 
-    seen: set[tuple[int, int]] = set()
-    for e in update.edges:
-        if e.source not in workers or e.target not in targets:
-            raise AgentOutputError(f"edge {e.source} -> {e.target}: unknown node (workers {', '.join(workers)})")
-        i, j = workers[e.source], targets[e.target]
-        if i == j or (i, j) in seen:
-            raise AgentOutputError(f"edge {e.source} -> {e.target} is a self-loop or listed twice")
-        seen.add((i, j))
-        p, old = _probability(e.probability, f"edge {e.source} -> {e.target}"), pg.edge_probability(i, j)
-        if (i, j) not in sampled_edges and p > old + 1e-6:
-            coercions.append(f"edge {e.source} -> {e.target} was not sampled: kept at {old:.2f}, not raised to {p:.2f}")
+    edges: list[tuple[int, int, float]] = []
+    rows: dict[int, dict[int, float]] = {}
+    for j, node in enumerate(workers):
+        if node not in answer:
+            continue
+        fields = _fields(answer[node], keys, f"node {node}", optional=keys)
+        inputs = _fields(
+            fields.get("inputs", {}),
+            workers[:j],
+            f"the inputs of {node} (only lower-numbered nodes)",
+            optional=workers[:j],
+        )
+        edges += [(index[u], j, _probability(p, f"P({u} -> {node})")) for u, p in inputs.items()]
+        if "fuser" in fields:
+            p = _probability(fields["fuser"], f"P(fuser) of {node}")
+            if abs(p - pg.fuser_probability(j)) > _SAME:
+                new.role_logits[j] = (0.0, _logit(p) - pg.fuser_bonus)
+        given = _fields(fields.get("models", {}), pg.models, f"the models of {node}", optional=pg.models)
+        row = {pg.models.index(m): _probability(p, f"P({m}) of {node}") for m, p in given.items()}
+        if any(abs(p - pg.model_probabilities(j)[k]) > _SAME for k, p in row.items()):
+            rows[j] = row
+    sink_inputs = _fields(answer.get("sink_inputs", {}), workers, '"sink_inputs"', optional=workers)
+    edges += [(index[u], sink, _probability(p, f"P({u} -> sink)")) for u, p in sink_inputs.items()]
+
+    for i, j, p in edges:
+        old = pg.edge_probability(i, j)
+        if abs(p - old) <= _SAME:
+            continue
+        if (i, j) not in sampled_edges and p > old:
+            target = SINK_ID if j == sink else workers[j]
+            coercions.append(f"edge {workers[i]} -> {target} was not sampled: kept at {old:.2f}, not raised to {p:.2f}")
             continue
         new.edge_logits[i, j] = _logit(p) + pg.edge_offset
     likely = nx.DiGraph((i, j) for i in range(n) for j in range(n) if i != j and new.edge_probability(i, j) >= 0.5)
@@ -304,21 +363,6 @@ def apply_update(
         names = " -> ".join(worker_id(i) for i in [*cycle, cycle[0]])
         raise AgentOutputError(f"the likely edges (p >= 0.5) form a cycle {names}: lower one of them")
 
-    for f in update.fusers:
-        if not fusers:
-            raise AgentOutputError("the fuser role is disabled: give no fuser probabilities")
-        if f.node not in workers:
-            raise AgentOutputError(f"fuser probability for unknown node {f.node!r}")
-        p = _probability(f.probability, f"P(fuser) of {f.node}")
-        new.role_logits[workers[f.node]] = (0.0, _logit(p) - pg.fuser_bonus)
-
-    rows: dict[int, dict[int, float]] = {}
-    for m in update.models:
-        if m.node not in workers or m.model not in pg.models:
-            raise AgentOutputError(f"model probability for {m.node!r} / {m.model!r}: unknown node or model")
-        rows.setdefault(workers[m.node], {})[pg.models.index(m.model)] = _probability(
-            m.probability, f"P({m.model}) of {m.node}"
-        )
     probabilities = np.array([pg.model_probabilities(i) for i in range(n)])
     for i, given in rows.items():
         row = _fill_row(probabilities[i], given)
@@ -352,10 +396,12 @@ def _fill_row(old: np.ndarray, given: dict[int, float]) -> np.ndarray:
     return row
 
 
-def _probability(value: float, what: str) -> float:
+def _probability(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AgentOutputError(f"{what}: {value!r} is not a number")
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise AgentOutputError(f"{what}: probability {value} is not between 0 and 1")
-    return value
+    return float(value)
 
 
 def _logit(p: float) -> float:
