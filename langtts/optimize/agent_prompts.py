@@ -204,7 +204,7 @@ def distribution_lines(pg: ProbabilisticGraph, *, fusers: bool = True) -> str:
             probabilities = pg.model_probabilities(j)
             parts.append("models " + ", ".join(f"{m} {p:.2f}" for m, p in zip(pg.models, probabilities, strict=True)))
         if fusers and j > 0:
-            parts.append(f"fuser {pg.fuser_probability(j):.2f}")
+            parts.append(f"fuser {pg.fuser_probability(j):.2f} (0 if it reads a fuser)")
         parts.append(
             "inputs " + (", ".join(f"{worker_id(i)} {pg.edge_probability(i, j):.2f}" for i in range(j)) or "-")
         )
