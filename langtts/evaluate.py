@@ -26,6 +26,7 @@ from langtts.cost import TaskLengths, graph_cost, measure_task_lengths, task_len
 from langtts.graph import CollaborationGraph
 from langtts.models.errors import ModelCallError
 from langtts.models.pool import ModelPool
+from langtts.sync import run_sync
 from langtts.tasks.base import Example, Task
 
 RESULT_SCHEMA_VERSION = 1
@@ -163,7 +164,7 @@ def evaluate(graph: CollaborationGraph, task: Task, pool: ModelPool, **options: 
     ``progress``, ``keep_traces`` (per-node texts in the records), and :func:`~langtts.compile.compile_graph`'s
     options (``settings``, ``node_settings``, ``prompts``, ``context_policy``, ``tags``).
     """
-    return asyncio.run(aevaluate(graph, task, pool, **options))
+    return run_sync(aevaluate(graph, task, pool, **options))
 
 
 async def _run_one(app: Any, task: Task, example: Example) -> QuestionRecord:

@@ -66,6 +66,7 @@ from langtts.optimize.stoppers import (
 )
 from langtts.pareto import pareto_front
 from langtts.space import DEFAULT_MAX_NODES
+from langtts.sync import run_sync
 from langtts.tasks import get_task
 from langtts.tasks.base import Example, Task
 from langtts.tasks.splits import search_test_split
@@ -77,7 +78,7 @@ STOP_FILE = "STOP"
 
 def optimize(task: Task | str, pool: ModelPool | None, budget: Budget | float, **options: Any) -> OptimizationResult:
     """Search for the best collaboration graph for ``task`` within ``budget``; see :func:`aoptimize`."""
-    return asyncio.run(aoptimize(task, pool, budget, **options))
+    return run_sync(aoptimize(task, pool, budget, **options))
 
 
 async def aoptimize(
@@ -210,7 +211,7 @@ def resume(
     progress: ProgressLike = True,
 ) -> OptimizationResult:
     """Continue the run in ``run_dir`` (or return its result if it finished); see :func:`aresume`."""
-    return asyncio.run(
+    return run_sync(
         aresume(run_dir, pool, task=task, objective=objective, evaluator=evaluator, stop=stop, progress=progress)
     )
 
