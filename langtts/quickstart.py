@@ -22,7 +22,7 @@ from langtts.plots import draw_graph, search_curves
 from langtts.serve.embedded import EmbeddedServer
 from langtts.tasks import get_task
 
-WORKERS: tuple[str, ...] = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+WORKERS: tuple[str, ...] = ("smollm2-135m", "qwen2.5-coder-0.5b")  # the sink runs the larger one
 AGENT_MODEL = "qwen2.5-coder-1.5b"
 
 

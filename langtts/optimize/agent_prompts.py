@@ -26,6 +26,7 @@ _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name: (req
     "sample": (("tables", "multiset"), ("workers", "costs", "history")),
     "feedback": (("graph", "result"), ("tables", "history")),
     "update": (("tables", "feedback", "fields"), ("graph", "result", "multiset", "history")),
+    "wiring": (("placement", "room"), ()),
     "repair": (("error",), ()),
 }
 FEEDBACK_IN_HISTORY = 200  # characters of an earlier round's feedback shown in the history
@@ -130,6 +131,11 @@ class AgentPrompts:
             fields=", ".join(fields),
         )
 
+    def wiring(self, placement: Mapping[str, Mapping[str, str]]) -> str:
+        """The follow-up asking for the inputs of the nodes placed in ``placement`` (``{node: {model, role}}``)."""
+        lines = [f"{node}: {fields['model']} {fields['role']}" for node, fields in placement.items()]
+        return _text(self.templates["wiring"], placement="\n".join(lines), room=self._room(placement))
+
     def repair(self, error: str) -> str:
         return _text(self.templates["repair"], error=error)
 
@@ -151,6 +157,39 @@ class AgentPrompts:
         catalog, lengths = self.space.catalog, self.space.lengths
         workers = sum(node_flops(catalog.get(m), 0, lengths) for m in multiset)
         return (workers + node_flops(catalog.get(self.space.sink_model), 1, lengths)) / self.unit
+
+    def input_caps(self, placement: Mapping[str, Mapping[str, str]]) -> tuple[dict[str, int], int]:
+        """Per node, the inputs the budget affords it on its own once every placed node runs and the sink reads
+        one of them; and the sink's number of inputs affordable in the same way."""
+        _, room, sink_cost, model_costs = self._budget_room(placement)
+        caps = {node: int(room // model_costs[f["model"]]) for node, f in placement.items()}
+        return caps, 1 + int(room // sink_cost)
+
+    def _budget_room(self, placement: Mapping[str, Mapping[str, str]]) -> tuple[float, float, float, dict[str, float]]:
+        """(FLOPs of every placed node with no inputs plus the sink reading one, the budget left, FLOPs of one
+        more sink input, FLOPs of one input into each placed model's node)."""
+        catalog, lengths = self.space.catalog, self.space.lengths
+        sink = catalog.get(self.space.sink_model)
+        floor = sum(node_flops(catalog.get(f["model"]), 0, lengths) for f in placement.values())
+        floor += node_flops(sink, 1, lengths)
+        model_costs = {
+            m: node_flops(catalog.get(m), 1, lengths) - node_flops(catalog.get(m), 0, lengths)
+            for m in dict.fromkeys(f["model"] for f in placement.values())
+        }
+        sink_cost = node_flops(sink, 2, lengths) - node_flops(sink, 1, lengths)
+        return floor, max(self.space.budget.flops - floor, 0.0), sink_cost, model_costs
+
+    def _room(self, placement: Mapping[str, Mapping[str, str]]) -> str:
+        """What the budget leaves for inputs once every placed node runs and the sink reads one of them, as units
+        and as a count of further inputs into the sink or into each model's nodes."""
+        floor, room, sink_cost, model_costs = self._budget_room(placement)
+        costs = {"the sink": sink_cost, **{f"{m} nodes": c for m, c in model_costs.items()}}
+        unit = self.unit
+        counts = ", ".join(f"{int(room // c)} into {where} ({c / unit:.2f} units each)" for where, c in costs.items())
+        return (
+            f"{self.space.budget.flops / unit:.2f} units. All these nodes with the sink reading one of them cost "
+            f"{floor / unit:.2f}, leaving {room / unit:.2f}: at most {counts}. Set every other input to false."
+        )
 
     def _costs(self, models: Sequence[str]) -> str:
         catalog, lengths = self.space.catalog, self.space.lengths

@@ -9,11 +9,13 @@
   before the reduced variants and its first choice first. From then on the worker multiset is fixed: worker
   ``n<i>`` starts on the i-th model, weakest first, so the strongest models sit on the highest-numbered nodes,
   which may read from all the others; model draws keep the counts.
-- **sample**: round 1 draws from p_θ; later rounds the agent proposes the graph, checked and repaired up to
-  ``max_repairs`` times, else drawn from p_θ (counted as ``valid`` / ``repaired`` / ``fallback``). The answer is
-  keyed by node and its inputs come only from lower-numbered nodes, so the schema (enforced by the server's
-  grammar) rules out duplicate nodes, duplicate edges and cycles; what is left to check is the model counts,
-  the role rules, a sink input and the budget.
+- **sample**: round 1 draws from p_θ; later rounds the agent proposes the graph in two structured calls, each
+  checked and repaired up to ``max_repairs`` times, else the graph is drawn from p_θ (counted as ``valid`` /
+  ``repaired`` / ``fallback``): it *places* the nodes (model and role of each), then *wires* them given those
+  roles. Inputs come only from lower-numbered nodes and a fuser's only from assistants, at least one, and a node
+  the budget affords at most one input gets a one-hot choice, so the schema (enforced by the server's grammar)
+  rules out duplicate edges, cycles, fuser chains, a sink without input and most over-budget wirings; what is
+  left to check is the model counts and the budget.
 - **evaluate**: ``interrupt()`` with the graph; the search loop evaluates it and :meth:`AgentReinforce.observe`
   resumes the thread with ``Command(resume=evaluation)``.
 - **feedback**: the agent's textual gradient; **update**: the agent rewrites the probabilities (turned into
@@ -54,12 +56,15 @@ from langtts.optimize.agent_schemas import (
     answer_token_bound,
     apply_update,
     choice_schema,
+    combine_proposal,
     multiset_text,
     parse_choice,
     parse_feedback,
+    parse_placement,
     parse_proposal,
-    proposal_schema,
+    placement_schema,
     update_schema,
+    wiring_schema,
 )
 from langtts.optimize.agent_space import draw, explain, initial_distribution
 from langtts.optimize.base import Evaluation, MethodContext, OptimizationError, register
@@ -346,21 +351,51 @@ class AgentReinforce:
         if r == 1 or self.variant == "maas":
             graph, status = draw(pg, multiset, self._rng(2, r)).graph, "sampled"
         else:
-            workers = [worker_id(i) for i in range(pg.n_nodes)]
-            schema = proposal_schema(workers, list(pg.models), self.fusers)
-            answer = await self._ask(
-                "sample",
-                self.prompts.sample(r, pg, multiset, state.get("history", [])),
-                schema,
-                lambda d: parse_proposal(
-                    d, multiset=multiset, space=self.space, fusers=self.fusers, unit_flops=self.prompts.unit
-                ),
-            )
-            graph = answer.value or draw(pg, multiset, self._rng(2, r)).graph
-            status, errors = answer.status, answer.errors
+            graph, status, errors = await self._propose(r, pg, multiset, state.get("history", []))
+            graph = graph or draw(pg, multiset, self._rng(2, r)).graph
         self.context.report(f"[agent round {r}] sample: {status} proposal" + _first_error(errors))
         proposal = {"round": r, "graph": graph.to_dict(), "status": status, "errors": errors}
         return {"round": r, "proposal": proposal, "evaluation": None, "feedback": None}
+
+    async def _propose(
+        self, r: int, pg: ProbabilisticGraph, multiset: Sequence[str], history: Sequence[Mapping[str, Any]]
+    ) -> tuple[CollaborationGraph | None, str, list[str]]:
+        """The agent's graph in two calls: place (models and roles), then wire (inputs, given the roles, so a
+        fuser can only read assistants; one-hot where the budget affords a node a single input). ``valid`` if
+        both answers were usable as first written, ``repaired`` if either needed a repair, ``fallback`` (no
+        graph) if either stayed unusable."""
+        workers = [worker_id(i) for i in range(pg.n_nodes)]
+        messages = self.prompts.sample(r, pg, multiset, history)
+        placed = await self._ask(
+            "sample",
+            messages,
+            placement_schema(workers, list(pg.models), self.fusers),
+            lambda d: parse_placement(d, multiset=multiset, fusers=self.fusers),
+        )
+        if placed.value is None:
+            return None, "fallback", placed.errors
+        placement = {node: placed.value[node] for node in workers}
+        caps, sink_cap = self.prompts.input_caps(placement)
+        wired = await self._ask(
+            "sample",
+            [
+                *messages,
+                {"role": "assistant", "content": json.dumps(placed.value)},
+                {"role": "user", "content": self.prompts.wiring(placement)},
+            ],
+            wiring_schema(workers, {node: fields["role"] for node, fields in placement.items()}, caps, sink_cap),
+            lambda d: parse_proposal(
+                combine_proposal(placed.value, d, workers),
+                multiset=multiset,
+                space=self.space,
+                fusers=self.fusers,
+                unit_flops=self.prompts.unit,
+            ),
+        )
+        errors = placed.errors + wired.errors
+        if wired.value is None:
+            return None, "fallback", errors
+        return wired.value, "valid" if placed.status == wired.status == "valid" else "repaired", errors
 
     async def _evaluate(self, state: AgentState) -> dict[str, Any]:
         proposal = state["proposal"]

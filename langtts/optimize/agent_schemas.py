@@ -114,34 +114,59 @@ def choice_schema(n_candidates: int) -> dict[str, Any]:
     return _object({"reasoning": _text(REASONING_CHARS), "first": numbers, "second": numbers}, "multiset_choice")
 
 
-def proposal_schema(worker_ids: Sequence[str], models: Sequence[str], fusers: bool) -> dict[str, Any]:
-    """The graph keyed by node: ``{"reasoning", "n0": {"model", "role", "inputs"}, ..., "sink_inputs"}``.
-
-    A node's ``inputs`` has one boolean per lower-numbered worker (all required), ``sink_inputs`` one per worker:
-    edges only run from lower to higher index, so duplicates and cycles cannot be written (any DAG can be
-    relabelled into that order, and the agent places the models). ``n0`` has no inputs, so it can only be an
-    assistant; a fuser reads at least one node and the sink at least one worker (``anyOf`` alternatives, one per
-    first true input). The sink's model and role are fixed and not asked for.
-    """
+def placement_schema(worker_ids: Sequence[str], models: Sequence[str], fusers: bool) -> dict[str, Any]:
+    """The first half of a proposal, keyed by node: ``{"reasoning", "n0": {"model", "role"}, ...}``. ``n0`` reads
+    nothing (inputs only come from lower-numbered nodes), so it can only be an assistant."""
     properties: dict[str, Any] = {"reasoning": _text(REASONING_CHARS)}
     for k, node in enumerate(worker_ids):
+        roles = ["assistant", "fuser"] if fusers and k > 0 else ["assistant"]
+        properties[node] = _object({"model": _enum(models), "role": _enum(roles)})
+    return _object(properties, "graph_placement")
+
+
+def wiring_schema(
+    worker_ids: Sequence[str],
+    roles: Mapping[str, str],
+    caps: Mapping[str, int] | None = None,
+    sink_cap: int | None = None,
+) -> dict[str, Any]:
+    """The second half, given the placed roles: ``{"n1": {"n0": true}, ..., "sink_inputs": {...}}``, one boolean
+    per lower-numbered node (edges only run upwards: no duplicates or cycles can be written); a fuser's keys are
+    the lower-numbered assistants only, at least one true (it never reads a fuser), and at least one worker feeds
+    the sink (``anyOf`` alternatives, one per first true flag). ``n0`` has no inputs and is left out.
+
+    ``caps`` (per node) and ``sink_cap`` bound the number of true flags where the bound is 0 or 1 (a one-hot
+    ``anyOf``; larger bounds are left to the validator): the inputs the budget affords each node on its own.
+    """
+    caps = caps or {}
+    properties: dict[str, Any] = {}
+    for k, node in enumerate(worker_ids[1:], start=1):
         earlier = worker_ids[:k]
-        assistant = _object({"model": _enum(models), "role": _enum(["assistant"]), "inputs": _flags_schema(earlier)})
-        if fusers and k > 0:
-            fuser = _object({"model": _enum(models), "role": _enum(["fuser"]), "inputs": _some_true(earlier)})
-            properties[node] = {"anyOf": [assistant, fuser]}
+        if roles[node] == "fuser":
+            properties[node] = _some_true([w for w in earlier if roles[w] == "assistant"], caps.get(node))
         else:
-            properties[node] = assistant
-    properties["sink_inputs"] = _some_true(worker_ids)
-    return _object(properties, "graph_proposal")
+            properties[node] = _at_most(earlier, caps.get(node))
+    properties["sink_inputs"] = _some_true(worker_ids, sink_cap)
+    return _object(properties, "graph_wiring")
 
 
 def _flags_schema(keys: Sequence[str]) -> dict[str, Any]:
     return _object({k: _BOOLEAN for k in keys})
 
 
-def _some_true(keys: Sequence[str]) -> dict[str, Any]:
-    """An object of booleans over ``keys`` with at least one true: alternative i has the first true at key i."""
+def _at_most(keys: Sequence[str], cap: int | None) -> dict[str, Any]:
+    """An object of booleans over ``keys``; with ``cap`` 0 all false, with ``cap`` 1 at most one true."""
+    if cap is None or cap >= min(2, len(keys)):
+        return _flags_schema(keys)
+    none = _object({k: _enum([False], "boolean") for k in keys})
+    return none if cap <= 0 else {"anyOf": [none, *_one_hot(keys)["anyOf"]]}
+
+
+def _some_true(keys: Sequence[str], cap: int | None = None) -> dict[str, Any]:
+    """An object of booleans over ``keys`` with at least one true (alternative i has the first true at key i);
+    with ``cap`` 1 or less, exactly one."""
+    if cap is not None and cap <= 1:
+        return _one_hot(keys)
     if len(keys) == 1:
         return _object({keys[0]: _enum([True], "boolean")})
     return {
@@ -154,6 +179,12 @@ def _some_true(keys: Sequence[str]) -> dict[str, Any]:
             for i in range(len(keys))
         ]
     }
+
+
+def _one_hot(keys: Sequence[str]) -> dict[str, Any]:
+    """Exactly one of ``keys`` true."""
+    alternatives = [_object({k: _enum([k == key], "boolean") for k in keys}) for key in keys]
+    return alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
 
 
 FEEDBACK_SCHEMA = _object({"feedback": _text(FEEDBACK_CHARS, 1)}, "textual_gradient")
@@ -261,19 +292,26 @@ def _listed(keys: Iterable[str]) -> str:
     return ", ".join(f'"{k}"' for k in keys) or "no keys"
 
 
-def parse_proposal(
-    data: Any, *, multiset: Sequence[str], space: SearchSpace, fusers: bool, unit_flops: float
-) -> CollaborationGraph:
-    """The graph of a :func:`proposal_schema` answer, if its workers use exactly the models of ``multiset``,
-    the roles obey the rules, the sink has an input and the (pruned) graph fits the budget; otherwise
-    AgentOutputError naming the first problem. Input flags left out count as false."""
+def parse_placement(data: Any, *, multiset: Sequence[str], fusers: bool) -> dict[str, Any]:
+    """A :func:`placement_schema` answer as ``{"reasoning", node: {"model", "role"}}``, if its workers run exactly
+    the models of ``multiset`` and the roles are allowed; otherwise AgentOutputError naming the first problem."""
     workers = [worker_id(i) for i in range(len(multiset))]
-    answer = _fields(data, ["reasoning", *workers, "sink_inputs"], "the answer", optional=["reasoning"])
+    answer = _fields(data, ["reasoning", *workers], "the answer", optional=["reasoning"])
+    placed = {node: _fields(answer[node], ["model", "role"], f"node {node}") for node in workers}
+    _check_placement(placed, multiset, fusers)
+    return {"reasoning": str(answer.get("reasoning", "")), **placed}
+
+
+def combine_proposal(placement: Mapping[str, Any], wiring: Any, workers: Sequence[str]) -> dict[str, Any]:
+    """A placement and a :func:`wiring_schema` answer as one proposal for :func:`parse_proposal`."""
+    wired = _fields(wiring, [*workers, "sink_inputs"], "the answer", optional=workers)  # n0: none or unknown ones
+    nodes = {node: {**placement[node], "inputs": wired.get(node, {})} for node in workers}
+    return {"reasoning": placement.get("reasoning", ""), **nodes, "sink_inputs": wired["sink_inputs"]}
+
+
+def _check_placement(placed: Mapping[str, Mapping[str, Any]], multiset: Sequence[str], fusers: bool) -> None:
     roles = ("assistant", "fuser") if fusers else ("assistant",)
-    nodes, edges = [], []
-    roles_by_node: dict[str, str] = {}
-    for k, node in enumerate(workers):
-        fields = _fields(answer[node], ["model", "role", "inputs"], f"node {node}")
+    for k, (node, fields) in enumerate(placed.items()):
         model, role = fields["model"], fields["role"]
         if model not in multiset:
             raise AgentOutputError(
@@ -284,8 +322,30 @@ def parse_proposal(
             raise AgentOutputError(f"node {node} has role {role!r}; a worker's role is {allowed}")
         if k == 0 and role != "assistant":
             raise AgentOutputError(f"node {node} has no inputs, so it must be an assistant")
+    got = Counter(fields["model"] for fields in placed.values())
+    if got != Counter(multiset):
+        raise AgentOutputError(
+            f"the workers run {multiset_text(got)}, but the model counts are fixed at {multiset_text(multiset)}: "
+            "give each model to exactly that many nodes"
+        )
+
+
+def parse_proposal(
+    data: Any, *, multiset: Sequence[str], space: SearchSpace, fusers: bool, unit_flops: float
+) -> CollaborationGraph:
+    """The graph of a whole proposal (:func:`combine_proposal`), if its workers run exactly the models of
+    ``multiset``, the roles obey the rules, the sink has an input and the (pruned) graph fits the budget;
+    otherwise AgentOutputError naming the first problem. Input flags left out count as false."""
+    workers = [worker_id(i) for i in range(len(multiset))]
+    answer = _fields(data, ["reasoning", *workers, "sink_inputs"], "the answer", optional=["reasoning"])
+    fields = {node: _fields(answer[node], ["model", "role", "inputs"], f"node {node}") for node in workers}
+    _check_placement(fields, multiset, fusers)
+    nodes, edges = [], []
+    roles_by_node: dict[str, str] = {}
+    for k, node in enumerate(workers):
+        model, role = fields[node]["model"], fields[node]["role"]
         inputs = _flags(
-            fields["inputs"], workers[:k], f"the inputs of {node} (it reads only from lower-numbered nodes)"
+            fields[node]["inputs"], workers[:k], f"the inputs of {node} (it reads only from lower-numbered nodes)"
         )
         if role == "fuser":
             fusers_read = [source for source in inputs if roles_by_node[source] == "fuser"]
@@ -300,12 +360,6 @@ def parse_proposal(
     sink_inputs = _flags(answer["sink_inputs"], workers, '"sink_inputs"')
     if not sink_inputs:
         raise AgentOutputError('the sink has no input: set at least one node to true in "sink_inputs"')
-    got = Counter(n.model for n in nodes)
-    if got != Counter(multiset):
-        raise AgentOutputError(
-            f"the workers run {multiset_text(got)}, but the model counts are fixed at {multiset_text(multiset)}: "
-            "give each model to exactly that many nodes"
-        )
     try:
         graph = CollaborationGraph(
             nodes=(*nodes, Node(SINK_ID, "decider", space.sink_model)),

@@ -22,8 +22,9 @@ from langtts.optimize.agent_schemas import (
     answer_token_bound,
     apply_update,
     parse_proposal,
-    proposal_schema,
+    placement_schema,
     update_schema,
+    wiring_schema,
 )
 from langtts.optimize.base import Evaluation, MethodContext, Outcome
 from langtts.space import ProbabilisticGraph
@@ -45,6 +46,7 @@ class ScriptedAgent:
         self.prompts: dict[str, list[str]] = defaultdict(list)
         self.schemas: dict[str, dict[str, Any]] = {}
         self.max_tokens: dict[str, int] = {}
+        self._proposal, self._wired, self._roles = "", False, {}
 
     def __call__(self, model: str, messages: list, kwargs: dict[str, Any]) -> str:
         response_format = kwargs["extra_body"]["response_format"]["json_schema"]
@@ -54,10 +56,46 @@ class ScriptedAgent:
         self.prompts[name].append(prompt)
         self.schemas[name] = response_format["schema"]
         self.max_tokens[name] = kwargs["max_tokens"]
+        if name in ("graph_placement", "graph_wiring"):  # a scripted whole proposal, split over the two calls
+            return self._proposal_half(name, prompt)
+        return self._next(name, prompt)
+
+    def _next(self, name: str, prompt: str) -> str:
         answer = self.script[name].pop(0) if self.script[name] else DEFAULTS[name]
         if isinstance(answer, BaseException):
             raise answer
         return answer(prompt) if callable(answer) else answer
+
+    def _default_wiring(self) -> str:
+        """n0 feeds the sink and every fuser of the last placement (n0 is always an assistant)."""
+        inputs = {k: {"n0": True} if role == "fuser" else {} for k, role in self._roles.items() if k != "n0"}
+        return json.dumps({**inputs, "sink_inputs": {"n0": True}})
+
+    def _proposal_half(self, name: str, prompt: str) -> str:
+        """Placement: the next scripted proposal's models and roles. Wiring: its inputs; a wiring asked for again
+        (a repair) takes the next scripted proposal's."""
+        if name == "graph_wiring" and self._wired and not self.script["graph_proposal"]:
+            return self._default_wiring()  # a repair with nothing scripted: fit the placement's roles
+        if name == "graph_placement" or self._wired:
+            self._proposal, self._wired = self._next("graph_proposal", prompt), False
+        try:
+            whole = json.loads(self._proposal)
+        except json.JSONDecodeError:
+            return self._proposal
+        if not isinstance(whole, dict):
+            return self._proposal
+        nodes = [k for k in whole if k not in ("reasoning", "sink_inputs")]
+        if name == "graph_placement":
+            return json.dumps(
+                {
+                    k: v if k == "reasoning" else {f: v[f] for f in ("model", "role") if f in v}
+                    for k, v in whole.items()
+                    if k != "sink_inputs"
+                }
+            )
+        self._wired, self._roles = True, {k: whole[k].get("role", "assistant") for k in nodes}
+        wiring = {k: whole[k].get("inputs", {}) for k in nodes if k != "n0" or whole[k].get("inputs")}
+        return json.dumps({**wiring, "sink_inputs": whole.get("sink_inputs", {})})
 
 
 def multiset_of(prompt: str) -> list[str]:
@@ -112,6 +150,7 @@ def dense(prompt: str) -> str:
     return proposal(prompt, tuple((u, v) for k, u in enumerate(ids) for v in [*ids[k + 1 :], "sink"]))
 
 
+PLACEMENT_PROBLEMS = {"invalid JSON", "model outside the multiset", "wrong model counts"}  # the rest: wiring
 BAD_PROPOSALS = {
     "invalid JSON": ("this is not JSON", "invalid structured output"),
     "input from a higher node": (lambda p: proposal(p, (("n1", "n0"), ("n0", "sink"))), "lower-numbered nodes"),
@@ -212,7 +251,8 @@ def test_a_run_goes_through_every_node():
     assert init["multiset"] == max(init["pretests"], key=lambda p: p["score"])["multiset"]
     assert setup.agent.calls == {
         "multiset_choice": 1,
-        "graph_proposal": 4,
+        "graph_placement": 4,
+        "graph_wiring": 4,
         "textual_gradient": 4,
         "probability_update": 4,
     }
@@ -227,7 +267,7 @@ def test_a_run_goes_through_every_node():
     assert pg.edge_probability(0, pg.n_nodes) == pytest.approx(0.9)
 
     tagged = Counter(r.tags["node"] for r in setup.pool.ledger.records(purpose="optimizer"))
-    assert tagged == {"initialise": 1, "sample": 4, "feedback": 4, "update": 4}
+    assert tagged == {"initialise": 1, "sample": 8, "feedback": 4, "update": 4}  # sample: place, then wire
     assert all(r.tags["run"] == "r1" for r in setup.pool.ledger.records())
     assert sum(line.startswith("[agent round 2]") for line in setup.lines) == 4  # sample, evaluate, feedback, update
 
@@ -277,8 +317,9 @@ def test_bad_proposals_are_repaired_then_fall_back(kind, bad_answers):
     record = report["history"][1]["proposal"]
     assert record["status"] == status and len(record["errors"]) == bad_answers
     assert all(message in error for error in record["errors"])
-    assert setup.agent.calls["graph_proposal"] == (2 if bad_answers == 1 else 3) + 1  # + round 3's proposal
-    repair = setup.agent.prompts["graph_proposal"][1]
+    half = "graph_placement" if kind in PLACEMENT_PROBLEMS else "graph_wiring"  # the call that went wrong
+    assert setup.agent.calls[half] == (2 if bad_answers == 1 else 3) + 1  # + round 3's proposal
+    repair = setup.agent.prompts[half][1]
     assert "could not be used" in repair and message in repair  # the error is fed back
     graph = CollaborationGraph.from_dict(record["graph"])
     assert setup.space.feasible(graph) and Counter(n.model for n in graph.workers) == Counter(
@@ -287,40 +328,43 @@ def test_bad_proposals_are_repaired_then_fall_back(kind, bad_answers):
 
 
 def test_the_schemas_are_keyed_by_node():
-    schema = proposal_schema(["n0", "n1", "n2"], ["a", "b"], fusers=True)
-    assert list(schema["properties"]) == schema["required"] == ["reasoning", "n0", "n1", "n2", "sink_inputs"]
-    assert schema["additionalProperties"] is False
+    schema = placement_schema(["n0", "n1", "n2"], ["a", "b"], fusers=True)
+    assert list(schema["properties"]) == schema["required"] == ["reasoning", "n0", "n1", "n2"]
+    assert schema["additionalProperties"] is False and schema["title"] == "graph_placement"
     assert schema["properties"]["reasoning"] == {"type": "string", "maxLength": REASONING_CHARS}
     n0, n2 = schema["properties"]["n0"], schema["properties"]["n2"]
     assert n0["properties"]["role"]["enum"] == ["assistant"]  # no inputs: never a fuser
-    assert n0["properties"]["inputs"]["properties"] == {}
-    assistant, fuser = n2["anyOf"]
-    for alternative in (assistant, fuser):
-        assert alternative["required"] == ["model", "role", "inputs"] and alternative["additionalProperties"] is False
-        assert alternative["properties"]["model"]["enum"] == ["a", "b"]
-    assert assistant["properties"]["role"]["enum"] == ["assistant"]
-    inputs = assistant["properties"]["inputs"]
-    assert inputs["required"] == list(inputs["properties"]) == ["n0", "n1"] and inputs["additionalProperties"] is False
-    assert all(v == {"type": "boolean"} for v in inputs["properties"].values())
-    # a fuser reads at least one node: one alternative per first true input
-    assert fuser["properties"]["role"]["enum"] == ["fuser"]
-    first, second = fuser["properties"]["inputs"]["anyOf"]
-    assert first["properties"] == {"n0": {"type": "boolean", "enum": [True]}, "n1": {"type": "boolean"}}
+    assert n2["required"] == ["model", "role"] and n2["additionalProperties"] is False
+    assert n2["properties"]["model"]["enum"] == ["a", "b"] and n2["properties"]["role"]["enum"] == [
+        "assistant",
+        "fuser",
+    ]
+    no_fusers = placement_schema(["n0", "n1"], ["a"], fusers=False)["properties"]["n1"]
+    assert no_fusers["properties"]["role"]["enum"] == ["assistant"]
+
+    # the wiring, given the roles: n0 reads nothing; an assistant may read any lower node
+    roles = {"n0": "assistant", "n1": "fuser", "n2": "assistant", "n3": "fuser"}
+    wiring = wiring_schema(list(roles), roles)
+    assert list(wiring["properties"]) == wiring["required"] == ["n1", "n2", "n3", "sink_inputs"]
+    assert wiring["title"] == "graph_wiring"
+    n2 = wiring["properties"]["n2"]
+    assert n2["required"] == ["n0", "n1"] and all(v == {"type": "boolean"} for v in n2["properties"].values())
+    # a fuser reads only the lower assistants, at least one: one alternative per first true input
+    assert wiring["properties"]["n1"]["properties"] == {"n0": {"type": "boolean", "enum": [True]}}
+    first, second = wiring["properties"]["n3"]["anyOf"]
+    assert first["properties"] == {"n0": {"type": "boolean", "enum": [True]}, "n2": {"type": "boolean"}}
     assert second["properties"] == {
         "n0": {"type": "boolean", "enum": [False]},
-        "n1": {"type": "boolean", "enum": [True]},
+        "n2": {"type": "boolean", "enum": [True]},
     }
-    sink = schema["properties"]["sink_inputs"]["anyOf"]
-    assert [alternative["required"] for alternative in sink] == [["n0", "n1", "n2"]] * 3
-    assert [[k for k, v in a["properties"].items() if v.get("enum") == [True]] for a in sink] == [
-        ["n0"],
-        ["n1"],
-        ["n2"],
-    ]
-    single = proposal_schema(["n0"], ["a"], fusers=True)["properties"]["sink_inputs"]["properties"]
-    assert single == {"n0": {"type": "boolean", "enum": [True]}}  # a lone worker must feed the sink
-    no_fusers = proposal_schema(["n0", "n1"], ["a"], fusers=False)["properties"]["n1"]
-    assert no_fusers["properties"]["role"]["enum"] == ["assistant"]
+    sink = wiring["properties"]["sink_inputs"]["anyOf"]
+    assert [alternative["required"] for alternative in sink] == [["n0", "n1", "n2", "n3"]] * 4
+    true = [[k for k, v in a["properties"].items() if v.get("enum") == [True]] for a in sink]
+    assert true == [["n0"], ["n1"], ["n2"], ["n3"]]
+    single = wiring_schema(["n0"], {"n0": "assistant"})["properties"]
+    assert single == {
+        "sink_inputs": {**single["sink_inputs"], "properties": {"n0": {"type": "boolean", "enum": [True]}}}
+    }
 
     schema = update_schema(["n0", "n1"], ["a", "b"], fusers=True)
     assert list(schema["properties"]) == ["reasoning", "n0", "n1", "sink_inputs"]
@@ -337,9 +381,9 @@ def test_the_agent_gets_the_schemas_of_its_multiset_and_a_bounded_max_tokens():
     setup = Setup()
     optimizer = setup.build()
     asyncio.run(drive(optimizer, 2))
-    schema = setup.agent.schemas["graph_proposal"]
+    schema = setup.agent.schemas["graph_placement"]
     workers = [f"n{i}" for i in range(8)]
-    assert list(schema["properties"]) == ["reasoning", *workers, "sink_inputs"]
+    assert list(schema["properties"]) == ["reasoning", *workers]
     models = schema["properties"]["n0"]["properties"]["model"]["enum"]
     assert sorted(models) == ["gemma3-270m", "smollm2-135m"]  # the multiset's models, not the sink's
     for name, tokens in setup.agent.max_tokens.items():
@@ -434,7 +478,7 @@ def test_a_failing_agent_call_falls_back_without_repairs():
     optimizer = setup.build(init="random")
     asyncio.run(drive(optimizer, 2))
     assert optimizer.report()["proposals"]["fallback"] == 1
-    assert setup.agent.calls["graph_proposal"] == 2  # round 2 (not repeated), round 3
+    assert setup.agent.calls["graph_placement"] == 2  # round 2 (not repeated), round 3
 
 
 @pytest.mark.parametrize(
@@ -494,8 +538,7 @@ def test_ablation_switches_change_the_prompts():
     text = all_prompts(agent)
     assert "Insights from pilot experiments" in text and "Pilot accuracies" in agent.prompts["multiset_choice"][0]
     assert 'a "fuser" reviews' in text and "Latency rules" not in text
-    n1 = agent.schemas["graph_proposal"]["properties"]["n1"]["anyOf"]
-    assert [a["properties"]["role"]["enum"] for a in n1] == [["assistant"], ["fuser"]]
+    assert agent.schemas["graph_placement"]["properties"]["n1"]["properties"]["role"]["enum"] == ["assistant", "fuser"]
     assert "fuser" in agent.schemas["probability_update"]["properties"]["n1"]["properties"]
 
     agent, _ = prompts_of(insights=False)
@@ -506,7 +549,7 @@ def test_ablation_switches_change_the_prompts():
     agent, _ = prompts_of(fusers=False)
     text = all_prompts(agent)
     assert "The fuser role is disabled" in text and 'a "fuser" reviews' not in text
-    assert agent.schemas["graph_proposal"]["properties"]["n1"]["properties"]["role"]["enum"] == ["assistant"]
+    assert agent.schemas["graph_placement"]["properties"]["n1"]["properties"]["role"]["enum"] == ["assistant"]
     assert "fuser" not in agent.schemas["probability_update"]["properties"]["n1"]["properties"]
 
     agent, _ = prompts_of(objective_kind="joint")
@@ -522,7 +565,7 @@ def test_variants():
 
     agent, optimizer = prompts_of(variant="maas")
     history = optimizer.report()["history"]
-    assert agent.calls["graph_proposal"] == 0  # maas draws from the tables
+    assert agent.calls["graph_placement"] == 0  # maas draws from the tables
     assert [r["update"]["status"] for r in history] in (["valid", "numeric"], ["coerced", "numeric"])
     assert agent.calls["probability_update"] == 1 and agent.calls["textual_gradient"] == 1
 
@@ -607,7 +650,7 @@ def test_resume_at_the_evaluate_interrupt(tmp_path):
     history = optimizer.report()["history"]
     assert [r["round"] for r in history] == [1, 2, 3, 4]
     assert [r["result"]["index"] for r in history] == [0, 1, 2, 3]
-    assert setup.agent.calls["multiset_choice"] == 1 and setup.agent.calls["graph_proposal"] == 4  # rounds 2 to 5
+    assert setup.agent.calls["multiset_choice"] == 1 and setup.agent.calls["graph_placement"] == 4  # rounds 2 to 5
 
 
 def test_resume_after_a_death_mid_feedback(tmp_path):
@@ -641,7 +684,12 @@ def test_resume_after_a_death_mid_feedback(tmp_path):
     assert [r["round"] for r in history] == [1, 2, 3]
     assert history[2]["result"]["index"] == recorded.index and history[2]["result"]["score"] == recorded.score
     new = Counter(setup.agent.calls) - calls
-    assert new == {"textual_gradient": 1, "probability_update": 1, "graph_proposal": 1}  # round 3 on, nothing twice
+    assert new == {
+        "textual_gradient": 1,
+        "probability_update": 1,
+        "graph_placement": 1,
+        "graph_wiring": 1,
+    }  # round 3 on, nothing twice
     assert len(setup.calibrated) == calibrated
 
 
@@ -679,3 +727,30 @@ def test_resume_before_the_first_observe_reuses_the_initialisation(tmp_path):
     calls, calibrated = Counter(setup.agent.calls), len(setup.calibrated)
     assert asyncio.run(setup.build().propose()) == first
     assert setup.agent.calls == calls and len(setup.calibrated) == calibrated
+
+
+def test_the_wiring_schema_caps_the_inputs_the_budget_affords():
+    roles = {"n0": "assistant", "n1": "assistant", "n2": "fuser", "n3": "assistant"}
+    schema = wiring_schema(list(roles), roles, {"n1": 0, "n2": 0, "n3": 1}, sink_cap=1)["properties"]
+    assert schema["n1"]["properties"] == {"n0": {"type": "boolean", "enum": [False]}}  # none affordable
+    # a fuser still reads one assistant (the validator then names the cost), exactly one
+    assert [a["properties"] for a in schema["n2"]["anyOf"]] == [
+        {"n0": {"type": "boolean", "enum": [True]}, "n1": {"type": "boolean", "enum": [False]}},
+        {"n0": {"type": "boolean", "enum": [False]}, "n1": {"type": "boolean", "enum": [True]}},
+    ]
+    n3 = [[k for k, v in a["properties"].items() if v["enum"] == [True]] for a in schema["n3"]["anyOf"]]
+    assert n3 == [[], ["n0"], ["n1"], ["n2"]]  # at most one input
+    sink = [[k for k, v in a["properties"].items() if v["enum"] == [True]] for a in schema["sink_inputs"]["anyOf"]]
+    assert sink == [["n0"], ["n1"], ["n2"], ["n3"]]  # exactly one
+    free = wiring_schema(list(roles), roles, {"n3": 2}, sink_cap=2)["properties"]
+    assert free["n3"]["properties"]["n0"] == {"type": "boolean"} and len(free["sink_inputs"]["anyOf"]) == 4
+
+
+def test_the_wiring_prompt_states_the_room_and_the_caps_follow_it():
+    setup = Setup()
+    asyncio.run(drive(setup.build(), 2))
+    prompt = setup.agent.prompts["graph_wiring"][0]
+    assert "Now wire the nodes you placed" in prompt and "leaving" in prompt and "Set every other input" in prompt
+    wiring = setup.agent.schemas["graph_wiring"]["properties"]
+    # Setup's budget leaves almost nothing once the eight placed nodes run: no node may take an input
+    assert all(v.get("enum") == [False] for v in wiring["n7"]["properties"].values())
