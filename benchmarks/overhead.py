@@ -1,0 +1,314 @@
+"""Orchestration overhead: a compiled LangGraph app vs the same pool calls scheduled by hand.
+
+For each shape (default: layered 3×2 and parallel 4), GSM8K questions are run two ways against one
+OpenAI-compatible stub server (``stub_server.py``, its own process, real HTTP on 127.0.0.1) that answers every
+request after a fixed delay (50 ms):
+
+- **graph**: ``compile_graph(graph, pool, task).ainvoke({"question": q})``;
+- **hand**: the same ``pool.achat`` calls, layer by layer with ``asyncio.gather`` — the same prompt templates,
+  the same inputs, the same generation settings and sample indices, just no LangGraph and no compile-time
+  bookkeeping (request keys, traces, totals).
+
+Both use one ``ModelPool`` with the call cache disabled, the same questions and the same cap on questions in
+flight. Each repeat runs both modes back to back, in alternating order (graph, hand, hand, graph, …), so drift
+on a shared machine hits both. Reported per shape and concurrency: the wall-time ratio graph / hand (median
+over repeats of each repeat's pair; target ≤ 1.05), the median wall times, and the overhead per node
+execution: extra client CPU time (the steadiest figure on a busy machine), extra wall time spread over all
+node executions, and extra per-question latency divided by the nodes of a question.
+
+    python benchmarks/overhead.py                    # 100 questions, 2 and 8 in flight, 3 repeats
+    python benchmarks/overhead.py --smoke            # a few seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from common import default_out, header, say, write_json
+from stub_server import MODEL, start_subprocess
+
+from langtts.compile import GENERIC_ANSWER_FORMAT, GenerationSettings, compile_graph, default_settings
+from langtts.graph import CollaborationGraph
+from langtts.models import Endpoint, ModelPool, PoolConfig, PoolModel
+from langtts.prompts import PromptLibrary, PromptTemplate
+from langtts.shapes import layered, parallel
+from langtts.tasks import get_task
+from langtts.tasks.base import Task
+
+POOL_MODEL = "qwen2.5-coder-0.5b"  # a catalog id, for the FLOPs spec; served by the stub as MODEL
+TARGET_RATIO = 1.05
+
+
+def parse_shape(text: str) -> tuple[str, CollaborationGraph]:
+    """``layered:3x2`` (depth × width), ``parallel:4``."""
+    kind, _, size = text.partition(":")
+    if kind == "layered":
+        depth, width = (int(x) for x in size.lower().split("x"))
+        return f"layered {depth}x{width}", layered(POOL_MODEL, width=width, depth=depth)
+    if kind == "parallel":
+        return f"parallel {int(size)}", parallel(POOL_MODEL, int(size))
+    raise argparse.ArgumentTypeError(f"unknown shape {text!r}: use layered:DxW or parallel:N")
+
+
+class HandSchedule:
+    """The graph's calls without LangGraph: per layer, ``asyncio.gather`` of ``pool.achat`` with the same messages."""
+
+    def __init__(self, graph: CollaborationGraph, pool: ModelPool, task: Task, settings: GenerationSettings) -> None:
+        self.graph = graph.pruned()
+        self.pool = pool
+        self.settings = settings
+        self.layers = self.graph.layers()
+        self.answer_format = task.answer_format or GENERIC_ANSWER_FORMAT
+        library = PromptLibrary()
+        self.templates: dict[str, PromptTemplate] = {}
+        for node in self.graph.nodes:
+            kind = self._kind(node.id)
+            self.templates[node.id] = library.first(f"roles/{task.family}/{kind}", f"roles/generic/{kind}")
+
+    def _kind(self, node_id: str) -> str:
+        role, has_inputs = self.graph.node(node_id).role, bool(self.graph.predecessors(node_id))
+        if role == "decider":
+            return "decider" if has_inputs else "decider_alone"
+        if role == "fuser":
+            return "fuser"
+        return "assistant_with_inputs" if has_inputs else "assistant"
+
+    def _messages(self, node_id: str, question: str, texts: dict[str, str]) -> list[dict[str, str]]:
+        preds = self.graph.predecessors(node_id)
+        inputs = "\n\n".join(
+            f"[Answer {i} — from {p} ({self.graph.node(p).role})]\n{texts[p].strip()}"
+            for i, p in enumerate(preds, start=1)
+        )
+        return self.templates[node_id].messages(
+            question=question, answer_format=self.answer_format, n_inputs=str(len(preds)), inputs=inputs
+        )
+
+    async def run(self, question: str) -> str:
+        texts: dict[str, str] = {}
+        seen: dict[str, int] = {}
+        s = self.settings
+        for layer in self.layers:
+            calls = []
+            for node_id in layer:
+                model = self.graph.node(node_id).model
+                messages = self._messages(node_id, question, texts)
+                key = model + json.dumps(messages)
+                index = seen.get(key, 0)
+                seen[key] = index + 1
+                calls.append(
+                    self.pool.achat(
+                        model, messages, temperature=s.temperature, max_tokens=s.max_tokens,
+                        stop=list(s.stop) or None, seed=s.seed, sample_index=index, tags={"node": node_id},
+                    )
+                )  # fmt: skip
+            results = await asyncio.gather(*calls)
+            texts.update({n: r.text for n, r in zip(layer, results, strict=True)})
+        return texts[self.graph.sink.id]
+
+
+@dataclass
+class RunResult:
+    mode: str
+    wall_s: float
+    cpu_s: float
+    latencies_s: list[float]
+    calls: int
+
+
+async def run_mode(mode: str, runner: Any, pool: ModelPool, questions: Sequence[str], concurrency: int) -> RunResult:
+    limit = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def one(question: str) -> None:
+        async with limit:
+            started = time.perf_counter()
+            if mode == "graph":
+                out = await runner.ainvoke({"question": question})
+                assert out["answer"], "empty answer from the stub"
+            else:
+                assert await runner.run(question)
+            latencies.append(time.perf_counter() - started)
+
+    calls_before = len(pool.ledger)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one(q) for q in questions))
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return RunResult(mode, wall, cpu, latencies, len(pool.ledger) - calls_before)
+
+
+async def bench_case(
+    name: str,
+    graph: CollaborationGraph,
+    pool: ModelPool,
+    task: Task,
+    questions: Sequence[str],
+    concurrency: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    settings = default_settings(task.family)
+    app = compile_graph(graph, pool, task, settings=settings)
+    hand = HandSchedule(graph, pool, task, settings)
+    nodes = len(hand.graph.nodes)
+    runners = {"graph": app, "hand": hand}
+    warm = questions[: max(1, min(len(questions), concurrency))]
+    for mode in ("graph", "hand"):  # warm-up: connections, imports, first-call paths
+        await run_mode(mode, runners[mode], pool, warm, concurrency)
+    runs: list[RunResult] = []
+    for r in range(args.repeats):
+        order = ("graph", "hand") if r % 2 == 0 else ("hand", "graph")
+        for mode in order:
+            result = await run_mode(mode, runners[mode], pool, questions, concurrency)
+            runs.append(result)
+            say(
+                f"  {name:<13} {mode:<5} repeat {r + 1}: wall {result.wall_s:6.3f}s  cpu {result.cpu_s:6.3f}s  "
+                f"mean latency {statistics.fmean(result.latencies_s) * 1000:6.1f} ms"
+            )
+
+    def med(mode: str, field: str) -> float:
+        values = [getattr(x, field) for x in runs if x.mode == mode]
+        return statistics.median(values)
+
+    def med_latency(mode: str) -> float:
+        return statistics.median(statistics.fmean(x.latencies_s) for x in runs if x.mode == mode)
+
+    executions = nodes * len(questions)
+    graph_wall, hand_wall = med("graph", "wall_s"), med("hand", "wall_s")
+    ratios = [
+        g.wall_s / h.wall_s
+        for g, h in zip([x for x in runs if x.mode == "graph"], [x for x in runs if x.mode == "hand"], strict=True)
+    ]
+    ideal = len(hand.layers) * args.latency * -(-len(questions) // concurrency)
+    out = {
+        "shape": name,
+        "concurrency": concurrency,
+        "nodes": nodes,
+        "layers": len(hand.layers),
+        "questions": len(questions),
+        "node_executions": executions,
+        "ideal_wall_s": ideal,
+        "graph_wall_s": graph_wall,
+        "hand_wall_s": hand_wall,
+        "ratio": statistics.median(ratios),
+        "ratio_per_repeat": ratios,
+        "ratio_of_median_walls": graph_wall / hand_wall,
+        "meets_target": statistics.median(ratios) <= TARGET_RATIO,
+        "graph_cpu_s": med("graph", "cpu_s"),
+        "hand_cpu_s": med("hand", "cpu_s"),
+        "graph_mean_latency_s": med_latency("graph"),
+        "hand_mean_latency_s": med_latency("hand"),
+        "overhead_per_node_ms": {
+            "cpu": (med("graph", "cpu_s") - med("hand", "cpu_s")) / executions * 1000,
+            "wall_amortised": (graph_wall - hand_wall) / executions * 1000,
+            "question_latency": (med_latency("graph") - med_latency("hand")) / nodes * 1000,
+        },
+        "runs": [
+            {
+                "mode": x.mode,
+                "wall_s": x.wall_s,
+                "cpu_s": x.cpu_s,
+                "mean_latency_s": statistics.fmean(x.latencies_s),
+                "p95_latency_s": sorted(x.latencies_s)[int(0.95 * (len(x.latencies_s) - 1))],
+                "calls": x.calls,
+            }
+            for x in runs
+        ],
+    }
+    return out
+
+
+async def amain(args: argparse.Namespace) -> dict[str, Any]:
+    task = get_task("gsm8k")
+    examples = task.load()
+    questions = [task.format_question(examples[i % len(examples)]) for i in range(args.questions)]
+    proc, base_url = start_subprocess(args.latency, args.reply_words)
+    try:
+        config = PoolConfig(
+            models=[
+                PoolModel(
+                    id=POOL_MODEL,
+                    served_name=MODEL,
+                    endpoints=[Endpoint(base_url=base_url, max_concurrency=args.pool_concurrency)],
+                )
+            ]
+        )
+        pool = ModelPool(config, cache=None, max_retries=0)
+        cases: list[dict[str, Any]] = []
+        for concurrency in args.concurrency:
+            for text in args.shapes:
+                name, graph = parse_shape(text)
+                stub = f"stub latency {args.latency * 1000:g} ms"
+                say(f"{name}: {len(questions)} questions, {concurrency} in flight, {stub}")
+                cases.append(await bench_case(name, graph, pool, task, questions, concurrency, args))
+        await pool.aclose()
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=5)
+        except Exception:
+            proc.kill()
+    return cases
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description="LangGraph orchestration overhead vs hand-scheduled pool calls")
+    parser.add_argument("--questions", type=int, default=100, help="questions per run (GSM8K, cycled)")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[2, 8], help="questions in flight (one case per value)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each mode per shape (median reported)")
+    parser.add_argument("--latency", type=float, default=0.05, help="stub answer delay in seconds")
+    parser.add_argument("--reply-words", type=int, default=60, help="stub answer length in words (= its tokens)")
+    parser.add_argument("--pool-concurrency", type=int, default=64, help="the pool's cap on requests in flight")
+    parser.add_argument(
+        "--shapes", nargs="+", default=["layered:3x2", "parallel:4"], help="layered:DEPTHxWIDTH or parallel:N"
+    )
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (6 questions, 1 repeat)")
+    parser.add_argument("--out", default=str(default_out("overhead")), help="result JSON file")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.questions, args.concurrency, args.repeats = 6, [3], 1
+    for text in args.shapes:
+        parse_shape(text)  # fail early on a bad shape
+    data = header("overhead")
+    data["settings"] = {
+        k: getattr(args, k)
+        for k in (
+            "questions",
+            "concurrency",
+            "repeats",
+            "latency",
+            "reply_words",
+            "pool_concurrency",
+            "shapes",
+            "smoke",
+        )
+    }
+    data["target_ratio"] = TARGET_RATIO
+    data["cases"] = asyncio.run(amain(args))
+    say()
+    say(
+        f"{'shape':<14}{'conc':>5}{'graph s':>9}{'hand s':>9}{'ratio':>8}{'cpu ms/node':>13}{'wall ms/node':>14}"
+        f"{'lat ms/node':>13}"
+    )
+    for s in data["cases"]:
+        o = s["overhead_per_node_ms"]
+        say(
+            f"{s['shape']:<14}{s['concurrency']:>5}{s['graph_wall_s']:>9.3f}{s['hand_wall_s']:>9.3f}{s['ratio']:>8.3f}"
+            f"{o['cpu']:>13.3f}{o['wall_amortised']:>14.3f}{o['question_latency']:>13.3f}"
+            f"   {'ok' if s['meets_target'] else 'ABOVE TARGET'} (≤ {TARGET_RATIO})"
+        )
+    path = write_json(args.out, data)
+    say(f"wrote {path}")
+    return data
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Smoke runs of the benchmark scripts: each runs for real at its ``--smoke`` size and writes a result file.
+
+``overhead.py`` needs only its own stub server (offline); ``throughput.py`` and ``cache.py`` use the session's
+embedded server through ``--pool`` (integration).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run_script(name: str, out: Path, *args: str, timeout: float = 120) -> dict[str, Any]:
+    cmd = [sys.executable, str(BENCHMARKS / name), "--smoke", "--out", str(out), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=BENCHMARKS.parent)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert f"wrote {out}" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["machine"]["nproc"] >= 1 and data["date"] and name in data["command"]
+    assert data["settings"]["smoke"] is True
+    return data
+
+
+@pytest.mark.timeout(120)
+def test_overhead_smoke(tmp_path: Path) -> None:
+    data = run_script("overhead.py", tmp_path / "overhead.json")
+    assert data["benchmark"] == "overhead" and data["target_ratio"] == 1.05
+    cases = data["cases"]
+    assert [c["shape"] for c in cases] == ["layered 3x2", "parallel 4"]
+    for case in cases:
+        assert case["graph_wall_s"] > 0 and case["hand_wall_s"] > 0
+        assert case["ratio"] == pytest.approx(case["graph_wall_s"] / case["hand_wall_s"])
+        assert set(case["overhead_per_node_ms"]) == {"cpu", "wall_amortised", "question_latency"}
+        # both modes made every node's call: nodes x questions per run
+        assert {run["calls"] for run in case["runs"]} == {case["node_executions"]}
+        # the stub answers after 50 ms: no run can beat one stub delay per layer
+        assert min(run["mean_latency_s"] for run in case["runs"]) >= case["layers"] * 0.05
+    assert cases[0]["nodes"] == 7 and cases[0]["layers"] == 4
+    assert cases[1]["nodes"] == 5 and cases[1]["layers"] == 2
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_throughput_smoke(embedded_server, tmp_path: Path) -> None:
+    data = run_script("throughput.py", tmp_path / "throughput.json", "--pool", str(embedded_server.pool_file))
+    evaluation, generator = data["evaluate"], data["load_generator"]
+    assert evaluation["shape"] == "parallel:2" and evaluation["errors"] == 0
+    assert evaluation["questions"] == 1 and evaluation["calls"] == 3  # two assistants and the sink
+    assert evaluation["completion_tokens"] > 0 and evaluation["tokens_per_s"] > 0
+    assert [level["concurrency"] for level in generator["sweep"]] == [1, 2]
+    for level in generator["sweep"]:  # the replay generates exactly the evaluate run's tokens
+        assert level["requests"] == evaluation["calls"]
+        assert level["completion_tokens"] == evaluation["completion_tokens"]
+    assert data["ratio"] == pytest.approx(evaluation["tokens_per_s"] / generator["best_tokens_per_s"])
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_cache_smoke(embedded_server, tmp_path: Path) -> None:
+    data = run_script("cache.py", tmp_path / "cache.json", "--pool", str(embedded_server.pool_file))
+    runs = {run["run"]: run for run in data["runs"]}
+    assert set(runs) == {"uncached", "cold", "warm"}
+    assert runs["uncached"]["cache_hits"] == 0
+    assert runs["cold"]["calls"] == runs["warm"]["calls"] == runs["uncached"]["calls"] > 0
+    assert runs["warm"]["cache_hits"] == runs["warm"]["calls"] and data["warm_hit_share"] == 1.0
+    assert data["replay_identical"] is True
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_search_efficiency_smoke(embedded_server, tmp_path: Path) -> None:
+    data = run_script(
+        "search_efficiency.py",
+        tmp_path / "search_efficiency.json",
+        "--pool",
+        str(embedded_server.pool_file),
+        "--methods",
+        "reinforce,random",
+        "--work-dir",
+        str(tmp_path / "runs"),
+        timeout=300,
+    )
+    methods = data["methods"]
+    assert list(methods) == ["reinforce", "random"]
+    for summary in methods.values():
+        assert summary["seeds"] == [0] and len(summary["test_accuracy"]) == 1
+        assert len(summary["best_so_far"][0]) == 2, "two search evaluations each"
+        assert summary["evaluation_cost"][0]["calls"] > 0
+        assert summary["optimizer_cost"][0]["calls"] == 0, "numeric methods ask no LLM"
+    comparison = data["comparisons"]["seed0"]
+    assert comparison["reference"] == "reinforce"
+    assert {"random", "single smollm2-135m", "single qwen2.5-coder-0.5b"} <= set(comparison)
+    assert Path(data["plot"]).is_file()
+    # resumable: a second call reads the finished runs back instead of searching again
+    again = run_script(
+        "search_efficiency.py",
+        tmp_path / "again.json",
+        "--pool",
+        str(embedded_server.pool_file),
+        "--methods",
+        "reinforce,random",
+        "--work-dir",
+        str(tmp_path / "runs"),
+        timeout=300,
+    )
+    assert again["methods"]["random"]["chosen"] == methods["random"]["chosen"]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_insights_smoke(embedded_server, tmp_path: Path) -> None:
+    out = tmp_path / "insights.json"
+    data = run_script(
+        "insights.py",
+        out,
+        "--pool",
+        str(embedded_server.pool_file),
+        "--cache",
+        str(tmp_path / "calls.sqlite"),
+        timeout=300,
+    )
+    assert data["benchmark"] == "insights"
+    settings = data["settings"]
+    assert settings["n"] == 2 and settings["widths"] == [1, 2] and settings["depths"] == [1, 2]
+    ids = data["questions"]["ids"]
+    assert len(ids) == 2 and len(set(ids)) == 2
+    insights = data["insights"]
+    assert list(insights) == ["insight1", "insight2", "insight3"]
+    for key, insight in insights.items():
+        assert insight["results"], key
+        for r in insight["results"]:
+            assert r["question_ids"] == ids, "every graph runs on the same questions"
+            assert r["n"] == 2 and len(r["correct"]) == 2
+            assert 0.0 <= r["ci_low"] <= r["accuracy"] <= r["ci_high"] <= 1.0
+            assert r["accuracy"] == pytest.approx(sum(r["correct"]) / 2)
+            assert r["modelled_flops_per_question"] > 0 and r["measured_flops_per_question"] > 0
+            assert r["calls"] > 0 and r["latency_mean_s"] > 0
+        assert insight["verdict"]["status"] in {"reproduces", "partly", "no", "untestable"}
+        assert isinstance(insight["verdict"]["text"], str) and insight["verdict"]["text"]
+        assert data["verdicts"][key] == insight["verdict"]["text"]
+        assert Path(insight["plot"]).is_file()
+        for c in insight["comparisons"].values():
+            assert c["n"] == 2 and 0.0 <= c["p_value"] <= 1.0 and c["ci_low"] <= c["difference"] <= c["ci_high"]
+
+    # insight 1: budget-maximal mixes at (about) equal modelled cost, never over the budget; smoke keeps two
+    one = insights["insight1"]
+    mixes = [r for r in one["results"] if r["role"] == "mix"]
+    budget = one["budget"]["units"]
+    assert len(mixes) == 2 and {m["kind"] for m in mixes} == {"all-large", "all-small"}
+    assert all(budget * 0.5 < m["modelled_units"] <= budget + 1e-9 for m in mixes)
+    assert {r["name"] for r in one["results"] if r["role"] == "reference"} == {
+        "single smollm2-135m",
+        "single qwen2.5-coder-0.5b",
+    }
+    assert "best vs worst mix" in one["comparisons"]
+
+    # insight 2: one model; more width or depth costs more modelled FLOPs
+    two = insights["insight2"]
+    width = [r for r in two["results"] if r["sweep"] == "width"]
+    depth = [r for r in two["results"] if r["sweep"] == "depth"]
+    assert [r["width"] for r in width] == [1, 2] and [r["depth"] for r in depth] == [1, 2]
+    for sweep in (width, depth):
+        assert sweep[0]["modelled_flops_per_question"] < sweep[1]["modelled_flops_per_question"]
+        assert sweep[0]["nodes"] + 1 == sweep[1]["nodes"]
+    assert width[0]["fingerprint"] == depth[0]["fingerprint"], "width 1 and depth 1 are the same graph"
+
+    # insight 3: the full grid, with its optima and interaction contrast
+    three = insights["insight3"]
+    assert {(r["width"], r["depth"]) for r in three["results"]} == {(1, 1), (2, 1), (1, 2), (2, 2)}
+    assert set(three["best_depth_by_width"]) == {"1", "2"} and set(three["best_width_by_depth"]) == {"1", "2"}
+    contrast = three["interaction"]
+    assert contrast["ci_low"] <= contrast["mean"] <= contrast["ci_high"]
+    assert data["graphs_evaluated"] < sum(len(i["results"]) for i in insights.values()), "shared graphs run once"
