@@ -21,7 +21,7 @@ def environment(tmp_path, monkeypatch):
     """A pool file whose endpoints are never contacted, and the LANGTTS_* variables the entry points read."""
     pool = PoolConfig(models=[PoolModel(id=m, endpoints=[Endpoint(base_url="http://127.0.0.1:9/v1")]) for m in MODELS])
     pool.save(tmp_path / "pool.yaml")
-    for name in ("MODELS", "SINK_MODEL", "AGENT_MODEL", "VARIANT", "OBJECTIVE", "SEED", "MAX_ROUNDS"):
+    for name in ("MODELS", "SINK_MODEL", "AGENT_MODEL", "VARIANT", "OBJECTIVE", "SEED", "MAX_ROUNDS", "GRAPH"):
         monkeypatch.delenv(f"LANGTTS_{name}", raising=False)
     monkeypatch.setenv("LANGTTS_POOL", str(tmp_path / "pool.yaml"))
     monkeypatch.setenv("LANGTTS_TASK", "gsm8k")
@@ -52,3 +52,16 @@ def test_entry_point_builds_its_graph(name):
 def test_the_optimizer_agent_has_the_agent_reinforce_steps():
     nodes = set(build("optimizer").get_graph().nodes)
     assert {"initialise", "pretest", "sample", "evaluate", "feedback", "update"} <= nodes
+
+
+def test_the_optimized_graph_entry_point_serves_a_graph_file(tmp_path, monkeypatch):
+    assert set(build("optimized").get_graph().nodes) >= {"n0", "n1", "sink"}  # the default: duo.json
+    from langtts import parallel
+
+    parallel("smollm2-135m", n=3, sink_model="qwen2.5-coder-1.5b").save(tmp_path / "mine.yaml")
+    monkeypatch.setenv("LANGTTS_GRAPH", str(tmp_path / "mine.yaml"))
+    monkeypatch.setenv("LANGTTS_MAX_TOKENS", "32")
+    assert set(build("optimized").get_graph().nodes) >= {"n0", "n1", "n2", "sink"}
+    monkeypatch.delenv("LANGTTS_POOL")
+    with pytest.raises(ValueError, match="LANGTTS_POOL"):
+        build("optimized")
