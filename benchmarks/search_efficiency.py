@@ -65,7 +65,7 @@ def summarise(name: str, runs: list[OptimizationResult]) -> dict[str, Any]:
     tests = [r.test.outcome for r in runs if r.test is not None]
     reports = [r.method_report for r in runs]
     proposals = [rep.get("proposals", {}) for rep in reports if "proposals" in rep]
-    rounds = sum(sum(p.values()) for p in proposals)
+    rounds = sum(sum(p.values()) - p.get("sampled", 0) for p in proposals)  # rounds the agent proposed in
     return {
         "method": name,
         "seeds": [r.config.seed for r in runs],
