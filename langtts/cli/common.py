@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from langtts.compile import GenerationSettings
     from langtts.models import ModelPool
-    from langtts.tasks import Task
+    from langtts.tasks import Example, Task
 
 POOL_ENV = "LANGTTS_POOL"
 
@@ -68,3 +69,21 @@ def task_from_args(args: argparse.Namespace) -> Task:
     if args.split and args.split not in task.splits:
         raise ValueError(f"task {task.name!r} has no split {args.split!r}; choose from {list(task.splits)}")
     return task
+
+
+def questions_from_args(args: argparse.Namespace) -> tuple[Task, list[Example], GenerationSettings]:
+    """The task, its --n questions from --offset of --split, and the generation settings (--temperature,
+    --max-tokens over the task family's defaults) shared by evaluate and compare."""
+    from langtts.compile import GenerationSettings, default_settings
+
+    if args.n < 1 or args.offset < 0 or args.concurrency < 1:
+        raise ValueError("--n and --concurrency must be >= 1 and --offset >= 0")
+    task = task_from_args(args)
+    examples = task.load(args.split)[args.offset : args.offset + args.n]
+    if not examples:
+        raise ValueError(f"no questions at offset {args.offset} of {task.name}")
+    defaults = default_settings(task.family)
+    settings = GenerationSettings(
+        temperature=args.temperature, max_tokens=args.max_tokens or defaults.max_tokens, seed=defaults.seed
+    )
+    return task, examples, settings

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, task_from_args
+from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, questions_from_args
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -36,28 +36,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     from langtts.compare import compare
-    from langtts.compile import GenerationSettings, default_settings
     from langtts.graph import load_graph
     from langtts.plots import accuracy_vs_cost
 
     if len(args.graphs) < 2:
         raise ValueError("compare needs at least two graph files")
-    if args.n < 1 or args.offset < 0 or args.concurrency < 1:
-        raise ValueError("--n and --concurrency must be >= 1 and --offset >= 0")
     if args.plot and args.plot.suffix.lower() not in (".png", ".svg"):
         raise ValueError(f"--plot must name a .png or .svg file, got {args.plot}")
     names = [str(path) for path in args.graphs]
     if len(set(names)) < len(names):
         raise ValueError("each graph file may be given only once")
     graphs = {name: load_graph(path) for name, path in zip(names, args.graphs, strict=True)}
-    task = task_from_args(args)
-    examples = task.load(args.split)[args.offset : args.offset + args.n]
-    if not examples:
-        raise ValueError(f"no questions at offset {args.offset} of {task.name}")
-    defaults = default_settings(task.family)
-    settings = GenerationSettings(
-        temperature=args.temperature, max_tokens=args.max_tokens or defaults.max_tokens, seed=defaults.seed
-    )
+    task, examples, settings = questions_from_args(args)
     with open_pool(args) as pool:
         for graph in graphs.values():
             graph.check(pool.ids())

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, task_from_args
+from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, questions_from_args
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -29,21 +29,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from langtts.compile import GenerationSettings, default_settings
     from langtts.evaluate import evaluate
     from langtts.graph import load_graph
 
-    if args.n < 1 or args.offset < 0 or args.concurrency < 1:
-        raise ValueError("--n and --concurrency must be >= 1 and --offset >= 0")
+    task, examples, settings = questions_from_args(args)
     graph = load_graph(args.graph)
-    task = task_from_args(args)
-    examples = task.load(args.split)[args.offset : args.offset + args.n]
-    if not examples:
-        raise ValueError(f"no questions at offset {args.offset} of {task.name}")
-    settings = default_settings(task.family)
-    settings = GenerationSettings(
-        temperature=args.temperature, max_tokens=args.max_tokens or settings.max_tokens, seed=settings.seed
-    )
     with open_pool(args) as pool:
         graph.check(pool.ids())
         result = evaluate(graph, task, pool, examples=examples, concurrency=args.concurrency, settings=settings)
