@@ -75,12 +75,9 @@ def header(name: str) -> dict[str, Any]:
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from langtts.files import write_text_atomic
+
+    return write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def say(line: str = "") -> None:

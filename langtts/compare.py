@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from langtts.evaluate import EvaluationResult, evaluate
+from langtts.files import write_text_atomic
 from langtts.graph import CollaborationGraph
 from langtts.models.pool import ModelPool
 from langtts.tasks.base import Example, Task
@@ -84,11 +85,7 @@ class ComparisonResult(BaseModel):
         return self.model_dump(exclude={"results": {"__all__": {"records"}}})
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, self.model_dump_json(indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> ComparisonResult:

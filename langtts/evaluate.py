@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from langtts.compile import ContextOverflowError, compile_graph
 from langtts.cost import TaskLengths, graph_cost, measure_task_lengths, task_lengths
+from langtts.files import write_text_atomic
 from langtts.graph import CollaborationGraph
 from langtts.models.errors import ModelCallError
 from langtts.models.pool import ModelPool
@@ -87,11 +88,7 @@ class EvaluationResult(BaseModel):
     records: list[QuestionRecord]
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, self.model_dump_json(indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> EvaluationResult:

@@ -24,6 +24,8 @@ from typing import Any, Literal, get_args
 import networkx as nx
 import yaml
 
+from langtts.files import write_text_atomic
+
 SCHEMA_VERSION = 1
 Role = Literal["assistant", "fuser", "decider"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -279,10 +281,7 @@ class CollaborationGraph:
         """Write the graph atomically as JSON or YAML, chosen by the extension (.json, .yaml, .yml)."""
         path = Path(path)
         text = self.to_json() if _format(path) == "json" else self.to_yaml()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, text)
 
     def to_mermaid(self) -> str:
         """Mermaid ``flowchart TD`` text: labels show id, role and model; fusers, the sink and unreachable

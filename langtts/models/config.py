@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from langtts.files import write_text_atomic
+
 POOL_SCHEMA_VERSION = 1
 
 
@@ -57,10 +59,7 @@ class PoolConfig(BaseModel):
         path = Path(path)
         data = self.model_dump(mode="json", exclude_none=True)
         text = yaml.safe_dump(data, sort_keys=False) if path.suffix in {".yaml", ".yml"} else _json(data)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, text)
 
     @classmethod
     def load(cls, path: str | Path) -> PoolConfig:

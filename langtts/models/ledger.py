@@ -11,6 +11,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from langtts.files import write_text_atomic
+
 
 @dataclass(frozen=True)
 class CallRecord:
@@ -107,12 +109,8 @@ class UsageLedger:
 
     def to_jsonl(self, path: str | Path) -> None:
         """Write every record as one JSON line (the file is replaced)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         lines = [json.dumps(dataclasses.asdict(r) | {"tags": dict(r.tags)}) for r in self.records()]
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, "".join(line + "\n" for line in lines))
 
     @classmethod
     def from_jsonl(cls, path: str | Path) -> UsageLedger:

@@ -9,13 +9,13 @@ carries ``schema_version``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from langtts.cost import Budget, TaskLengths
+from langtts.files import write_text_atomic
 from langtts.graph import CollaborationGraph
 from langtts.models.ledger import Usage
 from langtts.optimize.base import Evaluation
@@ -179,13 +179,7 @@ class OptimizationResult(BaseModel):
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON atomically (temporary file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as handle:
-        json.dump(data, handle, indent=1)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def read_json(path: Path, what: str) -> Any:

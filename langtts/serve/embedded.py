@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from langtts.files import write_text_atomic
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
 from langtts.serve.cache import CachePaths, locked
 from langtts.serve.setup import WEIGHTS, Progress, llama_server_binary, model_path, setup_models
@@ -328,10 +329,7 @@ class EmbeddedServer:
             return None
 
     def _write_state(self, state: dict) -> None:
-        path = self.run_dir / _STATE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2) + "\n")
-        tmp.replace(path)
+        write_text_atomic(self.run_dir / _STATE, json.dumps(state, indent=2) + "\n")
 
     def _clear_state(self) -> None:
         for name in (_STATE, "pool.yaml"):
