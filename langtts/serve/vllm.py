@@ -34,7 +34,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
 kwargs = {"gguf_file": src.name}
-model = AutoModelForCausalLM.from_pretrained(src.parent, torch_dtype=torch.bfloat16, **kwargs)
+model = AutoModelForCausalLM.from_pretrained(src.parent, dtype=torch.bfloat16, **kwargs)
+model.hf_quantizer = None  # the GGUF weights were dequantised on load: nothing quantised is left to save
 if hasattr(model.config, "quantization_config"):
     del model.config.quantization_config
 model.save_pretrained(out)
@@ -193,7 +194,7 @@ def stop_vllm(servers: Sequence[VllmServer], grace: float = 30.0) -> None:
 
 def gguf_to_hf(gguf: str | Path, out_dir: str | Path, *, python: str | Path, timeout: float = 1800) -> Path:
     """Convert a GGUF file to a Hugging Face safetensors directory with ``python`` (the vLLM environment's,
-    which needs ``transformers`` and ``gguf``): dequantised to bfloat16, quantisation config dropped.
+    which needs ``transformers``, ``gguf`` and ``accelerate``): dequantised to bfloat16, quantisation config dropped.
 
     vLLM's CPU build cannot load GGUF; ~50 s for a 0.5B model. Returns ``out_dir``.
     """
