@@ -2,9 +2,10 @@
 
 Each (method, seed) is one ``optimize()`` run in its own run directory under ``--work-dir``, all with the same
 task, budget, pool, search questions (the split depends only on the seed) and call cache — so the script is
-resumable: run it again (or with ``--only``) after an interruption and finished runs are read back, unfinished
-ones resumed. Afterwards the chosen graphs and the single-model baselines are evaluated on the same held-out
-questions and compared with paired tests (bootstrap CI, exact McNemar) against Agent-REINFORCE.
+resumable: run it again after an interruption and finished runs are read back, unfinished ones resumed.
+Afterwards the chosen graphs and the single-model baselines are evaluated on the same held-out questions and
+compared with paired tests (bootstrap CI, exact McNemar) against Agent-REINFORCE, per seed and pooled over seeds
+(each seed's held-out questions paired within that seed).
 
 Reported per method: held-out accuracy of the chosen graph with its CI (per seed), best-so-far curves (vs
 evaluations and vs wall time, plotted), evaluation cost and optimizer-LLM cost separately, and for the agent the
@@ -83,6 +84,19 @@ def summarise(name: str, runs: list[OptimizationResult]) -> dict[str, Any]:
     }
 
 
+def compare_to_reference(correct: dict[str, list[bool]], reference: str) -> dict[str, Any]:
+    """Paired comparison of every entry against ``reference`` on the same questions, plus each accuracy."""
+    return {
+        name: paired_comparison(values, correct[reference]).model_dump()
+        for name, values in correct.items()
+        if name != reference
+    } | {
+        "reference": reference,
+        "n": len(correct[reference]),
+        "accuracy": {n: statistics.fmean(v) for n, v in correct.items()},
+    }
+
+
 def _best_so_far(result: OptimizationResult) -> list[float]:
     best, curve = float("-inf"), []
     for e in result.ledger:
@@ -126,6 +140,7 @@ def main() -> None:
         by_id = {ex.id: ex for ex in task.load()}
         settings = GenerationSettings(max_tokens=args.max_tokens)
         comparisons: dict[str, Any] = {}
+        pooled: dict[str, list[bool]] = {}
         for seed in range(args.seeds):
             first = results[methods[0]][seed]
             test_ids = first.test.outcome.question_ids
@@ -140,12 +155,11 @@ def main() -> None:
                     progress=False,
                 )
                 correct[f"single {model}"] = [r.correct for r in single.records]
-            reference = methods[0]
-            comparisons[f"seed{seed}"] = {
-                name: paired_comparison(values, correct[reference]).model_dump()
-                for name, values in correct.items()
-                if name != reference
-            } | {"reference": reference, "accuracy": {n: statistics.fmean(v) for n, v in correct.items()}}
+            comparisons[f"seed{seed}"] = compare_to_reference(correct, methods[0])
+            for name, values in correct.items():
+                pooled.setdefault(name, []).extend(values)
+        if args.seeds > 1:
+            comparisons["pooled"] = compare_to_reference(pooled, methods[0])
     report["methods"] = {m: summarise(m, runs) for m, runs in results.items()}
     report["comparisons"] = comparisons
     plot = args.out.with_suffix(".png")
