@@ -33,6 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, help="embedded: port (default: a free one)")
     serve.add_argument("--ctx-per-slot", type=int, default=4096, help="embedded: context tokens per request")
     serve.add_argument("--parallel", type=int, default=2, help="embedded: parallel slots per model")
+    serve.add_argument("--threads", type=int, default=1, help="embedded: CPU threads per model (default: 1)")
     serve.add_argument("--detach", action="store_true", help="embedded: start in the background and return")
     serve.add_argument("--stop", action="store_true", help="stop the embedded server that is running")
     serve.add_argument("--status", action="store_true", help="show the embedded server that is running")
@@ -92,6 +93,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         ctx_per_slot=args.ctx_per_slot,
         parallel=args.parallel,
+        threads=args.threads,
         run_dir=args.run_dir,
         progress=_say,
     )

@@ -11,8 +11,8 @@ Run state lives in the cache's ``run/`` directory (or a ``run_dir`` of your choi
 Context sizing: the unified KV cache stays off (``kv-unified = false``), so llama-server splits ``ctx-size``
 evenly among the ``parallel`` slots; each preset sets ``ctx-size = ctx_per_slot * parallel``, so every request
 may use ``ctx_per_slot`` tokens (prompt + completion; 4096 by default): the pool file's ``context_window``.
-Each model instance uses one thread: with several graph nodes running at once that is far faster than more
-threads per model on a small machine.
+Each model instance uses one thread by default (``threads``): with several graph nodes running at once that is far
+faster than more threads per model on a small machine; a server for one model may use every core.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def presets_text(
     parallel: int = DEFAULT_PARALLEL,
     ctx_per_slot: int = DEFAULT_CTX_PER_SLOT,
     cache_ram_mib: int = DEFAULT_CACHE_RAM_MIB,
+    threads: int = 1,
     template_file: Path | None = None,
 ) -> str:
     """The router's presets INI: one section per model id (base models need ``template_file``)."""
@@ -105,7 +106,7 @@ def presets_text(
         lines += [
             f"[{model_id}]",
             f"model = {path}",
-            "threads = 1",
+            f"threads = {threads}",
             f"parallel = {parallel}",
             f"ctx-size = {ctx_per_slot * parallel}",
             "kv-unified = false",
@@ -145,6 +146,7 @@ class EmbeddedServer:
         port: int | None = None,
         ctx_per_slot: int = DEFAULT_CTX_PER_SLOT,
         parallel: int = DEFAULT_PARALLEL,
+        threads: int = 1,
         cache_ram_mib: int = DEFAULT_CACHE_RAM_MIB,
         run_dir: str | Path | None = None,
         cache: CachePaths | None = None,
@@ -157,7 +159,10 @@ class EmbeddedServer:
         self.models = tuple(dict.fromkeys(models))
         self.port = port
         self.ctx_per_slot = ctx_per_slot
+        if parallel < 1 or threads < 1:
+            raise ValueError(f"parallel and threads must be ≥ 1, got {parallel} and {threads}")
         self.parallel = parallel
+        self.threads = threads
         self.cache_ram_mib = cache_ram_mib
         self.cache = CachePaths(cache.root if cache else CachePaths.default().root, Path(run_dir) if run_dir else None)
         self.startup_timeout = startup_timeout
@@ -227,6 +232,7 @@ class EmbeddedServer:
                 parallel=self.parallel,
                 ctx_per_slot=self.ctx_per_slot,
                 cache_ram_mib=self.cache_ram_mib,
+                threads=self.threads,
                 template_file=template,
             )
         )
@@ -345,11 +351,14 @@ def start_server(
     ctx_per_slot: int = DEFAULT_CTX_PER_SLOT,
     parallel: int = DEFAULT_PARALLEL,
     *,
+    threads: int = 1,
     run_dir: str | Path | None = None,
     setup: bool = True,
 ) -> ServerInfo:
     """Start the embedded server in the background (or report the one already running) and return its info."""
-    server = EmbeddedServer(models, port=port, ctx_per_slot=ctx_per_slot, parallel=parallel, run_dir=run_dir)
+    server = EmbeddedServer(
+        models, port=port, ctx_per_slot=ctx_per_slot, parallel=parallel, threads=threads, run_dir=run_dir
+    )
     return server.start(setup=setup)
 
 

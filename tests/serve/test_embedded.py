@@ -56,6 +56,17 @@ def test_presets_one_section_per_model() -> None:
     assert sections["gemma3-270m"]["chat-template-file"] == "/run/t.jinja"
 
 
+def test_presets_threads_per_model() -> None:
+    text = presets_text({"smollm2-135m": Path("/m/smol.gguf")}, threads=2)
+    assert _sections(text)["smollm2-135m"]["threads"] == "2"
+
+
+@pytest.mark.parametrize("option", [{"parallel": 0}, {"threads": 0}])
+def test_server_rejects_non_positive_slots_or_threads(option: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="must be ≥ 1"):
+        EmbeddedServer(["smollm2-135m"], **option)
+
+
 def test_base_model_needs_a_template() -> None:
     with pytest.raises(ValueError, match="base model"):
         presets_text({"gemma3-270m": Path("/m/g.gguf")})
