@@ -369,7 +369,7 @@ class AgentReinforce:
         placed = await self._ask(
             "sample",
             messages,
-            placement_schema(workers, list(pg.models), self.fusers),
+            placement_schema(workers, list(pg.models), self.fusers, multiset),
             lambda d: parse_placement(d, multiset=multiset, fusers=self.fusers),
         )
         if placed.value is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -114,14 +114,53 @@ def choice_schema(n_candidates: int) -> dict[str, Any]:
     return _object({"reasoning": _text(REASONING_CHARS), "first": numbers, "second": numbers}, "multiset_choice")
 
 
-def placement_schema(worker_ids: Sequence[str], models: Sequence[str], fusers: bool) -> dict[str, Any]:
+MAX_PLACEMENT_ORDERS = 24  # above this many arrangements of a fixed multiset, the validator checks the counts
+
+
+def placement_schema(
+    worker_ids: Sequence[str], models: Sequence[str], fusers: bool, multiset: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The first half of a proposal, keyed by node: ``{"reasoning", "n0": {"model", "role"}, ...}``. ``n0`` reads
-    nothing (inputs only come from lower-numbered nodes), so it can only be an assistant."""
-    properties: dict[str, Any] = {"reasoning": _text(REASONING_CHARS)}
-    for k, node in enumerate(worker_ids):
-        roles = ["assistant", "fuser"] if fusers and k > 0 else ["assistant"]
-        properties[node] = _object({"model": _enum(models), "role": _enum(roles)})
-    return _object(properties, "graph_placement")
+    nothing (inputs only come from lower-numbered nodes), so it can only be an assistant.
+
+    With the worker ``multiset`` fixed, each of its distinct arrangements over the nodes is one ``anyOf``
+    alternative (up to :data:`MAX_PLACEMENT_ORDERS`), so a constrained decoder cannot write the wrong model counts.
+    """
+
+    def schema(models_at: Callable[[int], Sequence[str]]) -> dict[str, Any]:
+        properties: dict[str, Any] = {"reasoning": _text(REASONING_CHARS)}
+        for k, node in enumerate(worker_ids):
+            roles = ["assistant", "fuser"] if fusers and k > 0 else ["assistant"]
+            properties[node] = _object({"model": _enum(models_at(k)), "role": _enum(roles)})
+        return _object(properties, "graph_placement")
+
+    orders = _arrangements(multiset, MAX_PLACEMENT_ORDERS) if multiset is not None else []
+    if len(multiset or ()) != len(worker_ids) or not orders:
+        return schema(lambda k: models)
+    if len(orders) == 1:
+        return schema(lambda k: [orders[0][k]])
+    return {"title": "graph_placement", "anyOf": [schema(lambda k, o=o: [o[k]]) for o in orders]}
+
+
+def _arrangements(items: Sequence[str], limit: int) -> list[tuple[str, ...]]:
+    """The distinct orderings of the multiset ``items`` (sorted), or [] when there are more than ``limit``."""
+    counts = Counter(items)
+    if math.factorial(len(items)) // math.prod(math.factorial(c) for c in counts.values()) > limit:
+        return []
+    found: list[tuple[str, ...]] = []
+
+    def extend(prefix: tuple[str, ...]) -> None:
+        if len(prefix) == len(items):
+            found.append(prefix)
+            return
+        for item in sorted(counts):
+            if counts[item]:
+                counts[item] -= 1
+                extend((*prefix, item))
+                counts[item] += 1
+
+    extend(())
+    return found
 
 
 def wiring_schema(

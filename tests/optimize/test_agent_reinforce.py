@@ -8,6 +8,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -325,6 +326,27 @@ def test_bad_proposals_are_repaired_then_fall_back(kind, bad_answers):
     assert setup.space.feasible(graph) and Counter(n.model for n in graph.workers) == Counter(
         report["initialise"]["multiset"]
     )
+
+
+def test_a_fixed_multiset_makes_wrong_model_counts_unwritable():
+    schema = placement_schema(["n0", "n1", "n2"], ["a", "b"], fusers=True, multiset=["b", "a", "a"])
+    assert schema["title"] == "graph_placement" and len(schema["anyOf"]) == 3  # b at n0, n1 or n2
+
+    def answer(*models: str) -> dict:
+        nodes = {f"n{k}": {"model": m, "role": "assistant"} for k, m in enumerate(models)}
+        return {"reasoning": "r", **nodes}
+
+    for models in [("a", "a", "b"), ("a", "b", "a"), ("b", "a", "a")]:
+        jsonschema.validate(answer(*models), schema)
+    for models in [("a", "a", "a"), ("b", "b", "a"), ("b", "b", "b")]:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(answer(*models), schema)
+
+    one_way = placement_schema(["n0", "n1"], ["a", "b"], fusers=True, multiset=["a", "a"])
+    assert "anyOf" not in one_way and one_way["properties"]["n1"]["properties"]["model"]["enum"] == ["a"]
+    # 4 + 4 workers have 70 arrangements: too many alternatives, the validator checks the counts instead
+    many = placement_schema([f"n{k}" for k in range(8)], ["a", "b"], fusers=True, multiset=["a"] * 4 + ["b"] * 4)
+    assert "anyOf" not in many and many["properties"]["n7"]["properties"]["model"]["enum"] == ["a", "b"]
 
 
 def test_the_schemas_are_keyed_by_node():
