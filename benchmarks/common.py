@@ -5,6 +5,7 @@ The scripts run as ``python benchmarks/<name>.py`` (this directory is then first
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from langtts.graph import CollaborationGraph
     from langtts.models import Endpoint, PoolModel
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -82,6 +84,21 @@ def write_json(path: str | Path, data: dict[str, Any]) -> Path:
 
 def say(line: str = "") -> None:
     print(line, flush=True)
+
+
+def parse_shape(text: str, model: str) -> CollaborationGraph:
+    """``single``, ``parallel:N`` or ``layered:DEPTHxWIDTH``, every node on ``model``."""
+    from langtts.shapes import layered, parallel, single
+
+    kind, _, size = text.partition(":")
+    if kind == "single":
+        return single(model)
+    if kind == "parallel":
+        return parallel(model, int(size))
+    if kind == "layered":
+        depth, width = (int(x) for x in size.lower().split("x"))
+        return layered(model, width=width, depth=depth)
+    raise argparse.ArgumentTypeError(f"unknown shape {text!r}: single, parallel:N or layered:DxW")
 
 
 # -- the embedded (llama.cpp) server ---------------------------------------------------------------------------

