@@ -5,9 +5,9 @@ OpenAI-compatible stub server (``stub_server.py``, its own process, real HTTP on
 request after a fixed delay (50 ms):
 
 - **graph**: ``compile_graph(graph, pool, task).ainvoke({"question": q})``;
-- **hand**: the same ``pool.achat`` calls, layer by layer with ``asyncio.gather`` — the same prompt templates,
-  the same inputs, the same generation settings and sample indices, just no LangGraph and no compile-time
-  bookkeeping (request keys, traces, totals).
+- **hand**: the same ``pool.achat`` calls, layer by layer with ``asyncio.gather`` — the requests built by the
+  compiler's own request builder (same prompt templates, inputs, generation settings) and the same sample
+  indices, just no LangGraph and no per-node bookkeeping (request keys, traces, totals).
 
 Both use one ``ModelPool`` with the call cache disabled, the same questions and the same cap on questions in
 flight. Each repeat runs both modes back to back, in alternating order (graph, hand, hand, graph, …), so drift
@@ -34,10 +34,10 @@ from typing import Any
 from common import default_out, header, say, write_json
 from stub_server import MODEL, start_subprocess
 
-from langtts.compile import GENERIC_ANSWER_FORMAT, GenerationSettings, compile_graph, default_settings
+from langtts.compile import GenerationSettings, _Compiler, compile_graph, default_settings
 from langtts.graph import CollaborationGraph
 from langtts.models import Endpoint, ModelPool, PoolConfig, PoolModel
-from langtts.prompts import PromptLibrary, PromptTemplate
+from langtts.prompts import PromptLibrary
 from langtts.shapes import layered, parallel
 from langtts.tasks import get_task
 from langtts.tasks.base import Task
@@ -58,59 +58,33 @@ def parse_shape(text: str) -> tuple[str, CollaborationGraph]:
 
 
 class HandSchedule:
-    """The graph's calls without LangGraph: per layer, ``asyncio.gather`` of ``pool.achat`` with the same messages."""
+    """The graph's calls without LangGraph: per layer, ``asyncio.gather`` of ``pool.achat``. The requests come from
+    the compiler's own request builder, so both modes send exactly the same messages and settings."""
 
     def __init__(self, graph: CollaborationGraph, pool: ModelPool, task: Task, settings: GenerationSettings) -> None:
-        self.graph = graph.pruned()
+        self.compiler = _Compiler(graph, pool, task, task.family, PromptLibrary(), settings, {}, "error", {})
         self.pool = pool
-        self.settings = settings
-        self.layers = self.graph.layers()
-        self.answer_format = task.answer_format or GENERIC_ANSWER_FORMAT
-        library = PromptLibrary()
-        self.templates: dict[str, PromptTemplate] = {}
-        for node in self.graph.nodes:
-            kind = self._kind(node.id)
-            self.templates[node.id] = library.first(f"roles/{task.family}/{kind}", f"roles/generic/{kind}")
-
-    def _kind(self, node_id: str) -> str:
-        role, has_inputs = self.graph.node(node_id).role, bool(self.graph.predecessors(node_id))
-        if role == "decider":
-            return "decider" if has_inputs else "decider_alone"
-        if role == "fuser":
-            return "fuser"
-        return "assistant_with_inputs" if has_inputs else "assistant"
-
-    def _messages(self, node_id: str, question: str, texts: dict[str, str]) -> list[dict[str, str]]:
-        preds = self.graph.predecessors(node_id)
-        inputs = "\n\n".join(
-            f"[Answer {i} — from {p} ({self.graph.node(p).role})]\n{texts[p].strip()}"
-            for i, p in enumerate(preds, start=1)
-        )
-        return self.templates[node_id].messages(
-            question=question, answer_format=self.answer_format, n_inputs=str(len(preds)), inputs=inputs
-        )
 
     async def run(self, question: str) -> str:
-        texts: dict[str, str] = {}
+        state: dict[str, Any] = {"question": question, "outputs": {}}
         seen: dict[str, int] = {}
-        s = self.settings
-        for layer in self.layers:
+        for layer in self.compiler.layers:
             calls = []
             for node_id in layer:
-                model = self.graph.node(node_id).model
-                messages = self._messages(node_id, question, texts)
-                key = model + json.dumps(messages)
+                request = self.compiler.request(node_id, state)
+                key = request.model + json.dumps(request.messages)
                 index = seen.get(key, 0)
                 seen[key] = index + 1
+                s = request.settings
                 calls.append(
                     self.pool.achat(
-                        model, messages, temperature=s.temperature, max_tokens=s.max_tokens,
+                        request.model, request.messages, temperature=s.temperature, max_tokens=s.max_tokens,
                         stop=list(s.stop) or None, seed=s.seed, sample_index=index, tags={"node": node_id},
                     )
                 )  # fmt: skip
             results = await asyncio.gather(*calls)
-            texts.update({n: r.text for n, r in zip(layer, results, strict=True)})
-        return texts[self.graph.sink.id]
+            state["outputs"].update({n: {"text": r.text} for n, r in zip(layer, results, strict=True)})
+        return state["outputs"][self.compiler.graph.sink.id]["text"]
 
 
 @dataclass
@@ -155,7 +129,7 @@ async def bench_case(
     settings = default_settings(task.family)
     app = compile_graph(graph, pool, task, settings=settings)
     hand = HandSchedule(graph, pool, task, settings)
-    nodes = len(hand.graph.nodes)
+    nodes = len(hand.compiler.graph.nodes)
     runners = {"graph": app, "hand": hand}
     warm = questions[: max(1, min(len(questions), concurrency))]
     for mode in ("graph", "hand"):  # warm-up: connections, imports, first-call paths
@@ -184,12 +158,12 @@ async def bench_case(
         g.wall_s / h.wall_s
         for g, h in zip([x for x in runs if x.mode == "graph"], [x for x in runs if x.mode == "hand"], strict=True)
     ]
-    ideal = len(hand.layers) * args.latency * -(-len(questions) // concurrency)
+    ideal = len(hand.compiler.layers) * args.latency * -(-len(questions) // concurrency)
     out = {
         "shape": name,
         "concurrency": concurrency,
         "nodes": nodes,
-        "layers": len(hand.layers),
+        "layers": len(hand.compiler.layers),
         "questions": len(questions),
         "node_executions": executions,
         "ideal_wall_s": ideal,
