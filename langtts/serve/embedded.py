@@ -439,7 +439,7 @@ def _is_llama_server(pid: int) -> bool:
     return b"llama-server" in cmdline
 
 
-def _family(pid: int) -> set[int]:
+def process_family(pid: int) -> set[int]:
     """``pid``, its process group and all its descendants that are alive (via /proc)."""
     members = {pid}
     procs: dict[int, tuple[int, int]] = {}
@@ -461,7 +461,7 @@ def terminate_process_group(pid: int, grace: float) -> None:
     would make them abort), or to the group if the leader is gone. Whatever is left of the group and of the
     leader's descendants after ``grace`` seconds gets SIGKILL.
     """
-    targets = _family(pid)
+    targets = process_family(pid)
     if not targets:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -470,7 +470,7 @@ def terminate_process_group(pid: int, grace: float) -> None:
         else:
             os.killpg(pid, signal.SIGTERM)
     _wait_gone(targets, grace)
-    targets = {p for p in targets | _family(pid) if _alive(p)}  # children orphaned meanwhile stay targets
+    targets = {p for p in targets | process_family(pid) if _alive(p)}  # children orphaned meanwhile stay targets
     if targets:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
@@ -478,7 +478,7 @@ def terminate_process_group(pid: int, grace: float) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(p, signal.SIGKILL)
         _wait_gone(targets, 5.0)
-    left = {p for p in targets | _family(pid) if _alive(p)}
+    left = {p for p in targets | process_family(pid) if _alive(p)}
     if left:
         raise ServerError(f"processes {sorted(left)} of group {pid} survived SIGKILL")
 

@@ -59,7 +59,7 @@ def test_foreground_server_stops_on_ctrl_c(embedded_server: embedded.ServerInfo,
         text=True,
     )
     assert status.returncode == 0 and info.base_url in status.stdout
-    family = embedded._family(info.pid)
+    family = embedded.process_family(info.pid)
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     assert "stopping the embedded server" in proc.stderr.read()

@@ -140,9 +140,9 @@ def test_terminate_group_leaves_no_orphans() -> None:
     script = "sleep 60 & setsid sleep 60 & wait"  # the second one leaves the group but stays a child
     proc = subprocess.Popen(["bash", "-c", script], start_new_session=True)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and len(embedded._family(proc.pid)) < 3:
+    while time.monotonic() < deadline and len(embedded.process_family(proc.pid)) < 3:
         time.sleep(0.05)
-    family = embedded._family(proc.pid)
+    family = embedded.process_family(proc.pid)
     assert proc.pid in family and len(family) >= 3
     embedded.terminate_process_group(proc.pid, grace=1.0)  # bash dies on SIGTERM, its sleeps need SIGKILL
     assert proc.wait(timeout=5) is not None

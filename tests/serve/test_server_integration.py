@@ -108,7 +108,7 @@ def test_stop_leaves_no_processes(embedded_server: ServerInfo, tmp_path_factory:
     assert info.base_url != embedded_server.base_url
     body = {"model": TEST_MODELS[0], "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
     _post(info.base_url, "/chat/completions", body)  # loads the model: the router spawns a child instance
-    family = embedded._family(info.pid)
+    family = embedded.process_family(info.pid)
     assert len(family) >= 2
     assert server.stop() is True
     assert not any(embedded._alive(p) for p in family)
