@@ -134,8 +134,10 @@ def placement_schema(
             properties[node] = _object({"model": _enum(models_at(k)), "role": _enum(roles)})
         return _object(properties, "graph_placement")
 
+    if multiset is not None and len(multiset) != len(worker_ids):
+        raise ValueError(f"a multiset of {len(multiset)} models for {len(worker_ids)} worker nodes")
     orders = _arrangements(multiset, MAX_PLACEMENT_ORDERS) if multiset is not None else []
-    if len(multiset or ()) != len(worker_ids) or not orders:
+    if not orders:
         return schema(lambda k: models)
     if len(orders) == 1:
         return schema(lambda k: [orders[0][k]])

@@ -78,17 +78,9 @@ def test_cache_smoke(embedded_server, tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 def test_search_efficiency_smoke(embedded_server, tmp_path: Path) -> None:
-    data = run_script(
-        "search_efficiency.py",
-        tmp_path / "search_efficiency.json",
-        "--pool",
-        str(embedded_server.pool_file),
-        "--methods",
-        "reinforce,random",
-        "--work-dir",
-        str(tmp_path / "runs"),
-        timeout=300,
-    )
+    pool, runs = str(embedded_server.pool_file), str(tmp_path / "runs")
+    args = ("--pool", pool, "--methods", "reinforce,random", "--work-dir", runs)
+    data = run_script("search_efficiency.py", tmp_path / "search_efficiency.json", *args, timeout=300)
     methods = data["methods"]
     assert list(methods) == ["reinforce", "random"]
     for summary in methods.values():
@@ -101,17 +93,7 @@ def test_search_efficiency_smoke(embedded_server, tmp_path: Path) -> None:
     assert {"random", "single smollm2-135m", "single qwen2.5-coder-0.5b"} <= set(comparison)
     assert Path(data["plot"]).is_file()
     # resumable: a second call reads the finished runs back instead of searching again
-    again = run_script(
-        "search_efficiency.py",
-        tmp_path / "again.json",
-        "--pool",
-        str(embedded_server.pool_file),
-        "--methods",
-        "reinforce,random",
-        "--work-dir",
-        str(tmp_path / "runs"),
-        timeout=300,
-    )
+    again = run_script("search_efficiency.py", tmp_path / "again.json", *args, timeout=300)
     assert again["methods"]["random"]["chosen"] == methods["random"]["chosen"]
 
 

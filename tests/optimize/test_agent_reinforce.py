@@ -347,6 +347,8 @@ def test_a_fixed_multiset_makes_wrong_model_counts_unwritable():
     # 4 + 4 workers have 70 arrangements: too many alternatives, the validator checks the counts instead
     many = placement_schema([f"n{k}" for k in range(8)], ["a", "b"], fusers=True, multiset=["a"] * 4 + ["b"] * 4)
     assert "anyOf" not in many and many["properties"]["n7"]["properties"]["model"]["enum"] == ["a", "b"]
+    with pytest.raises(ValueError, match="2 models for 1 worker"):
+        placement_schema(["n0"], ["a"], fusers=True, multiset=["a", "a"])
 
 
 def test_the_schemas_are_keyed_by_node():
