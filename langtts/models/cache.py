@@ -4,6 +4,8 @@ A request key hashes the model identity (id, served name, fingerprint), the mess
 parameters. The cache key adds the sample index, so parallel samples of one request stay distinct while a
 repeated search replays them. The file is safe to share between threads and processes: WAL journal, a busy
 timeout, one short statement per operation, and `INSERT OR IGNORE` (the first answer stored for a key wins).
+Top log-probabilities live in a table of their own, so files written before they existed load unchanged and
+older langtts versions can keep writing to a shared file.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+TopLogprobs = tuple[dict[str, float], ...]
+"""For each generated token, its most likely alternatives: token -> log-probability."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     key TEXT PRIMARY KEY,
@@ -31,6 +36,10 @@ CREATE TABLE IF NOT EXISTS calls (
     latency_s REAL NOT NULL,
     endpoint TEXT,
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS top_logprobs (
+    key TEXT PRIMARY KEY,
+    top_logprobs TEXT NOT NULL
 )
 """
 
@@ -80,6 +89,7 @@ class CachedAnswer:
     finish_reason: str | None
     latency_s: float
     endpoint: str | None = None
+    top_logprobs: TopLogprobs | None = None
 
 
 class CallCache:
@@ -123,13 +133,13 @@ class CallCache:
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(_SCHEMA)
+            conn.executescript(_SCHEMA)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
     _SELECT = (
-        "SELECT model, text, prompt_tokens, completion_tokens, finish_reason, latency_s, endpoint "
-        "FROM calls WHERE key = ?"
+        "SELECT model, text, prompt_tokens, completion_tokens, finish_reason, latency_s, endpoint, "
+        "top_logprobs.top_logprobs FROM calls LEFT JOIN top_logprobs USING (key) WHERE calls.key = ?"
     )
 
     def get(self, key: str) -> CachedAnswer | None:
@@ -141,27 +151,38 @@ class CallCache:
                 self.misses += 1
                 return None
             self.hits += 1
-        return CachedAnswer(*row)
+        *fields, top = row
+        return CachedAnswer(*fields, top_logprobs=None if top is None else tuple(json.loads(top)))
 
     def put(self, key: str, answer: CachedAnswer) -> None:
         """Store an answer unless the key already has one."""
         if self.path is None:
             return
+        row = (
+            key,
+            answer.model,
+            answer.text,
+            answer.prompt_tokens,
+            answer.completion_tokens,
+            answer.finish_reason,
+            answer.latency_s,
+            answer.endpoint,
+            time.time(),
+        )
+        insert = "INSERT OR IGNORE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         with self._lock:
-            self._connection().execute(
-                "INSERT OR IGNORE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    answer.model,
-                    answer.text,
-                    answer.prompt_tokens,
-                    answer.completion_tokens,
-                    answer.finish_reason,
-                    answer.latency_s,
-                    answer.endpoint,
-                    time.time(),
-                ),
-            )
+            conn = self._connection()
+            if answer.top_logprobs is None:
+                conn.execute(insert, row)
+                return
+            conn.execute("BEGIN IMMEDIATE")  # the answer and its log-probabilities are stored together
+            try:
+                conn.execute(insert, row)
+                conn.execute("INSERT OR IGNORE INTO top_logprobs VALUES (?, ?)", (key, json.dumps(answer.top_logprobs)))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def __len__(self) -> int:
         if self.path is None:

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from langtts.cost import ModelCatalog, ModelSpec, call_flops, default_catalog
-from langtts.models.cache import CachedAnswer, CallCache, cache_key, request_key
+from langtts.models.cache import CachedAnswer, CallCache, TopLogprobs, cache_key, request_key
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
 from langtts.models.errors import (
     ErrorKind,
@@ -60,7 +60,9 @@ DUMMY_API_KEY = "sk-no-key-required"
 
 @dataclass(frozen=True)
 class ChatResult:
-    """One answer. `latency_s`: duration of the successful request (for a cache hit: the original one)."""
+    """One answer. `latency_s`: duration of the successful request (for a cache hit: the original one).
+    `top_logprobs` (when asked for with `logprobs=N`): for each generated token, its top N alternatives
+    token -> log-probability."""
 
     model: str
     text: str
@@ -73,6 +75,7 @@ class ChatResult:
     sample_index: int = 0
     endpoint: str | None = None
     retries: int = 0
+    top_logprobs: TopLogprobs | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -220,6 +223,7 @@ class ModelPool:
         stop: Sequence[str] | None = None,
         seed: int | None = None,
         response_format: Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
     ) -> str:
         """The key of a request without its sample index (for `SampleCounter`); same defaults as `achat`."""
         model = self.model(model_id)
@@ -232,6 +236,8 @@ class ModelPool:
             "seed": seed,
             "response_format": response_format,
         }
+        if logprobs is not None:  # only when set: the keys of requests without it stay as they were
+            request["logprobs"] = logprobs
         return request_key(request)
 
     async def achat(
@@ -245,12 +251,14 @@ class ModelPool:
         seed: int | None = None,
         sample_index: int = 0,
         response_format: Mapping[str, Any] | None = None,
+        logprobs: int | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> ChatResult:
         """One chat completion: from the cache if this request and sample index were answered before.
 
-        `messages`: `{"role", "content"}` dicts or LangChain messages. `tags` (e.g. node, graph, run, purpose)
-        go to the ledger. Raises `ModelCallError` when the call fails after retries.
+        `messages`: `{"role", "content"}` dicts or LangChain messages. `logprobs=N` asks the server for the top
+        N log-probabilities of each generated token (`ChatResult.top_logprobs`). `tags` (e.g. node, graph, run,
+        purpose) go to the ledger. Raises `ModelCallError` when the call fails after retries.
         """
         model = self.model(model_id)
         key = cache_key(
@@ -262,6 +270,7 @@ class ModelPool:
                 stop=stop,
                 seed=seed,
                 response_format=response_format,
+                logprobs=logprobs,
             ),
             sample_index,
         )
@@ -277,6 +286,8 @@ class ModelPool:
             kwargs["seed"] = server_seed
         if response_format is not None:  # sent as is: ChatOpenAI would otherwise switch to its parse API
             kwargs["extra_body"] = {"response_format": dict(response_format)}
+        if logprobs is not None:
+            kwargs |= {"logprobs": True, "top_logprobs": logprobs}
         started = time.monotonic()
         try:
             answer, retries = await self._call(model, _openai_messages(messages), kwargs, tags)
@@ -406,7 +417,7 @@ class ModelPool:
             raise _call_error(model, endpoint, "bad_response", f"{type(e).__name__}: {e}") from e
         finally:
             limiter.release()
-        return _answer(model, endpoint, message, latency)
+        return _answer(model, endpoint, message, latency, kwargs)
 
     def _pick_replica(self, model_id: str) -> int:
         """The replica with the fewest requests in flight or waiting (round-robin among ties); reserves it."""
@@ -465,6 +476,7 @@ class ModelPool:
             sample_index=sample_index,
             endpoint=answer.endpoint,
             retries=retries,
+            top_logprobs=answer.top_logprobs,
         )
         self._record(
             CallRecord(
@@ -564,11 +576,20 @@ def _status_error(model: PoolModel, endpoint: Endpoint, e: openai.APIStatusError
     return _call_error(model, endpoint, kind, message, status)
 
 
-def _answer(model: PoolModel, endpoint: Endpoint, message: Any, latency: float) -> CachedAnswer:
-    """Read text, usage and finish reason from an answer; an answer without usage is a `bad_response`."""
+def _answer(
+    model: PoolModel, endpoint: Endpoint, message: Any, latency: float, kwargs: Mapping[str, Any]
+) -> CachedAnswer:
+    """Read text, usage, finish reason and log-probabilities from an answer; an answer without usage (or
+    without the log-probabilities asked for) is a `bad_response`."""
     usage = getattr(message, "usage_metadata", None)
     if not isinstance(message, AIMessage) or not usage:
         raise _call_error(model, endpoint, "bad_response", "the server returned no token usage")
+    top_logprobs = None
+    if "logprobs" in kwargs:
+        content = (message.response_metadata.get("logprobs") or {}).get("content")
+        if content is None:
+            raise _call_error(model, endpoint, "bad_response", "the server returned no log-probabilities")
+        top_logprobs = tuple(_alternatives(token.get("top_logprobs") or ()) for token in content)
     return CachedAnswer(
         model=model.id,
         text=message.text,
@@ -577,7 +598,17 @@ def _answer(model: PoolModel, endpoint: Endpoint, message: Any, latency: float) 
         finish_reason=message.response_metadata.get("finish_reason"),
         latency_s=latency,
         endpoint=endpoint.base_url,
+        top_logprobs=top_logprobs,
     )
+
+
+def _alternatives(top: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """token -> log-probability; of tokens that decode to the same text the likelier one."""
+    alternatives: dict[str, float] = {}
+    for entry in top:
+        token, logprob = entry["token"], float(entry["logprob"])
+        alternatives[token] = max(logprob, alternatives.get(token, logprob))
+    return alternatives
 
 
 @dataclass

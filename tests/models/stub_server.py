@@ -1,9 +1,9 @@
 """A small OpenAI-compatible HTTP server for offline tests: real HTTP on 127.0.0.1, in a thread.
 
-It serves `GET /v1/models` and `POST /v1/chat/completions` with `usage`, and can be told to be slow, to fail
-the first N chat requests with a status (503 by default), to always fail with a status (e.g. 400), to script
-its answers, and to die with requests in flight (`kill`). It records every chat request and the most requests
-it had in flight at once.
+It serves `GET /v1/models` and `POST /v1/chat/completions` with `usage` (and `logprobs` when asked), and can
+be told to be slow, to fail the first N chat requests with a status (503 by default), to always fail with a
+status (e.g. 400), to script its answers, and to die with requests in flight (`kill`). It records every chat
+request and the most requests it had in flight at once.
 
     with StubServer(models=["m"], latency=0.1) as server:
         ...  # server.base_url is "http://127.0.0.1:PORT/v1"
@@ -48,6 +48,7 @@ class StubServer:
         always_status: int | None = None,
         reply: Reply = echo,
         usage: bool = True,
+        logprobs: bool = True,
     ) -> None:
         self.models = list(models)
         self.latency = latency
@@ -56,6 +57,7 @@ class StubServer:
         self.always_status = always_status
         self.reply = reply
         self.usage = usage
+        self.logprobs = logprobs
         self.requests: list[dict[str, Any]] = []
         self.chat_calls = 0
         self.in_flight = 0
@@ -151,6 +153,8 @@ class StubServer:
             "model": request["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
         }
+        if request.get("logprobs") and self.logprobs:
+            body["choices"][0]["logprobs"] = {"content": logprobs(text, request.get("top_logprobs") or 0)}
         if self.usage:
             completion = count_tokens(text)
             body["usage"] = {
@@ -159,6 +163,22 @@ class StubServer:
                 "total_tokens": prompt + completion,
             }
         return body
+
+
+def logprobs(text: str, top: int) -> list[dict[str, Any]]:
+    """The stub's log-probabilities: each word at -0.25, then alternatives `alt1`, `alt2`, ... at -1, -2, ..."""
+    content = []
+    for word in text.split():
+        alternatives = [(word, -0.25)] + [(f"alt{i}", -float(i)) for i in range(1, top)]
+        content.append(
+            {
+                "token": word,
+                "logprob": -0.25,
+                "bytes": list(word.encode()),
+                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in alternatives],
+            }
+        )
+    return content
 
 
 def _error(status: int, message: str) -> dict[str, Any]:

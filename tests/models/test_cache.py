@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -124,3 +125,32 @@ def test_sample_counter_is_thread_safe() -> None:
     with ThreadPoolExecutor(8) as executor:
         indices = list(executor.map(lambda _: counter.next("k"), range(400)))
     assert sorted(indices) == list(range(400))
+
+
+def test_top_logprobs_round_trip(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "calls.sqlite")
+    top = ({"A": -0.1, " B": -2.5}, {"\n": -0.01})
+    cache.put("k", CachedAnswer("m", "A\n", 3, 2, "length", 0.2, "http://x/v1", top))
+    cache.put("k", CachedAnswer("m", "other", 3, 2, "length", 0.2, "http://x/v1", ({"C": -1.0},)))
+    assert cache.get("k") == CachedAnswer("m", "A\n", 3, 2, "length", 0.2, "http://x/v1", top)
+    cache.put("plain", answer())
+    assert cache.get("plain").top_logprobs is None
+
+
+def test_files_without_top_logprobs_load(tmp_path: Path) -> None:
+    path = tmp_path / "calls.sqlite"
+    old = sqlite3.connect(path)  # the file as langtts wrote it before log-probabilities were cached
+    old.execute(
+        "CREATE TABLE calls (key TEXT PRIMARY KEY, model TEXT NOT NULL, text TEXT NOT NULL, prompt_tokens INTEGER "
+        "NOT NULL, completion_tokens INTEGER NOT NULL, finish_reason TEXT, latency_s REAL NOT NULL, endpoint TEXT, "
+        "created REAL NOT NULL)"
+    )
+    old.execute("INSERT INTO calls VALUES ('k', 'm', '42', 10, 2, 'stop', 1.5, 'http://x/v1', 0)")
+    old.commit()
+    cache = CallCache(path)
+    assert cache.get("k") == answer()
+    cache.put("new", CachedAnswer("m", "A", 1, 1, "length", 0.1, None, ({"A": -0.5},)))
+    assert cache.get("new").top_logprobs == ({"A": -0.5},)
+    old.execute("INSERT INTO calls VALUES ('older', 'm', 'x', 1, 1, 'stop', 0.1, NULL, 0)")  # old writers still work
+    old.commit()
+    assert cache.get("older").text == "x"

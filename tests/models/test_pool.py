@@ -27,6 +27,7 @@ from langtts.models import (
     SampleCounter,
     StructuredOutputError,
     UnknownModelError,
+    request_key,
     sample_seed,
     track,
 )
@@ -492,3 +493,58 @@ def test_structured_output_truncated(make_stub: MakeStub, make_pool: MakePool) -
     with pytest.raises(StructuredOutputError, match="cut at max_tokens") as info:
         make_pool(server).structured(MODEL, user("2+2?"), Answer, max_tokens=3)
     assert info.value.finish_reason == "length"
+
+
+# --- log-probabilities --------------------------------------------------------------------------------------
+
+ALTS = {"alt1": -1.0, "alt2": -2.0}  # the stub's alternatives to each word
+
+
+def test_logprobs(stub: StubServer, make_pool: MakePool) -> None:
+    pool = make_pool(stub)
+    result = pool.chat(MODEL, user("Answer:"), logprobs=3)
+    request = stub.requests[-1]
+    assert (request["logprobs"], request["top_logprobs"]) == (True, 3)
+    assert result.text == "echo: Answer:"
+    assert result.top_logprobs == ({"echo:": -0.25, **ALTS}, {"Answer:": -0.25, **ALTS})
+    assert pool.chat(MODEL, user("q")).top_logprobs is None
+    assert "logprobs" not in stub.requests[-1]
+
+
+def test_logprobs_are_cached(make_stub: MakeStub, make_pool: MakePool, tmp_path: Path) -> None:
+    server = make_stub()
+    pool = make_pool(server, cache=CallCache(tmp_path / "c.sqlite"))
+    first = pool.chat(MODEL, user("Answer:"), max_tokens=1, logprobs=3)
+    assert first.top_logprobs == ({"echo:": -0.25, **ALTS},)
+    fresh = make_pool(server, cache=CallCache(tmp_path / "c.sqlite"))
+    again = fresh.chat(MODEL, user("Answer:"), max_tokens=1, logprobs=3)
+    assert again.cached and again.top_logprobs == first.top_logprobs
+    plain = pool.chat(MODEL, user("Answer:"), max_tokens=1)  # another request: not answered from the above
+    assert not plain.cached and plain.top_logprobs is None
+    assert not pool.chat(MODEL, user("Answer:"), max_tokens=1, logprobs=5).cached
+    assert server.chat_calls == 3
+
+
+def test_request_key_without_logprobs_is_unchanged(stub: StubServer, make_pool: MakePool) -> None:
+    pool = make_pool(stub)
+    model = pool.model(MODEL)
+    before = request_key(  # the key dict of requests as it was before `logprobs` existed
+        {
+            "model": {"id": MODEL, "served_name": MODEL, "fingerprint": None},
+            "messages": user("q"),
+            "temperature": 0.0,
+            "max_tokens": 512,
+            "stop": list(model.stop),
+            "seed": None,
+            "response_format": None,
+        }
+    )
+    assert pool.request_key(MODEL, user("q")) == before
+    assert pool.request_key(MODEL, user("q"), logprobs=20) != before
+
+
+def test_missing_logprobs_is_an_error(make_stub: MakeStub, make_pool: MakePool) -> None:
+    server = make_stub(logprobs=False)
+    with pytest.raises(ModelCallError, match="no log-probabilities") as info:
+        make_pool(server).chat(MODEL, user("q"), logprobs=2)
+    assert info.value.kind == "bad_response"
