@@ -8,6 +8,10 @@ Sample indices: identical requests within one graph execution are numbered 0, 1,
 replays them. When `temperature > 0` the server gets the seed `sample_seed(seed, sample_index)`, so distinct
 indices give distinct samples and a replay against the server reproduces them (as far as the server's sampling
 is deterministic).
+
+Streaming: when a callback asks for tokens (LangGraph's `stream_mode="messages"`, `astream_events`), `ChatOpenAI`
+streams the answer and the pool asks for its usage in the stream (`stream_options.include_usage`). A cache hit
+emits the callbacks of one model call (`CachedChatModel`) when callbacks or LangSmith tracing are active.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ import httpx
 import openai
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
+from langchain_core.runnables import ensure_config
 from langchain_openai import ChatOpenAI
+from langsmith.utils import tracing_is_enabled
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -46,6 +52,7 @@ from langtts.models.errors import (
     UnknownModelError,
 )
 from langtts.models.ledger import CallRecord, UsageLedger, active_ledgers
+from langtts.models.replay import CachedChatModel
 
 if TYPE_CHECKING:
     from langtts.graph import CollaborationGraph
@@ -277,6 +284,9 @@ class ModelPool:
         tags = dict(tags or {})
         answer = self.cache.get(key) if self.cache is not None else None
         if answer is not None:
+            if ensure_config().get("callbacks") or tracing_is_enabled():  # emit the callbacks of a model call
+                replay = CachedChatModel(answer=answer, model_name=model.name_on_server)
+                await replay.ainvoke(_openai_messages(messages), config={"metadata": tags})
             return self._finish(model, answer, sample_index, tags, cached=True, retries=0)
         kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
         if stops := _stops(model, stop):
@@ -449,6 +459,7 @@ class ModelPool:
                     api_key=_api_key(endpoint) or DUMMY_API_KEY,
                     timeout=self.timeout,
                     max_retries=0,
+                    stream_usage=True,  # streamed when a callback asks for tokens (LangGraph's "messages")
                     http_async_client=httpx.AsyncClient(timeout=self.timeout),
                 )
                 entry.clients[(model.id, index)] = client
@@ -583,7 +594,12 @@ def _answer(
     without the log-probabilities asked for) is a `bad_response`."""
     usage = getattr(message, "usage_metadata", None)
     if not isinstance(message, AIMessage) or not usage:
-        raise _call_error(model, endpoint, "bad_response", "the server returned no token usage")
+        raise _call_error(
+            model,
+            endpoint,
+            "bad_response",
+            "the server returned no token usage (streamed answers need `stream_options.include_usage`)",
+        )
     top_logprobs = None
     if "logprobs" in kwargs:
         content = (message.response_metadata.get("logprobs") or {}).get("content")

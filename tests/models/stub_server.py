@@ -3,7 +3,9 @@
 It serves `GET /v1/models` and `POST /v1/chat/completions` with `usage` (and `logprobs` when asked), and can
 be told to be slow, to fail the first N chat requests with a status (503 by default), to always fail with a
 status (e.g. 400), to script its answers, and to die with requests in flight (`kill`). It records every chat
-request and the most requests it had in flight at once.
+request and the most requests it had in flight at once. With `stream` set it answers with server-sent events,
+one chunk per word, and a usage chunk only when the request has `stream_options.include_usage` (as OpenAI and
+vLLM do).
 
     with StubServer(models=["m"], latency=0.1) as server:
         ...  # server.base_url is "http://127.0.0.1:PORT/v1"
@@ -12,6 +14,7 @@ request and the most requests it had in flight at once.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -165,6 +168,22 @@ class StubServer:
         return body
 
 
+def sse_chunks(body: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    """A completion `body` as the chunks of a stream: role, one chunk per word, finish reason, then usage."""
+    choice = body["choices"][0]
+    words = re.findall(r"\s*\S+", choice["message"]["content"]) or [""]
+    lists = choice.get("logprobs", {}).get("content") or []
+    head = {k: body[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    deltas = [{"role": "assistant", "content": ""}] + [{"content": w} for w in words]
+    chunks = [head | {"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    for chunk, entry in zip(chunks[1:], lists, strict=False):
+        chunk["choices"][0]["logprobs"] = {"content": [entry]}
+    chunks.append(head | {"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+    if include_usage and "usage" in body:
+        chunks.append(head | {"choices": [], "usage": body["usage"]})
+    return chunks
+
+
 def logprobs(text: str, top: int) -> list[dict[str, Any]]:
     """The stub's log-probabilities: each word at -0.25, then alternatives `alt1`, `alt2`, ... at -1, -2, ..."""
     content = []
@@ -214,10 +233,28 @@ def _handler(server: StubServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, _error(404, f"no route {self.path}"))
                 return
             length = int(self.headers.get("Content-Length", 0))
-            status, body = server._chat(json.loads(self.rfile.read(length)))
+            request = json.loads(self.rfile.read(length))
+            status, body = server._chat(request)
             if body is None:
                 self.close_connection = True
-                return
-            self._send(status, body)
+            elif status == 200 and request.get("stream"):
+                include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+                self._stream(sse_chunks(body, include_usage))
+            else:
+                self._send(status, body)
+
+        def _stream(self, chunks: list[dict[str, Any]]) -> None:
+            """Server-sent events; the end of the body is the end of the connection (HTTP/1.0)."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for chunk in chunks:
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
     return Handler

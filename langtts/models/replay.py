@@ -1,0 +1,62 @@
+"""A chat model that answers from the call cache, so a cache hit emits the callbacks of a model call.
+
+Tracing (LangSmith), `astream_events` and LangGraph's `stream_mode="messages"` see a cached answer as one model
+call that streams its whole text as a single chunk; its `response_metadata` has `cached: True`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from langtts.models.cache import CachedAnswer
+
+
+class CachedChatModel(BaseChatModel):
+    """Answers every request with `answer` (the pool only invokes it for the request that `answer` is cached for)."""
+
+    answer: CachedAnswer
+    model_name: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "langtts-cache"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name}
+
+    def _message(self, chunk: bool) -> AIMessage:
+        answer = self.answer
+        usage = UsageMetadata(
+            input_tokens=answer.prompt_tokens,
+            output_tokens=answer.completion_tokens,
+            total_tokens=answer.prompt_tokens + answer.completion_tokens,
+        )
+        metadata = {"finish_reason": answer.finish_reason, "model_name": self.model_name, "cached": True}
+        if chunk:
+            return AIMessageChunk(answer.text, usage_metadata=usage, response_metadata=metadata, chunk_position="last")
+        return AIMessage(answer.text, usage_metadata=usage, response_metadata=metadata)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=self._message(chunk=False))])
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        yield ChatGenerationChunk(message=self._message(chunk=True))  # the caller emits it as a new token
