@@ -49,7 +49,9 @@ def open_pool(args: argparse.Namespace) -> ModelPool:
     if not path.is_file():
         raise FileNotFoundError(f"pool file {path} does not exist")
     cache = None if args.no_cache else CallCache(args.cache) if args.cache else CallCache.default()
-    return ModelPool.from_file(path, cache=cache)
+    pool = ModelPool.from_file(path, cache=cache)
+    pool.check()  # health check: endpoints that do not answer leave the rotation; a model with none fails here
+    return pool
 
 
 def add_task_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

@@ -10,7 +10,7 @@ from langtts.models.errors import (
     StructuredOutputError,
     UnknownModelError,
 )
-from langtts.models.ledger import CallRecord, Usage, UsageLedger, track
+from langtts.models.ledger import CallRecord, EndpointUsage, Usage, UsageLedger, track
 from langtts.models.pool import ChatResult, ModelPool, sample_seed
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "CallRecord",
     "ChatResult",
     "Endpoint",
+    "EndpointUsage",
     "ErrorKind",
     "ModelCallError",
     "ModelNotServedError",

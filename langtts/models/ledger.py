@@ -16,7 +16,8 @@ from langtts.files import write_text_atomic
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One call through the pool. `tags` name its context, e.g. node, graph, run, purpose."""
+    """One call through the pool. `tags` name its context, e.g. node, graph, run, purpose. `endpoint`: where it
+    was answered (for a failed call: its last attempt); `failed_endpoints`: where each failed attempt went."""
 
     model: str
     prompt_tokens: int
@@ -31,6 +32,7 @@ class CallRecord:
     retries: int = 0
     endpoint: str | None = None
     error: str | None = None
+    failed_endpoints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,26 @@ class Usage:
         return cls(calls, hits, errors, retries, prompt, completion, flops, spent, latency)
 
 
+@dataclass(frozen=True)
+class EndpointUsage:
+    """What one endpoint did: requests sent to it (cache hits excluded), how many failed, and the tokens and
+    seconds of those it answered."""
+
+    requests: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+    @property
+    def answered(self) -> int:
+        return self.requests - self.failures
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+
 class UsageLedger:
     """An append-only, thread-safe list of `CallRecord`s."""
 
@@ -99,6 +121,20 @@ class UsageLedger:
             groups.setdefault(r.tags.get(tag), []).append(r)
         return {value: Usage.of(group) for value, group in groups.items()}
 
+    def by_endpoint(self, **tag_filter: str) -> dict[str, EndpointUsage]:
+        """Requests, failures, tokens and latency per endpoint (base URL), failed attempts of retried calls
+        included."""
+        rows: dict[str, list[tuple[bool, int, int, float]]] = {}
+        for r in self.records(**tag_filter):
+            for endpoint in r.failed_endpoints:
+                rows.setdefault(endpoint, []).append((True, 0, 0, 0.0))
+            if r.error is None and not r.cached and r.endpoint is not None:
+                rows.setdefault(r.endpoint, []).append((False, r.prompt_tokens, r.completion_tokens, r.latency_s))
+        return {
+            endpoint: EndpointUsage(len(row), *(sum(column) for column in zip(*row, strict=True)))
+            for endpoint, row in rows.items()
+        }
+
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
@@ -115,7 +151,11 @@ class UsageLedger:
     @classmethod
     def from_jsonl(cls, path: str | Path) -> UsageLedger:
         with Path(path).open(encoding="utf-8") as f:
-            return cls(CallRecord(**json.loads(line)) for line in f if line.strip())
+            return cls(_record(json.loads(line)) for line in f if line.strip())
+
+
+def _record(data: dict) -> CallRecord:
+    return CallRecord(**data | {"failed_endpoints": tuple(data.get("failed_endpoints", ()))})
 
 
 _ACTIVE: ContextVar[tuple[UsageLedger, ...]] = ContextVar("langtts_active_ledgers", default=())

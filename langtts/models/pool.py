@@ -1,7 +1,8 @@
 """The model pool: every LLM call of langtts goes through `ModelPool`.
 
 One place for the clients (LangChain `ChatOpenAI` against OpenAI-compatible servers), retries (tenacity),
-timeouts, per-endpoint concurrency caps, replica load balancing, the call cache, and usage/FLOPs accounting.
+timeouts, per-endpoint concurrency caps, replica load balancing with circuit breaking (`langtts.models.breaker`),
+the call cache, and usage/FLOPs accounting.
 
 Sample indices: identical requests within one graph execution are numbered 0, 1, 2, ... (see
 `SampleCounter`); the index is part of the cache key, so parallel samples stay distinct and a repeated search
@@ -20,6 +21,7 @@ import asyncio
 import contextvars
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -41,6 +43,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from langtts.cost import ModelCatalog, ModelSpec, call_flops, default_catalog
+from langtts.models.breaker import Breaker
 from langtts.models.cache import CachedAnswer, CallCache, TopLogprobs, cache_key, request_key
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
 from langtts.models.errors import (
@@ -60,6 +63,8 @@ if TYPE_CHECKING:
 Message = Mapping[str, Any] | BaseMessage
 T = TypeVar("T")
 S = TypeVar("S", bound=BaseModel)
+
+log = logging.getLogger(__name__)
 
 DUMMY_API_KEY = "sk-no-key-required"
 """Sent to endpoints that name no API key variable (local servers ignore it)."""
@@ -112,10 +117,14 @@ class ModelPool:
         max_retries: int = 4,
         retry_wait: float = 0.5,
         retry_wait_max: float = 20.0,
+        breaker_failures: int = 3,
+        breaker_cooldown: float = 30.0,
         chat_model_factory: Callable[[PoolModel, Endpoint], BaseChatModel] | None = None,
     ) -> None:
         """`timeout` bounds each request (seconds); transient failures are retried `max_retries` times with
-        exponential backoff and full jitter (`retry_wait` * 2^n seconds, at most `retry_wait_max`).
+        exponential backoff and full jitter (`retry_wait` * 2^n seconds, at most `retry_wait_max`). An endpoint
+        of a model with several leaves the rotation after `breaker_failures` consecutive failures or one timeout,
+        for `breaker_cooldown` seconds, and returns once a probe (`GET /models`) succeeds.
         `chat_model_factory(model, endpoint)` replaces the `ChatOpenAI` client of each endpoint (e.g. a fake chat
         model in tests, or another LangChain chat model); its answers must carry `usage_metadata`."""
         ids = [m.id for m in config.models]
@@ -133,6 +142,10 @@ class ModelPool:
         self._models = {m.id: m for m in config.models}
         self._specs = {m.id: self._resolve_spec(m) for m in config.models}
         self._limiters = {m.id: [_Limiter(e.max_concurrency) for e in m.endpoints] for m in config.models}
+        self._breakers = {
+            m.id: [Breaker(breaker_failures, breaker_cooldown) for _ in m.endpoints] for m in config.models
+        }
+        self._probes: set[asyncio.Task[None]] = set()
         self._next_replica = dict.fromkeys(ids, 0)
         self._lock = threading.Lock()
         self._clients: dict[int, _LoopClients] = {}
@@ -198,22 +211,36 @@ class ModelPool:
         return [entry["id"] for entry in response.json().get("data", [])]
 
     def check(self) -> dict[str, list[str]]:
-        """Check that every configured model is served at each of its endpoints; returns what each server has.
+        """Health check: ask every endpoint which models it serves; returns what each server that answered has.
 
-        Raises `ModelNotServedError` naming each missing model and what its server serves instead.
+        An endpoint that does not answer leaves the rotation (its breaker opens; it is probed after the
+        cool-down). Raises `ModelNotServedError` naming each model that a server does not serve, and each model
+        none of whose endpoints answers.
         """
         served: dict[str, list[str]] = {}
+        down: dict[str, ModelCallError] = {}
         problems: dict[str, str] = {}
         for model in self._models.values():
-            for endpoint in model.endpoints:
-                if endpoint.base_url not in served:
-                    served[endpoint.base_url] = self.discover(endpoint.base_url, api_key=_api_key(endpoint))
-                have = served[endpoint.base_url]
-                if model.name_on_server not in have:
-                    problems[f"{model.id}@{endpoint.base_url}"] = (
+            for index, endpoint in enumerate(model.endpoints):
+                url = endpoint.base_url
+                if url not in served and url not in down:
+                    try:
+                        served[url] = self.discover(url, api_key=_api_key(endpoint))
+                    except ModelCallError as e:
+                        down[url] = e
+                if url in down:
+                    with self._lock:
+                        self._breakers[model.id][index].cool_down()
+                    log.warning("%s: endpoint %s leaves the rotation: %s", model.id, url, down[url])
+                elif model.name_on_server not in served[url]:
+                    problems[f"{model.id}@{url}"] = (
                         f"model {model.id!r} (served name {model.name_on_server!r}) is not served at "
-                        f"{endpoint.base_url}; the server has: {', '.join(have) or '(none)'}"
+                        f"{url}; the server has: {', '.join(served[url]) or '(none)'}"
                     )
+            if all(e.base_url in down for e in model.endpoints):
+                problems[model.id] = f"no endpoint of model {model.id!r} answers: " + "; ".join(
+                    str(down[e.base_url]) for e in model.endpoints
+                )
         if problems:
             raise ModelNotServedError(problems)
         return served
@@ -299,8 +326,9 @@ class ModelPool:
         if logprobs is not None:
             kwargs |= {"logprobs": True, "top_logprobs": logprobs}
         started = time.monotonic()
+        failed: list[str] = []
         try:
-            answer, retries = await self._call(model, _openai_messages(messages), kwargs, tags)
+            answer, retries = await self._call(model, _openai_messages(messages), kwargs, tags, failed)
         except ModelCallError as e:
             self._record(
                 CallRecord(
@@ -317,12 +345,13 @@ class ModelPool:
                     retries=e.attempts - 1,
                     endpoint=e.endpoint,
                     error=str(e),
+                    failed_endpoints=tuple(failed),
                 )
             )
             raise
         if self.cache is not None:
             self.cache.put(key, answer)
-        return self._finish(model, answer, sample_index, tags, cached=False, retries=retries)
+        return self._finish(model, answer, sample_index, tags, cached=False, retries=retries, failed=failed)
 
     def chat(self, model_id: str, messages: Sequence[Message], **kwargs: Any) -> ChatResult:
         """Blocking `achat` (runs on the pool's own event loop thread; usable from any thread)."""
@@ -380,9 +409,15 @@ class ModelPool:
     # --- internals --------------------------------------------------------------------------------------
 
     async def _call(
-        self, model: PoolModel, messages: list[dict[str, Any]], kwargs: dict[str, Any], tags: dict[str, str]
+        self,
+        model: PoolModel,
+        messages: list[dict[str, Any]],
+        kwargs: dict[str, Any],
+        tags: dict[str, str],
+        failed: list[str],
     ) -> tuple[CachedAnswer, int]:
-        """Call with retries on transient failures; returns the answer and the number of retries."""
+        """Call with retries on transient failures; returns the answer and the number of retries. Appends the
+        endpoint of each failed attempt to `failed`."""
         attempts = 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
@@ -394,7 +429,11 @@ class ModelPool:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    answer = await self._attempt(model, messages, kwargs, tags)
+                    try:
+                        answer = await self._attempt(model, messages, kwargs, tags)
+                    except ModelCallError as e:
+                        failed.append(e.endpoint or "")
+                        raise
         except ModelCallError as e:
             e.attempts = attempts
             raise
@@ -403,42 +442,113 @@ class ModelPool:
     async def _attempt(
         self, model: PoolModel, messages: list[dict[str, Any]], kwargs: dict[str, Any], tags: dict[str, str]
     ) -> CachedAnswer:
-        """One request to the least loaded replica, within its concurrency cap and the timeout."""
-        index = self._pick_replica(model.id)
+        """One request to the least loaded replica in rotation, within its concurrency cap and the timeout."""
+        while True:
+            index = self._pick_replica(model.id)
+            limiter = self._limiters[model.id][index]
+            await limiter.acquire()
+            if not self._left_rotation(model.id, index):
+                break
+            limiter.release()  # it left the rotation while we waited for a slot: choose again
         endpoint = model.endpoints[index]
-        limiter = self._limiters[model.id][index]
-        await limiter.acquire()
         try:
             client = self._client(model, index)
             started = time.monotonic()
             async with asyncio.timeout(self.timeout):
                 message = await client.ainvoke(messages, config={"metadata": tags}, **kwargs)
             latency = time.monotonic() - started
+            answer = _answer(model, endpoint, message, latency, kwargs)
         except TimeoutError as e:
-            raise _call_error(model, endpoint, "timeout", f"no answer within {self.timeout:g} s") from e
+            error = _call_error(model, endpoint, "timeout", f"no answer within {self.timeout:g} s")
+            raise self._failed(model, index, error) from e
         except openai.APIStatusError as e:
-            raise _status_error(model, endpoint, e) from e
+            raise self._failed(model, index, _status_error(model, endpoint, e)) from e
         except openai.APITimeoutError as e:
-            raise _call_error(model, endpoint, "timeout", str(e)) from e
+            raise self._failed(model, index, _call_error(model, endpoint, "timeout", str(e))) from e
         except openai.APIConnectionError as e:
             cause = e.__cause__ or e
-            raise _call_error(model, endpoint, "unavailable", f"{type(cause).__name__}: {cause}") from e
+            error = _call_error(model, endpoint, "unavailable", f"{type(cause).__name__}: {cause}")
+            raise self._failed(model, index, error) from e
         except (openai.OpenAIError, ValueError) as e:  # e.g. a body that is not a chat completion
             raise _call_error(model, endpoint, "bad_response", f"{type(e).__name__}: {e}") from e
         finally:
             limiter.release()
-        return _answer(model, endpoint, message, latency, kwargs)
+        with self._lock:
+            self._breakers[model.id][index].success()
+        return answer
+
+    def _failed(self, model: PoolModel, index: int, error: ModelCallError) -> ModelCallError:
+        """Count a timeout or transport failure (connection, 5xx) against the endpoint's breaker."""
+        if error.kind in ("timeout", "unavailable"):
+            with self._lock:
+                opened = self._breakers[model.id][index].failure(timeout=error.kind == "timeout")
+            if opened and len(model.endpoints) > 1:
+                cooldown = self._breakers[model.id][index].cooldown_s
+                log.warning(
+                    "%s: endpoint %s leaves the rotation for %g s: %s", model.id, error.endpoint, cooldown, error
+                )
+        return error
+
+    def _left_rotation(self, model_id: str, index: int) -> bool:
+        """Whether the endpoint is out of the rotation while another of the model is in it."""
+        with self._lock:
+            breakers = self._breakers[model_id]
+            return breakers[index].state() != "closed" and any(b.state() == "closed" for b in breakers)
 
     def _pick_replica(self, model_id: str) -> int:
-        """The replica with the fewest requests in flight or waiting (round-robin among ties); reserves it."""
+        """The replica in rotation with the fewest requests in flight or waiting (round-robin among ties), or
+        when none is, the one whose cool-down ends first; reserves it. Starts the probes that are due."""
+        now = time.monotonic()
         with self._lock:
-            limiters = self._limiters[model_id]
+            limiters, breakers = self._limiters[model_id], self._breakers[model_id]
             start = self._next_replica[model_id]
             self._next_replica[model_id] = (start + 1) % len(limiters)
             order = [(start + k) % len(limiters) for k in range(len(limiters))]
-            index = min(order, key=lambda i: limiters[i].load)
+            for i in order:
+                if len(order) > 1 and breakers[i].state(now) == "due":
+                    breakers[i].probing = True
+                    self._start_probe(model_id, i)
+            closed = [i for i in order if breakers[i].state(now) == "closed"]
+            if closed:
+                index = min(closed, key=lambda i: limiters[i].load)
+            else:
+                index = min(order, key=lambda i: breakers[i].open_until or 0.0)
             limiters[index].reserve()
             return index
+
+    def _start_probe(self, model_id: str, index: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._probe(self._models[model_id], index))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def _probe(self, model: PoolModel, index: int) -> None:
+        """Ask a cooled-down endpoint for its models: back in rotation if it lists this one, else cool down."""
+        endpoint = model.endpoints[index]
+        with self._lock:
+            breaker = self._breakers[model.id][index]
+        try:
+            served = await asyncio.wait_for(self._served(endpoint), timeout=min(self.timeout, 10.0))
+            healthy, why = model.name_on_server in served, f"it does not serve {model.name_on_server!r}"
+        except asyncio.CancelledError:  # its event loop ended: due again
+            with self._lock:
+                breaker.probing = False
+            raise
+        except (httpx.HTTPError, ValueError, KeyError, TimeoutError, PoolError) as e:
+            healthy, why = False, f"{type(e).__name__}: {e}"
+        with self._lock:
+            breaker.success() if healthy else breaker.cool_down()
+        if healthy:
+            log.warning("%s: endpoint %s is back in the rotation", model.id, endpoint.base_url)
+        else:
+            log.info("%s: endpoint %s stays out of the rotation: %s", model.id, endpoint.base_url, why)
+
+    async def _served(self, endpoint: Endpoint) -> list[str]:
+        key = _api_key(endpoint)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        async with httpx.AsyncClient(timeout=min(self.timeout, 10.0)) as client:
+            response = await client.get(endpoint.base_url.rstrip("/") + "/models", headers=headers)
+        response.raise_for_status()
+        return [entry["id"] for entry in response.json()["data"]]
 
     def _client(self, model: PoolModel, index: int) -> BaseChatModel:
         """The client of (model, endpoint) for the running event loop (connections belong to one loop)."""
@@ -474,6 +584,7 @@ class ModelPool:
         *,
         cached: bool,
         retries: int,
+        failed: Sequence[str] = (),
     ) -> ChatResult:
         result = ChatResult(
             model=model.id,
@@ -503,6 +614,7 @@ class ModelPool:
                 sample_index=sample_index,
                 retries=retries,
                 endpoint=result.endpoint,
+                failed_endpoints=tuple(failed),
             )
         )
         return result
