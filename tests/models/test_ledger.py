@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from langtts.models import CallRecord, Usage, UsageLedger, track
+from langtts.models import CallRecord, EndpointUsage, Usage, UsageLedger, track
 from langtts.models.ledger import active_ledgers
 
 
@@ -83,3 +83,21 @@ def test_track_nests_and_follows_tasks() -> None:
 
         assert asyncio.run(in_task()) == (outer,)
     assert active_ledgers() == ()
+
+
+def test_by_endpoint(tmp_path: Path) -> None:
+    a, b = "http://a/v1", "http://b/v1"
+    ledger = UsageLedger(
+        [
+            CallRecord("m", 10, 2, 0.5, False, 1.0, "stop", 0.0, endpoint=a, retries=1, failed_endpoints=(b,)),
+            CallRecord("m", 10, 2, 0.5, True, 1.0, "stop", 0.0, endpoint=a),  # a cache hit: no request
+            CallRecord("m", 0, 0, 2.0, False, 0.0, None, 0.0, endpoint=b, error="timeout", failed_endpoints=(b, b)),
+        ]
+    )
+    assert ledger.by_endpoint() == {
+        a: EndpointUsage(requests=1, failures=0, prompt_tokens=10, completion_tokens=2, latency_s=0.5),
+        b: EndpointUsage(requests=3, failures=3),
+    }
+    assert ledger.by_endpoint()[b].failure_rate == 1.0
+    ledger.to_jsonl(tmp_path / "l.jsonl")
+    assert UsageLedger.from_jsonl(tmp_path / "l.jsonl").records() == ledger.records()
