@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +11,13 @@ from typing import Any, ClassVar, Literal
 
 Family = Literal["math", "mmlu", "code", "gsm8k", "generic"]
 FAMILIES: tuple[Family, ...] = ("math", "mmlu", "code", "gsm8k", "generic")
+_ANSWER_LINE = re.compile(r"(?im)^[ \t*_#>]*(?:final\s+)?answer[ \t*_]*[:：][ \t*_]*(\S.*?)[ \t*_.]*$")
+
+
+def extract_answer_line(text: str) -> str | None:
+    """The text after the last ``Answer:`` line label (markdown emphasis and a final period dropped), or None."""
+    matches = _ANSWER_LINE.findall(text)
+    return matches[-1].strip() if matches else None
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,13 @@ class Score:
 
 
 class Task(ABC):
-    """A benchmark: loads examples, phrases questions for the nodes and scores final outputs."""
+    """A benchmark: loads examples, phrases questions for the nodes and judges answers.
+
+    The answer API: `extract` reads the answer out of a reply (``None`` when there is none), `equivalent` says
+    whether two extracted answers are the same answer, `answer_schema` is the JSON schema of a bare answer (for
+    constrained decoding when a reply lost its answer; ``None`` when the task has none, e.g. code), and
+    `format_answer` writes an answer as the task's answer line. `score` judges a reply against the gold answer.
+    """
 
     name: str
     family: Family = "generic"
@@ -60,8 +74,32 @@ class Task(ABC):
         return ex.question
 
     @abstractmethod
+    def extract(self, text: str) -> str | None:
+        """The answer a reply gives, normalised (e.g. ``"C"``, ``"42"``), or None when it gives none."""
+
+    def equivalent(self, a: str, b: str) -> bool:
+        """Whether two extracted answers are the same answer (default: equal after stripping)."""
+        return a.strip() == b.strip()
+
+    def answer_schema(self) -> dict[str, Any] | None:
+        """The JSON schema ``{"answer": ...}`` of a bare answer, or None when answers cannot be constrained."""
+        return {
+            "type": "object",
+            "properties": {"answer": {"type": "string", "minLength": 1, "maxLength": 200}},
+            "required": ["answer"],
+            "additionalProperties": False,
+        }
+
+    def format_answer(self, answer: str) -> str:
+        """`answer` written as the task's answer line."""
+        return f"Answer: {answer}"
+
     def score(self, text: str, ex: Example) -> Score:
-        """Judge a final output `text` against the gold answer of `ex`."""
+        """Judge a reply `text` against the gold answer of `ex`."""
+        prediction = self.extract(text)
+        if prediction is None:
+            return Score(correct=False, prediction=None, error="no_answer", detail="no answer in output")
+        return Score(correct=self.equivalent(prediction, ex.answer), prediction=prediction, detail=f"gold {ex.answer}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

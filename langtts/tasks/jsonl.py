@@ -13,7 +13,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from langtts.tasks.base import FAMILIES, Example, Family, Score, Task
+from langtts.tasks.base import FAMILIES, Example, Family, Score, Task, extract_answer_line
 
 REQUIRED_KEYS = ("id", "question", "answer")
 DEFAULT_ANSWER_FORMAT = 'End your reply with a final line of the form "Answer: <your final answer>".'
@@ -84,7 +84,8 @@ Scorer = Callable[[str, Example], bool | Score]
 class JsonlTask(Task):
     """A task from a user's JSONL file with ``id``/``question``/``answer`` keys, judged by `scorer`.
 
-    The file is read (and validated) when the task is created. `scorer` returns a bool or a `Score`.
+    The file is read (and validated) when the task is created. `scorer` returns a bool or a `Score`. Answers are
+    extracted from the last ``Answer:`` line and compared after stripping (the task's answer format asks for it).
     """
 
     splits = ("all",)
@@ -112,6 +113,9 @@ class JsonlTask(Task):
 
     def _load(self, split: str) -> list[Example]:
         return list(self._examples)
+
+    def extract(self, text: str) -> str | None:
+        return extract_answer_line(text)
 
     def score(self, text: str, ex: Example) -> Score:
         result = self._scorer(text, ex)

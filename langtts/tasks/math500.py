@@ -140,12 +140,22 @@ class Math500Task(Task):
     def _load(self, split: str) -> list[Example]:
         return list(packaged_examples("math500/math500.jsonl"))
 
+    def extract(self, text: str) -> str | None:
+        return last_boxed(text)
+
+    def equivalent(self, a: str, b: str) -> bool:
+        """math-verify's verdict (a check that overruns `timeout_s` raises TimeoutError)."""
+        return is_equivalent(b, a, self.timeout_s)
+
+    def format_answer(self, answer: str) -> str:
+        return f"The final answer is $\\boxed{{{answer}}}$"
+
     def score(self, text: str, ex: Example) -> Score:
-        boxed = last_boxed(text)
+        boxed = self.extract(text)
         if boxed is None:
             return Score(correct=False, prediction=None, error="no_answer", detail="no \\boxed{} in output")
         try:
-            correct = is_equivalent(ex.answer, boxed, self.timeout_s)
+            correct = self.equivalent(boxed, ex.answer)
         except TimeoutError as e:
             return Score(correct=False, prediction=boxed, error="timeout", detail=str(e))
         return Score(correct=correct, prediction=boxed, detail=f"gold {ex.answer}")

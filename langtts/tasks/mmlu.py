@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
-from langtts.tasks.base import Example, Score, Task
+from langtts.tasks.base import Example, Task
 from langtts.tasks.jsonl import packaged_examples
 
 LETTERS = "ABCD"
@@ -72,8 +73,16 @@ class MMLUTask(Task):
         options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, ex.meta["choices"], strict=True))
         return f"{ex.question}\n\n{options}"
 
-    def score(self, text: str, ex: Example) -> Score:
-        letter = extract_letter(text)
-        if letter is None:
-            return Score(correct=False, prediction=None, error="no_answer", detail="no answer letter found")
-        return Score(correct=letter == ex.answer, prediction=letter, detail=f"gold {ex.answer}")
+    def extract(self, text: str) -> str | None:
+        return extract_letter(text)
+
+    def equivalent(self, a: str, b: str) -> bool:
+        return a.strip().upper() == b.strip().upper()
+
+    def answer_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"answer": {"type": "string", "enum": list(LETTERS)}},
+            "required": ["answer"],
+            "additionalProperties": False,
+        }

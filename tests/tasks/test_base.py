@@ -51,6 +51,32 @@ def test_registered_tasks_have_the_documented_attributes(name: str) -> None:
     assert task.format_question(examples[0]).strip()
 
 
+@pytest.mark.parametrize("name", sorted(set(TASKS) - {"humaneval"}))
+def test_the_answer_line_of_a_gold_answer_extracts_to_an_equivalent_answer(name: str) -> None:
+    task = get_task(name)
+    for ex in task.load()[:20]:
+        extracted = task.extract(f"Some reasoning first.\n\n{task.format_answer(ex.answer)}")
+        assert extracted is not None and task.equivalent(extracted, ex.answer), (name, ex.id, extracted)
+        assert task.score(task.format_answer(ex.answer), ex).correct
+    schema = task.answer_schema()
+    assert schema is not None and schema["required"] == ["answer"]
+
+
+def test_code_answers_are_extracted_but_not_constrained() -> None:
+    task = get_task("humaneval")
+    assert task.answer_schema() is None
+    assert task.extract("Here:\n```python\ndef f():\n    return 1\n```") == "def f():\n    return 1\n"
+    assert task.extract("   ") is None
+
+
+def test_jsonl_tasks_extract_the_answer_line(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.jsonl", ['{"id": 1, "question": "1+1?", "answer": "2"}'])
+    task = JsonlTask(path, _exact)
+    assert task.extract("I think so.\n**Answer:** 2.") == "2"
+    assert task.extract("no label") is None
+    assert task.extract(task.format_answer("Paris")) == "Paris"
+
+
 def test_families_and_lengths_keys() -> None:
     expected = {"gsm8k": ("gsm8k", None), "mmlu": ("mmlu", "mmlu"), "math500": ("math", "math")}
     expected["humaneval"] = ("code", "humaneval")

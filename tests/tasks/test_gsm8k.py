@@ -28,7 +28,11 @@ def _ex(answer: str) -> Example:
         ("It takes 5.0 hours.", "5"),
         ("She needs 12 kg.", "12"),
         ("#### $42.\nThen 7 more steps", "42"),  # the number after #### wins over the last number
-        ("The answer is 3 (not 2-4)", "4"),  # a hyphen between digits is not a minus sign
+        ("The answer is 3 (not 2-4)", "3"),  # the answer line wins over the last number
+        ("from 2-4", "4"),  # a hyphen between digits is not a minus sign
+        ("Step 1: 5 apples.\nThe final answer is $1,200.\nThat is 3 more than before.", "1200"),
+        ("So \\boxed{17}, which is 3 more.", "17"),
+        ("Answer: 12 eggs; 4 were broken", "12"),
         ("#### seven\nso 7", "7"),  # nothing numeric after ####: the last number
         ("Total: .5 of the cake", "0.5"),
         ("Version v2 costs 30", "30"),
@@ -73,3 +77,10 @@ def test_wrong_answers_score_incorrect() -> None:
     for ex in TASK.load()[::25]:
         score = TASK.score(f"The answer is #### {int(ex.answer) + 1}", ex)
         assert not score.correct and score.error is None, ex.id
+
+
+def test_answer_api_round_trips_and_compares_numerically() -> None:
+    assert TASK.extract(TASK.format_answer("1234")) == "1234"
+    assert TASK.equivalent("18", "18.0") and TASK.equivalent("1,000", "1000") and not TASK.equivalent("18", "19")
+    assert TASK.extract("I do not know.") is None
+    assert TASK.answer_schema()["properties"]["answer"] == {"type": "number"}
