@@ -1,7 +1,8 @@
 """A minimal OpenAI-compatible chat server for benchmarks: real HTTP/1.1 (keep-alive) on 127.0.0.1.
 
 Every ``POST /v1/chat/completions`` is answered after a fixed ``--latency`` (a sleep, so no CPU is used while
-"generating") with the same ``--reply-words`` words and a ``usage`` block (whitespace tokens).
+"generating") with the same ``--reply-words`` words, the last one the number 42 (an answer every task's
+extraction finds, so no answer-recovery call is made), and a ``usage`` block (whitespace tokens).
 ``GET /v1/models`` and ``GET /health`` answer too. Run it as its own process so that its CPU use does not share
 the interpreter lock with the client being measured::
 
@@ -27,7 +28,7 @@ MODEL = "stub-model"
 
 
 def make_server(latency: float, reply_words: int, port: int = 0) -> ThreadingHTTPServer:
-    reply = " ".join(f"word{i % 50}" for i in range(reply_words))
+    reply = " ".join([*(f"word{i % 50}" for i in range(reply_words - 1)), "42"])
     counter = {"n": 0}
     lock = threading.Lock()
 

@@ -12,12 +12,19 @@ Role behaviour (method.md §1) comes from prompt templates (:mod:`langtts.prompt
 inputs), ``assistant_with_inputs``, ``fuser``, ``decider`` (the sink with inputs) or ``decider_alone`` (the sink of
 the single-model graph).
 
+No answer lost: when the sink's reply has no extractable answer (``task.extract`` finds none) or was cut at
+``max_tokens``, the app continues the same conversation once with the ``recover`` prompt, asking for the answer
+alone, constrained to the task's answer schema (``response_format: json_schema``); the answer is appended to the
+reply as the task's answer line. The call goes through the pool (cached, counted in tokens and FLOPs) and is
+recorded in the node's trace under ``recovery``. Tasks without an answer schema (code) are never recovered.
+
 Sample indices: identical requests within one execution get indices 0, 1, 2, … in (layer, node order), so two
 parallel assistants with the same model and prompt draw distinct samples, while a re-run replays from the cache.
 """
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -35,6 +42,7 @@ from langtts.tasks.base import Task
 ContextPolicy = Literal["error", "truncate"]
 ROLE_PLACEHOLDERS = {
     "assistant": ({"question"}, {"question", "answer_format"}),
+    "recover": (set(), {"answer_format"}),
     "assistant_with_inputs": ({"question", "inputs"}, {"question", "inputs", "n_inputs", "answer_format"}),
     "fuser": ({"question", "inputs"}, {"question", "inputs", "n_inputs", "answer_format"}),
     "decider": ({"question", "inputs", "answer_format"}, {"question", "inputs", "n_inputs", "answer_format"}),
@@ -44,6 +52,8 @@ GENERIC_ANSWER_FORMAT = "State your final answer clearly on the last line."
 CHARS_PER_TOKEN = 3.0
 """Conservative characters-per-token estimate for the context guard (English averages about 4)."""
 TRUNCATION_MARK = "\n[... truncated to fit the context window]"
+RECOVERY_MAX_TOKENS = 64
+"""Completion tokens of an answer-recovery call: room for a JSON object holding one short answer."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,14 @@ class _Compiler:
         self.graph = graph.pruned()
         self.pool = pool
         self.family = family
+        self.task = task
         self.answer_format = (task.answer_format if task else "") or GENERIC_ANSWER_FORMAT
+        schema = task.answer_schema() if task else None
+        self.recovery_format = (
+            None if schema is None
+            else {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+        )  # fmt: skip
+        self.recover_template = self._recover_template(prompts, family) if schema is not None else None
         self.context_policy = context_policy
         self.layers = self.graph.layers()
         self.layer_of = {n: i for i, layer in enumerate(self.layers) for n in layer}
@@ -146,6 +163,12 @@ class _Compiler:
         template = prompts.first(f"roles/{self.family}/{kind}", f"roles/generic/{kind}")
         required, allowed = ROLE_PLACEHOLDERS[kind]
         template.check(required, allowed)
+        return template
+
+    @staticmethod
+    def _recover_template(prompts: PromptLibrary, family: str) -> PromptTemplate:
+        template = prompts.first(f"roles/{family}/recover", "roles/generic/recover")
+        template.check(*ROLE_PLACEHOLDERS["recover"])
         return template
 
     def _check_static_context(self) -> None:
@@ -230,15 +253,66 @@ class _Compiler:
         }
         return request, key, kwargs["sample_index"], kwargs
 
-    def _update(self, node_id: str, request: _Request, key: str, result: ChatResult) -> dict[str, Any]:
+    def _recovery(
+        self, node_id: str, request: _Request, result: ChatResult
+    ) -> tuple[str, list[dict[str, str]], dict[str, Any]] | None:
+        """The reason, messages and call options of an answer-recovery call, when the sink's reply needs one."""
+        if node_id != self.graph.sink.id or self.recover_template is None or self.task is None:
+            return None
+        if result.finish_reason == "length":
+            reason = "truncated"
+        elif self.task.extract(result.text) is None:
+            reason = "no_answer"
+        else:
+            return None
+        messages = [
+            *request.messages,
+            {"role": "assistant", "content": result.text},
+            *self.recover_template.messages(answer_format=self.answer_format),
+        ]
+        kwargs = {
+            "temperature": 0.0,
+            "max_tokens": RECOVERY_MAX_TOKENS,
+            "seed": request.settings.seed,
+            "sample_index": result.sample_index,
+            "response_format": self.recovery_format,
+            "tags": {**self.tags, "node": node_id, "purpose": "recovery"},
+        }
+        return reason, messages, kwargs
+
+    def _recovered(self, reason: str, reply: str, result: ChatResult) -> dict[str, Any]:
+        """The trace record of a recovery call; ``answer`` is None when its JSON did not parse."""
+        answer: str | None = None
+        try:
+            value = json.loads(result.text)["answer"]
+            answer = str(value).strip() or None if not isinstance(value, dict | list) else None
+        except (ValueError, KeyError, TypeError):
+            pass
+        return {
+            "reason": reason,
+            "answer": answer,
+            "reply": reply,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "latency_s": result.latency_s,
+            "flops": result.flops,
+            "cached": result.cached,
+        }
+
+    def _update(
+        self, node_id: str, request: _Request, key: str, result: ChatResult, recovery: dict[str, Any] | None
+    ) -> dict[str, Any]:
         node = self.graph.node(node_id)
+        text = result.text
+        if recovery is not None and recovery["answer"] is not None and self.task is not None:
+            text = f"{text.rstrip()}\n\n{self.task.format_answer(recovery['answer'])}"
         trace = {
             "node": node_id,
             "role": node.role,
             "model": node.model,
             "layer": self.layer_of[node_id],
             "inputs": list(self.graph.predecessors(node_id)),
-            "text": result.text,
+            "text": text,
             "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,
             "latency_s": result.latency_s,
@@ -246,10 +320,11 @@ class _Compiler:
             "cached": result.cached,
             "finish_reason": result.finish_reason,
             "truncated": result.finish_reason == "length",
-            "empty": not result.text.strip(),
+            "empty": not text.strip(),
             "inputs_truncated": request.inputs_truncated,
             "sample_index": result.sample_index,
             "request_key": key,
+            "recovery": recovery,
         }
         update: dict[str, Any] = {"outputs": {node_id: trace}}
         return update
@@ -258,12 +333,22 @@ class _Compiler:
         def run(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
             request, key, _, kwargs = self._prepare(node_id, state)
             result = self.pool.chat(request.model, request.messages, **kwargs)
-            return self._finalise(node_id, state, self._update(node_id, request, key, result))
+            recovery = None
+            if (needed := self._recovery(node_id, request, result)) is not None:
+                reason, messages, options = needed
+                extra = self.pool.chat(request.model, messages, **options)
+                recovery = self._recovered(reason, result.text, extra)
+            return self._finalise(node_id, state, self._update(node_id, request, key, result, recovery))
 
         async def arun(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
             request, key, _, kwargs = self._prepare(node_id, state)
             result = await self.pool.achat(request.model, request.messages, **kwargs)
-            return self._finalise(node_id, state, self._update(node_id, request, key, result))
+            recovery = None
+            if (needed := self._recovery(node_id, request, result)) is not None:
+                reason, messages, options = needed
+                extra = await self.pool.achat(request.model, messages, **options)
+                recovery = self._recovered(reason, result.text, extra)
+            return self._finalise(node_id, state, self._update(node_id, request, key, result, recovery))
 
         return RunnableLambda(run, afunc=arun, name=node_id)
 
@@ -277,16 +362,18 @@ class _Compiler:
         for entry in trace:  # critical path: a node starts when its last input is done
             finish[entry["node"]] = max((finish[p] for p in entry["inputs"]), default=0.0) + entry["latency_s"]
         sink = outputs[node_id]
+        recoveries = [e["recovery"] for e in trace if e.get("recovery")]
         return {
             **update,
             "answer": sink["text"],
             "trace": trace,
-            "flops": sum(e["flops"] for e in trace),
-            "latency_s": finish[node_id],
-            "prompt_tokens": sum(e["prompt_tokens"] for e in trace),
-            "completion_tokens": sum(e["completion_tokens"] for e in trace),
-            "calls": len(trace),
-            "cache_hits": sum(e["cached"] for e in trace),
+            "flops": sum(e["flops"] for e in trace) + sum(r["flops"] for r in recoveries),
+            "latency_s": finish[node_id] + sum(r["latency_s"] for r in recoveries),
+            "prompt_tokens": sum(e["prompt_tokens"] for e in trace) + sum(r["prompt_tokens"] for r in recoveries),
+            "completion_tokens": sum(e["completion_tokens"] for e in trace)
+            + sum(r["completion_tokens"] for r in recoveries),
+            "calls": len(trace) + len(recoveries),
+            "cache_hits": sum(e["cached"] for e in trace) + sum(r["cached"] for r in recoveries),
             "truncated": sink["truncated"],
             "empty": sink["empty"],
         }

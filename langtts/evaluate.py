@@ -5,6 +5,9 @@ A call that fails after the pool's retries, or a prompt that overflows a context
 separately from wrong answers; ``errors_as_wrong`` (default True) says whether the accuracy counts errors as
 wrong answers or leaves them out. An output with no parsable answer is an *extraction failure* (``no_answer``):
 wrong, and counted separately. An empty or truncated sink answer is flagged in its record.
+
+Answer recovery (see :mod:`langtts.compile`): extraction failures and truncations are counted *before* recovery,
+with the recovery rate (recovery calls that produced an answer) and the accuracy with and without recovery.
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ class QuestionRecord(BaseModel):
     detail: str = ""
     answer: str = ""
     truncated: bool = False
+    no_answer_before_recovery: bool = False
+    recovery: str | None = Field(default=None, description="why the sink's answer was recovered: no_answer | truncated")
+    recovered: bool = Field(default=False, description="the recovery call produced an answer")
+    correct_without_recovery: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
     flops: float = 0.0
@@ -72,6 +79,13 @@ class EvaluationResult(BaseModel):
     n_no_answer: int
     n_truncated: int
     extraction_failure_rate: float
+    n_no_answer_before_recovery: int = 0
+    extraction_failure_rate_before_recovery: float = 0.0
+    truncation_rate: float = 0.0
+    n_recovery_calls: int = 0
+    n_recovered: int = 0
+    recovery_rate: float | None = Field(default=None, description="recovery calls that produced an answer")
+    accuracy_without_recovery: float | None = None
     error_rate: float
     prompt_tokens: int
     completion_tokens: int
@@ -85,6 +99,7 @@ class EvaluationResult(BaseModel):
     calls: int
     cache_hits: int
     wall_time_s: float
+    sandbox: str | None = Field(default=None, description="what confined scored code (None: the task runs none)")
     records: list[QuestionRecord]
 
     def save(self, path: str | Path) -> None:
@@ -101,7 +116,10 @@ class EvaluationResult(BaseModel):
         return (
             f"{self.task}: accuracy {self.accuracy:.1%} [{self.ci_low:.1%}, {self.ci_high:.1%}] on {self.n} questions "
             f"({self.n_correct} correct, {self.n_no_answer} without a parsable answer, {self.n_errors} errors"
-            f"{' counted as wrong' if self.errors_as_wrong else ' left out'}); {self.flops:.3g} FLOPs measured "
+            f"{' counted as wrong' if self.errors_as_wrong else ' left out'}); before answer recovery "
+            f"{self.n_no_answer_before_recovery} without an answer and {self.n_truncated} cut at max_tokens, "
+            f"{self.n_recovered}/{self.n_recovery_calls} recovered (accuracy without recovery "
+            f"{self.accuracy_without_recovery or 0.0:.1%}); {self.flops:.3g} FLOPs measured "
             f"({'n/a' if self.flops_ratio is None else f'{self.flops_ratio:.2f}'}× analytic); latency "
             f"p50 {self.latency_p50_s:.2f}s p95 {self.latency_p95_s:.2f}s; {self.cache_hits}/{self.calls} calls cached"
         )
@@ -184,9 +202,16 @@ async def _run_one(app: Any, task: Task, example: Example) -> QuestionRecord:
             "truncated",
         )
     }
+    recovery = out["trace"][-1].get("recovery")  # the sink runs last
     if out["empty"]:
-        return QuestionRecord(**base, **usage, error="empty", detail="the sink returned no text", trace=out["trace"])
+        return QuestionRecord(
+            **base, **usage, error="empty", detail="the sink returned no text", trace=out["trace"],
+            no_answer_before_recovery=True, recovery=recovery and recovery["reason"],
+        )  # fmt: skip
     score = await asyncio.to_thread(task.score, out["answer"], example)
+    before = score
+    if recovery is not None:
+        before = await asyncio.to_thread(task.score, recovery["reply"], example)
     return QuestionRecord(
         **base,
         **usage,
@@ -195,6 +220,10 @@ async def _run_one(app: Any, task: Task, example: Example) -> QuestionRecord:
         error=score.error,
         detail=score.detail,
         answer=out["answer"],
+        no_answer_before_recovery=before.error == "no_answer",
+        recovery=recovery and recovery["reason"],
+        recovered=bool(recovery and recovery["answer"] is not None),
+        correct_without_recovery=before.correct,
         trace=out["trace"],
     )
 
@@ -236,6 +265,7 @@ def _result(
     answered = [r for r in records if r.error not in call_errors]
     latencies = [r.latency_s for r in answered] or [0.0]
     flops = sum(r.flops for r in records)
+    n_recoveries, n_recovered = sum(r.recovery is not None for r in records), sum(r.recovered for r in records)
     analytic_total = sum(r.analytic_flops for r in records)
     return EvaluationResult(
         task=task.name,
@@ -252,6 +282,13 @@ def _result(
         n_no_answer=sum(r.error == "no_answer" for r in records),
         n_truncated=sum(r.truncated for r in records),
         extraction_failure_rate=sum(r.error == "no_answer" for r in records) / len(records),
+        n_no_answer_before_recovery=sum(r.no_answer_before_recovery for r in records),
+        extraction_failure_rate_before_recovery=sum(r.no_answer_before_recovery for r in records) / len(records),
+        truncation_rate=sum(r.truncated for r in records) / len(records),
+        n_recovery_calls=n_recoveries,
+        n_recovered=n_recovered,
+        recovery_rate=n_recovered / n_recoveries if n_recoveries else None,
+        accuracy_without_recovery=sum(r.correct_without_recovery for r in scored) / len(scored) if scored else None,
         error_rate=sum(r.error in call_errors for r in records) / len(records),
         prompt_tokens=sum(r.prompt_tokens for r in records),
         completion_tokens=sum(r.completion_tokens for r in records),
@@ -265,5 +302,6 @@ def _result(
         calls=sum(r.calls for r in records),
         cache_hits=sum(r.cache_hits for r in records),
         wall_time_s=wall_time,
+        sandbox=getattr(task, "sandbox_backend", None),  # tasks that run model-written code say how
         records=records,
     )

@@ -181,3 +181,74 @@ def test_drawing_uses_langgraph_api():
     pool, _ = fake_pool(echo)
     mermaid = compile_graph(fused([QWEN, SMOL], sink_model=QWEN), pool).get_graph().draw_mermaid()
     assert "n0" in mermaid and "sink" in mermaid and "__start__" in mermaid
+
+
+def _replies(reply, recovered='{"answer": "C"}'):
+    """A responder: `reply` to node prompts, `recovered` to answer-recovery requests (those with a schema)."""
+
+    def respond(model, messages, kwargs):
+        return recovered if "extra_body" in kwargs else reply
+
+    return respond
+
+
+MMLU_Q = "Which planet is red?\n\nA. Venus\nB. Mars\nC. Jupiter\nD. Saturn"
+
+
+def test_a_reply_with_an_answer_is_not_recovered():
+    pool, log = fake_pool(_replies("Mars is red.\nAnswer: B"))
+    out = compile_graph(single(QWEN), pool, get_task("mmlu")).invoke({"question": MMLU_Q})
+    assert len(log.calls) == 1 and out["calls"] == 1 and out["trace"][0]["recovery"] is None
+    assert out["answer"] == "Mars is red.\nAnswer: B"
+
+
+def test_a_reply_without_an_answer_is_continued_once_with_the_answer_schema(tmp_path):
+    pool, log = fake_pool(_replies("Mars is the red one, I think."), cache=CallCache(tmp_path / "c.sqlite"))
+    app = compile_graph(single(QWEN), pool, get_task("mmlu"))
+    out = app.invoke({"question": MMLU_Q})
+    assert len(log.calls) == 2 and out["calls"] == 2
+    _, messages, kwargs, *_ = log.calls[1]
+    assert [m.type for m in messages] == ["human", "ai", "human"]  # the same conversation, continued
+    assert messages[1].content == "Mars is the red one, I think."
+    schema = kwargs["extra_body"]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["answer"]["enum"] == ["A", "B", "C", "D"]
+    assert out["answer"] == "Mars is the red one, I think.\n\nAnswer: C"
+    recovery = out["trace"][0]["recovery"]
+    assert (recovery["reason"], recovery["answer"], recovery["reply"]) == (
+        "no_answer",
+        "C",
+        "Mars is the red one, I think.",
+    )
+    # counted: the recovery call's tokens and FLOPs are in the totals
+    node = out["trace"][0]
+    assert out["completion_tokens"] == node["completion_tokens"] + recovery["completion_tokens"]
+    assert out["flops"] == pytest.approx(node["flops"] + recovery["flops"]) and recovery["flops"] > 0
+    assert [r.tags.get("purpose") for r in pool.ledger.records()] == [None, "recovery"]
+    # cached: a second run replays both calls
+    again = app.invoke({"question": MMLU_Q})
+    assert len(log.calls) == 2 and again["cache_hits"] == 2 and again["answer"] == out["answer"]
+
+
+def test_a_reply_cut_at_max_tokens_is_recovered_even_with_a_number_in_it():
+    pool, log = fake_pool(_replies("She has 3 apples and then 4 more so", '{"answer": 7}'))
+    settings = GenerationSettings(max_tokens=5)
+    out = compile_graph(single(QWEN), pool, get_task("gsm8k"), settings=settings).invoke({"question": "3+4?"})
+    assert len(log.calls) == 2 and out["truncated"]
+    assert out["trace"][0]["recovery"]["reason"] == "truncated"
+    assert get_task("gsm8k").extract(out["answer"]) == "7"
+
+
+def test_only_the_sink_is_recovered_and_code_never():
+    pool, log = fake_pool(_replies("no answer here"))
+    compile_graph(parallel([QWEN, SMOL], sink_model=QWEN), pool, get_task("mmlu")).invoke({"question": MMLU_Q})
+    assert len(log.calls) == 4  # two workers, the sink, one recovery of the sink
+    pool, log = fake_pool(_replies("no code here"))
+    out = compile_graph(single(QWEN), pool, get_task("humaneval")).invoke({"question": "def f():"})
+    assert len(log.calls) == 1 and out["trace"][0]["recovery"] is None
+
+
+def test_an_unparsable_recovery_leaves_the_reply_as_it_was():
+    pool, log = fake_pool(_replies("no answer here", recovered="not json"))
+    out = compile_graph(single(QWEN), pool, get_task("mmlu")).invoke({"question": MMLU_Q})
+    assert len(log.calls) == 2 and out["answer"] == "no answer here"
+    assert out["trace"][0]["recovery"]["answer"] is None

@@ -18,10 +18,10 @@ def oracle(correct_ids):
     by_question = {GSM8K.format_question(ex): ex for ex in EXAMPLES}
 
     def respond(model, messages, kwargs):
-        prompt = str(messages[-1].content)
+        prompt = " ".join(str(m.content) for m in messages)
         ex = next(ex for q, ex in by_question.items() if q in prompt)
-        if ex.id == EXAMPLES[-1].id:
-            return "I am not sure."
+        if ex.id == EXAMPLES[-1].id:  # no answer, and 7 (wrong) when asked for the answer alone
+            return '{"answer": 7}' if "extra_body" in kwargs else "I am not sure."
         return f"The answer is #### {ex.answer if ex.id in correct_ids else int(ex.answer) + 1}"
 
     return respond
@@ -33,8 +33,19 @@ def test_accuracy_ci_records_and_totals():
     result = evaluate(parallel([QWEN, SMOL], sink_model=QWEN), GSM8K, pool, examples=EXAMPLES, progress=False)
     assert result.n == 6 and result.n_correct == 3 and result.accuracy == pytest.approx(0.5)
     assert result.ci_low <= 0.5 <= result.ci_high and result.ci_low < result.ci_high
-    assert result.n_no_answer == 1 and result.extraction_failure_rate == pytest.approx(1 / 6)
-    assert result.n_errors == 0 and result.calls == 18 == len(log.calls)
+    # the sink's reply to the last question has no answer: one recovery call gives one (a wrong one)
+    assert result.n_no_answer == 0 and result.n_no_answer_before_recovery == 1
+    assert result.extraction_failure_rate_before_recovery == pytest.approx(1 / 6)
+    assert (result.n_recovery_calls, result.n_recovered, result.recovery_rate) == (1, 1, 1.0)
+    assert result.accuracy_without_recovery == pytest.approx(0.5)
+    assert result.n_errors == 0 and result.calls == 19 == len(log.calls)
+    recovered = {r.id: r for r in result.records}[EXAMPLES[-1].id]
+    assert (recovered.recovery, recovered.recovered, recovered.prediction, recovered.calls) == (
+        "no_answer",
+        True,
+        "7",
+        4,
+    )
     record = {r.id: r for r in result.records}[EXAMPLES[0].id]
     assert record.correct and record.prediction == EXAMPLES[0].answer and record.gold == EXAMPLES[0].answer
     assert record.calls == 3 and len(record.trace) == 3 and record.flops > 0 and record.analytic_flops > 0

@@ -49,7 +49,10 @@ def test_evaluate_prints_accuracy_and_writes_the_result(pool_file: Path, tmp_pat
     assert saved["n"] == 3 and saved["n_correct"] == 2 and len(saved["records"]) == 3
     assert main([*argv, "--no-cache", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["calls"] == 12 and "records" not in summary
+    # 4 nodes x 3 questions, and one answer-recovery call for the reply without a number (the stub's answer to it
+    # is not JSON, so nothing is recovered)
+    assert summary["calls"] == 13 and "records" not in summary
+    assert (summary["n_recovery_calls"], summary["n_recovered"], summary["n_no_answer_before_recovery"]) == (1, 0, 1)
 
 
 def test_missing_pool_is_a_usage_error(monkeypatch, tmp_path: Path, capsys) -> None:
@@ -66,3 +69,20 @@ def test_pool_without_the_graphs_models_is_a_usage_error(tmp_path: Path, capsys)
         argv = ["evaluate", str(GRAPHS / "parallel3.json"), "--task", "gsm8k", "--pool", str(path), "--no-cache"]
         assert main(argv) == 2
     assert "qwen2.5-coder-0.5b" in capsys.readouterr().err
+
+
+def test_humaneval_names_its_sandbox_and_strict_refuses_without_one(monkeypatch, tmp_path: Path, capsys) -> None:
+    from langtts.tasks import sandbox
+
+    ex = get_task("humaneval").load()[0]
+    with StubServer(models=MODELS, reply=lambda request: f"```python\n{ex.meta['prompt']}{ex.answer}```") as server:
+        path = tmp_path / "pool.yaml"
+        PoolConfig(models=[PoolModel(id=m, endpoints=[Endpoint(base_url=server.base_url)]) for m in MODELS]).save(path)
+        argv = ["evaluate", str(GRAPHS / "single.json"), "--task", "humaneval", "--n", "1", "--pool", str(path)]
+        assert main([*argv, "--no-cache"]) == 0
+        text = capsys.readouterr().out
+        assert re.search(r"accuracy\s+100\.0%", text), text
+        assert re.search(rf"sandbox\s+{sandbox.confinement()[0]}", text), text
+        monkeypatch.setattr(sandbox, "confinement", lambda: (sandbox.RLIMITS_ONLY, "forced by the test"))
+        assert main([*argv, "--no-cache", "--sandbox", "strict"]) == 1
+    assert "strict sandbox" in capsys.readouterr().err
