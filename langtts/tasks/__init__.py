@@ -15,7 +15,7 @@ from langtts.tasks.humaneval import HumanEvalTask
 from langtts.tasks.jsonl import JsonlFormatError, JsonlTask
 from langtts.tasks.math500 import Math500Task
 from langtts.tasks.mmlu import MMLUTask
-from langtts.tasks.sandbox import SandboxResult
+from langtts.tasks.sandbox import SandboxResult, SandboxUnavailableError
 from langtts.tasks.splits import search_test_split
 
 TASKS: dict[str, Callable[..., Task]] = {
@@ -24,6 +24,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "math500": Math500Task,
     "humaneval": HumanEvalTask,
 }
+CODE_TASKS = frozenset({"humaneval"})  # tasks that run model-written code: they take a ``sandbox`` option
 
 
 def get_task(name: str, **options: Any) -> Task:
@@ -39,6 +40,7 @@ def get_task(name: str, **options: Any) -> Task:
 
 
 __all__ = [
+    "CODE_TASKS",
     "FAMILIES",
     "TASKS",
     "Example",
@@ -50,6 +52,7 @@ __all__ = [
     "MMLUTask",
     "Math500Task",
     "SandboxResult",
+    "SandboxUnavailableError",
     "Score",
     "Task",
     "get_task",

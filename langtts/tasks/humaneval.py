@@ -6,7 +6,7 @@ import re
 
 from langtts.tasks.base import Example, Score, Task
 from langtts.tasks.jsonl import packaged_examples
-from langtts.tasks.sandbox import DEFAULT_TIMEOUT_S, SandboxResult, run_python
+from langtts.tasks.sandbox import DEFAULT_TIMEOUT_S, SandboxMode, SandboxResult, run_python, select_backend
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
 _ERRORS = {"failed": None, "timeout": "timeout", "killed": "killed", "error": "sandbox"}
@@ -38,14 +38,20 @@ def build_program(prompt: str, completion: str, test: str, entry_point: str) -> 
 
 
 def check_completion(
-    prompt: str, completion: str, test: str, entry_point: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    prompt: str,
+    completion: str,
+    test: str,
+    entry_point: str,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    sandbox: SandboxMode = "auto",
 ) -> SandboxResult:
     """Run the problem's tests on `completion` in the sandbox."""
-    return run_python(build_program(prompt, completion, test, entry_point), timeout_s=timeout_s)
+    return run_python(build_program(prompt, completion, test, entry_point), timeout_s=timeout_s, sandbox=sandbox)
 
 
 class HumanEvalTask(Task):
-    """OpenAI HumanEval; `timeout_s` is the wall-clock limit of each sandboxed test run."""
+    """OpenAI HumanEval; `timeout_s` is the wall-clock limit of each sandboxed test run. With `sandbox`
+    ``"strict"`` the task cannot be built where code cannot be confined (see :func:`select_backend`)."""
 
     name = "humaneval"
     family = "code"
@@ -55,8 +61,16 @@ class HumanEvalTask(Task):
         "in a single ```python code block."
     )
 
-    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, sandbox: SandboxMode = "auto") -> None:
         self.timeout_s = timeout_s
+        self.sandbox = sandbox
+        if sandbox != "auto":
+            select_backend(sandbox)  # strict: fail now, before any model is called (a bad value too)
+
+    @property
+    def sandbox_backend(self) -> str:
+        """What confines the scored code: a namespace backend, or ``"rlimits only"``."""
+        return select_backend(self.sandbox)
 
     def _load(self, split: str) -> list[Example]:
         return list(packaged_examples("humaneval/humaneval.jsonl"))
@@ -69,6 +83,6 @@ class HumanEvalTask(Task):
         code = extract_code(text, entry_point)
         if not code.strip():
             return Score(correct=False, prediction=None, error="no_answer", detail="no code in output")
-        result = check_completion(ex.meta["prompt"], text, ex.meta["test"], entry_point, self.timeout_s)
+        result = check_completion(ex.meta["prompt"], text, ex.meta["test"], entry_point, self.timeout_s, self.sandbox)
         error = None if result.passed else _ERRORS[result.status]
         return Score(correct=result.passed, prediction=code, error=error, detail=result.detail)

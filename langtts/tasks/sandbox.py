@@ -9,11 +9,17 @@ Under root the child first drops to a dedicated unprivileged uid/gid (one per co
 with no users and no live processes), so it cannot signal other processes, write outside world-writable
 places, or escape cleanup (every process of that uid is killed). Without root the child runs as the current
 user: the rlimits and the cleanup of its process group hold, but it can signal or write what that user can.
+
+Where the machine allows it (Linux, root), the run is also confined in namespaces (see :mod:`langtts.tasks.confine`):
+no network, a minimal read-only view of the files, a private ``/tmp`` and ``/proc``. The backend is probed once
+per process; where none works, code runs with the rlimits only, and :func:`select_backend` says so once (a
+:class:`SandboxWarning`), or refuses with ``sandbox="strict"``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -29,12 +35,16 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import IO, Literal
 
+from langtts.tasks import confine
+
 Status = Literal["passed", "failed", "timeout", "killed", "error"]
+SandboxMode = Literal["auto", "strict"]
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MEMORY_BYTES = 1 << 30
@@ -43,8 +53,9 @@ MAX_PROCS = 64  # tasks (processes and threads) the sandbox may add
 MAX_FILE_BYTES = 16 << 20
 SANDBOX_UIDS = range(1_900_000_000, 1_900_000_000 + (1 << 16))  # uids with no users, one per concurrent run
 _DETAIL_CHARS = 2000
+RLIMITS_ONLY = "rlimits only"  # the backend name where no namespace backend works
 _MARKER = "# langtts-sandbox"  # in the child's command line, to recognise sandbox processes
-_BOOTSTRAP = f"""{_MARKER}
+_RUN = """
 import resource, runpy, sys
 for name, value in zip(("CPU", "AS", "NPROC", "FSIZE", "CORE"), map(int, sys.argv[1:6])):
     key = getattr(resource, "RLIMIT_" + name)
@@ -54,7 +65,18 @@ for name, value in zip(("CPU", "AS", "NPROC", "FSIZE", "CORE"), map(int, sys.arg
 sys.argv = ["main.py"]
 runpy.run_path("main.py", run_name="__main__")
 """
+_BOOTSTRAP = _MARKER + _RUN
+_CONFINED_BOOTSTRAP = _MARKER + confine.SETUP + _RUN
+_PROBE = "import os, socket\nassert [n for _, n in socket.if_nameindex()] == ['lo']\nassert os.listdir('/tmp') == []\n"
 _log = logging.getLogger(__name__)
+
+
+class SandboxUnavailableError(RuntimeError):
+    """``sandbox="strict"`` on a machine where model-written code cannot be confined."""
+
+
+class SandboxWarning(RuntimeWarning):
+    """Model-written code runs with the rlimits only: it can reach the network and read the machine's files."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,59 @@ class SandboxResult:
     passed: bool
     status: Status
     detail: str = ""
+    backend: str = ""  # one of confine.BACKENDS, or RLIMITS_ONLY
+
+
+def select_backend(sandbox: SandboxMode = "auto") -> str:
+    """The backend that runs code: the first of :data:`confine.BACKENDS` that works here, else
+    :data:`RLIMITS_ONLY` — said once per process (a :class:`SandboxWarning`), or refused when `sandbox` is
+    ``"strict"`` (:class:`SandboxUnavailableError`)."""
+    if sandbox not in ("auto", "strict"):
+        raise ValueError(f"sandbox must be 'auto' or 'strict', got {sandbox!r}")
+    backend, reason = confinement()
+    if backend == RLIMITS_ONLY:
+        if sandbox == "strict":
+            raise SandboxUnavailableError(f"strict sandbox: model-written code cannot be confined here ({reason})")
+        _warn_unconfined(reason)
+    return backend
+
+
+def confinement() -> tuple[str, str]:
+    """``(backend, why the others are not used)``, probed once per process by running a program confined."""
+    with _PROBE_LOCK:
+        return _probe()
+
+
+_PROBE_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _probe() -> tuple[str, str]:
+    reasons = []
+    for backend in confine.BACKENDS:
+        reason = backend_failure(backend)
+        if reason is None:
+            return backend, "; ".join(reasons)
+        reasons.append(f"{backend}: {reason}")
+    return RLIMITS_ONLY, "; ".join(reasons)
+
+
+def backend_failure(backend: str) -> str | None:
+    """Why the namespace `backend` does not work here (None: it does), from a check and a trial run."""
+    reason = confine.unavailable(backend)
+    if reason is None:
+        trial = run_python(_PROBE, backend=backend, timeout_s=30)
+        reason = None if trial.passed else f"a trial run failed ({trial.status}: {trial.detail[-300:]})"
+    return reason
+
+
+@cache
+def _warn_unconfined(reason: str) -> None:
+    message = (
+        f"sandbox: {RLIMITS_ONLY} — model-written code runs without namespaces: it can reach the network and "
+        f"read what its uid can ({reason})"
+    )
+    warnings.warn(message, SandboxWarning, stacklevel=3)
 
 
 def run_python(
@@ -72,37 +147,76 @@ def run_python(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    sandbox: SandboxMode = "auto",
+    backend: str | None = None,
 ) -> SandboxResult:
-    """Run the Python program `source` in the sandbox; it passes if it runs to its end with exit status 0."""
+    """Run the Python program `source` in the sandbox; it passes if it runs to its end with exit status 0.
+
+    `sandbox` and `backend` are as in :func:`select_backend`, whose choice is used unless `backend` names one
+    (one of :data:`confine.BACKENDS` or :data:`RLIMITS_ONLY`: for benchmarks and tests).
+    """
+    backend = backend or select_backend(sandbox)
     nonce = secrets.token_hex(16)
     program = f"{source}\n\n__import__('os').write(1, b'\\n{nonce}\\n')\n"
-    workdir = tempfile.mkdtemp(prefix="langtts-sandbox-")
+    base = tempfile.mkdtemp(prefix="langtts-sandbox-")
     try:
         with _sandbox_uid() as uid:  # on exit, every process of the uid is dead: only then remove the dir
-            exe = _interpreter() if uid is not None else sys.executable
-            if exe is None:
-                return SandboxResult(False, "error", "no Python interpreter is executable by the sandbox uid")
-            path = os.path.join(workdir, "main.py")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(program)
-            if uid is not None:
-                os.chmod(path, 0o644)  # readable whatever the umask
-                os.chown(workdir, uid, uid)
-            limits = (math.ceil(timeout_s) + 1, memory_bytes, _nproc_limit(uid), MAX_FILE_BYTES, 0)
-            return _run(exe, workdir, uid, limits, nonce, timeout_s, max_output_bytes)
+            result = _prepare_and_run(program, backend, base, uid, nonce, timeout_s, memory_bytes, max_output_bytes)
+            return dataclasses.replace(result, backend=backend)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _prepare_and_run(
+    program: str, backend: str, base: str, uid: int | None, nonce: str, timeout_s: float, memory: int, cap: int
+) -> SandboxResult:
+    """Write the program into its working directory (`base`, or ``base/work`` when confined) and run it."""
+    confined = backend != RLIMITS_ONLY
+    if confined:
+        exe: str | None = confine.interpreter()
+        if uid is None:
+            return SandboxResult(False, "error", "only root can confine code in namespaces")
+        workdir = os.path.join(base, "work")
+        os.mkdir(workdir)
+        os.mkdir(os.path.join(base, "root"))  # the mount point of the sandbox's root
+    else:
+        exe = _interpreter() if uid is not None else sys.executable
+        workdir = base
+    if exe is None or not os.access(exe, os.X_OK):
+        return SandboxResult(False, "error", "no Python interpreter is executable by the sandbox uid")
+    with open(os.path.join(workdir, "main.py"), "w", encoding="utf-8") as f:
+        f.write(program)
+    if uid is not None:
+        os.chmod(os.path.join(workdir, "main.py"), 0o644)  # readable whatever the umask
+        os.chown(workdir, uid, uid)
+    limits = [str(n) for n in (math.ceil(timeout_s) + 1, memory, _nproc_limit(uid), MAX_FILE_BYTES, 0)]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    if not confined:
+        env |= {"HOME": workdir, "TMPDIR": workdir}
+        return _run([exe, "-I", "-c", _BOOTSTRAP, *limits], workdir, env, uid, nonce, timeout_s, cap)
+    assert uid is not None
+    env |= {"HOME": confine.WORKDIR, "TMPDIR": "/tmp"}
+    argv = confine.command(backend, exe, ["-I", "-c", _CONFINED_BOOTSTRAP, *limits], base, uid)
+    return _run(argv, "/", env, None, nonce, timeout_s, cap, confined=True)
 
 
 def _run(
-    exe: str, workdir: str, uid: int | None, limits: tuple[int, ...], nonce: str, timeout_s: float, cap: int
+    argv: list[str],
+    cwd: str,
+    env: dict[str, str],
+    uid: int | None,
+    nonce: str,
+    timeout_s: float,
+    cap: int,
+    *,
+    confined: bool = False,
 ) -> SandboxResult:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LC_ALL": "C.UTF-8"}
+    """Run `argv` as `uid` (None: as this process, e.g. a confined run's setup, which drops to its uid itself)."""
     ids = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
     try:
         proc = subprocess.Popen(
-            [exe, "-I", "-c", _BOOTSTRAP, *map(str, limits)],
-            cwd=workdir,
+            argv,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -123,7 +237,10 @@ def _run(
             proc.wait()
         _drain(proc.stdout, stdout, cap)
         _drain(proc.stderr, stderr, cap)
-    return _verdict(proc.returncode, bytes(stdout), bytes(stderr), overrun, nonce, timeout_s, cap)
+    returncode = proc.returncode
+    if confined and 128 < returncode <= 128 + 64:  # the namespace's init reports "killed by N" as 128 + N
+        returncode = 128 - returncode
+    return _verdict(returncode, bytes(stdout), bytes(stderr), overrun, nonce, timeout_s, cap)
 
 
 def _collect(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> tuple[bytearray, bytearray, str | None]:
