@@ -20,7 +20,8 @@ from langtts.models import CallCache, ModelPool
 from langtts.optimize import OptimizationResult, optimize
 from langtts.plots import draw_graph, search_curves
 from langtts.serve.embedded import EmbeddedServer
-from langtts.tasks import get_task
+from langtts.tasks import CODE_TASKS, get_task
+from langtts.tasks.sandbox import SandboxMode
 
 WORKERS: tuple[str, ...] = ("smollm2-135m", "qwen2.5-coder-0.5b")  # the sink runs the larger one
 AGENT_MODEL = "qwen2.5-coder-1.5b"
@@ -61,17 +62,19 @@ def run_quickstart(
     agent_model: str = AGENT_MODEL,
     seed: int = 0,
     report: Callable[[str], None] | None = None,
+    sandbox: SandboxMode = "auto",
 ) -> QuickstartReport:
-    """Run the quick start (see the module docstring) and return what it measured and wrote."""
+    """Run the quick start (see the module docstring) and return what it measured and wrote; `sandbox`
+    (``"auto"`` or ``"strict"``) is how a code task runs model-written code (see :func:`select_backend`)."""
     say = report or (lambda line: print(line, file=sys.stderr, flush=True))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    the_task = get_task(task, **({"sandbox": sandbox} if task in CODE_TASKS else {}))  # strict fails here
     models = tuple(dict.fromkeys([*workers, agent_model]))
     server = EmbeddedServer(models, progress=say)
     info = server.start()
     try:
         with ModelPool.from_file(info.pool_file, cache=CallCache.default()) as pool:
-            the_task = get_task(task)
             search = optimize(
                 the_task,
                 pool,

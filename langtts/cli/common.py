@@ -1,4 +1,4 @@
-"""Options shared by several commands: the model pool, the task, generation settings."""
+"""Options shared by several commands: the model pool, the task (and its code sandbox), generation settings."""
 
 from __future__ import annotations
 
@@ -58,6 +58,25 @@ def add_task_arguments(parser: argparse.ArgumentParser, *, required: bool = True
     parser.add_argument("--task", required=required, help="gsm8k, mmlu, math500 or humaneval")
     parser.add_argument("--split", help="task split (e.g. mmlu: dev, val, test)")
     parser.add_argument("--subjects", help="mmlu only: comma-separated subjects")
+    add_sandbox_argument(parser)
+
+
+def add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
+    """``--sandbox auto|strict`` for every command that scores model-written code (see `sandbox_options`)."""
+    parser.add_argument(
+        "--sandbox",
+        choices=("auto", "strict"),
+        default="auto",
+        help="model-written code (humaneval) runs confined in namespaces where the machine allows it; auto "
+        "(default) else runs it with rlimits only and says so, strict fails instead",
+    )
+
+
+def sandbox_options(task: str, args: argparse.Namespace) -> dict[str, str]:
+    """The task options for --sandbox: ``{"sandbox": ...}`` for a task that runs code, else none."""
+    from langtts.tasks import CODE_TASKS
+
+    return {"sandbox": args.sandbox} if task in CODE_TASKS else {}
 
 
 def task_from_args(args: argparse.Namespace) -> Task:
@@ -67,7 +86,7 @@ def task_from_args(args: argparse.Namespace) -> Task:
     if args.subjects and args.task != "mmlu":
         raise ValueError("--subjects is only for --task mmlu")
     options = {"subjects": args.subjects.split(",")} if args.subjects else {}
-    task = get_task(args.task, **options)
+    task = get_task(args.task, **options, **sandbox_options(args.task, args))
     if args.split and args.split not in task.splits:
         raise ValueError(f"task {task.name!r} has no split {args.split!r}; choose from {list(task.splits)}")
     return task

@@ -71,7 +71,9 @@ def run_compare(args: argparse.Namespace) -> int:
             cells += ["(reference)", "", ""]
         rows.append(tuple(cells))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    print(f"{task.name}: {len(examples)} questions, each graph against {result.reference}")
+    sandboxes = sorted({res.sandbox for res in result.results.values() if res.sandbox})
+    sandbox = f"; model-written code ran in sandbox: {', '.join(sandboxes)}" if sandboxes else ""
+    print(f"{task.name}: {len(examples)} questions, each graph against {result.reference}{sandbox}")
     for row in rows:
         cells = [
             cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))

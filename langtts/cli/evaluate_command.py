@@ -58,6 +58,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         ("calls", f"{result.calls}  ({result.cache_hits} from the cache)"),
         ("wall time", f"{result.wall_time_s:.1f}s"),
     ]
+    if result.sandbox:  # the task ran model-written code
+        rows.append(("sandbox", result.sandbox))
     print(f"{task.name}: {graph.sink.model} sink, {len(graph.workers)} workers ({args.graph})")
     for name, value in rows:
         print(f"  {name:<18} {value}")

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, task_from_args
+from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, sandbox_options, task_from_args
 
 METHODS_HELP = "agent-reinforce (default), reinforce, random, bayes, grid"
 
@@ -71,6 +71,15 @@ def method_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
+def _resumed_code_task(args: argparse.Namespace) -> Any:
+    """The resumed run's task rebuilt with --sandbox when it runs code, else None (the run's stored task)."""
+    from langtts.tasks import get_task
+
+    config = json.loads((args.resume / "config.json").read_text(encoding="utf-8"))
+    sandbox = sandbox_options(config["task"], args)
+    return get_task(config["task"], **config.get("task_options", {}), **sandbox) if sandbox else None
+
+
 def run_optimize(args: argparse.Namespace) -> int:
     from langtts.cost import Budget
     from langtts.optimize import aoptimize, aresume
@@ -79,7 +88,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         if not (args.resume / "config.json").is_file():
             raise ValueError(f"{args.resume} is not a langtts run directory (no config.json)")
         with open_pool(args) as pool:
-            result = asyncio.run(aresume(args.resume, pool))
+            result = asyncio.run(aresume(args.resume, pool, task=_resumed_code_task(args)))
     else:
         if not args.task:
             raise ValueError("--task is required (or --resume RUN_DIR)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from langtts.cli.common import add_sandbox_argument
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -23,6 +25,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-test", type=int, default=8, help="held-out questions (default 8)")
     parser.add_argument("--max-tokens", type=int, default=96, help="max tokens per node (default 96)")
     parser.add_argument("--agent-model", default="qwen2.5-coder-1.5b", help="the optimizer agent's model")
+    add_sandbox_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -38,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         n_test=args.n_test,
         max_tokens=args.max_tokens,
         agent_model=args.agent_model,
+        sandbox=args.sandbox,
     )
     print(report.summary())
     return 0
