@@ -1,8 +1,8 @@
 """Smoke runs of the benchmark scripts: each runs for real at its ``--smoke`` size and writes a result file.
 
-``overhead.py`` needs only its own stub server (offline); ``throughput.py`` and ``cache.py`` use the session's
-embedded server through ``--pool`` (integration); ``vllm_path.py`` runs only when a vLLM environment is given
-(opt-in, as for the vLLM launcher's real test).
+``overhead.py`` needs only its own stub server and ``sandbox.py`` no model at all (offline); ``throughput.py``
+and ``cache.py`` use the session's embedded server through ``--pool`` (integration); ``vllm_path.py`` runs only
+when a vLLM environment is given (opt-in, as for the vLLM launcher's real test).
 """
 
 from __future__ import annotations
@@ -46,6 +46,17 @@ def test_overhead_smoke(tmp_path: Path) -> None:
         assert min(run["mean_latency_s"] for run in case["runs"]) >= case["layers"] * 0.05
     assert cases[0]["nodes"] == 7 and cases[0]["layers"] == 4
     assert cases[1]["nodes"] == 5 and cases[1]["layers"] == 2
+
+
+@pytest.mark.timeout(120)
+def test_sandbox_smoke(tmp_path: Path) -> None:
+    data = run_script("sandbox.py", tmp_path / "sandbox.json")
+    backends = data["backends"]
+    assert "rlimits only" in backends and data["auto_selects"] in backends
+    assert set(backends) | set(data["unavailable"]) == {"rlimits only", "bwrap", "unshare", "syscall"}
+    for stats in backends.values():
+        assert set(stats) == {"empty", "humaneval"}
+        assert all(s["runs"] == 3 and 0 < s["min_ms"] <= s["median_ms"] <= s["p95_ms"] for s in stats.values())
 
 
 @pytest.mark.integration
