@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--top-k", type=int, default=2)
     parser.add_argument("--validation-size", type=int, default=2)
     parser.add_argument("--n-test", type=int, default=2)
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
     parser.add_argument("--concurrency", type=int, default=2, help="questions in flight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-uncached", action="store_true", help="skip the run without a cache")

@@ -40,7 +40,7 @@ from common import chat_model_factory, default_out, header, say, server_extra_bo
 
 from langtts import shapes
 from langtts.compare import paired_comparison
-from langtts.compile import GenerationSettings
+from langtts.compile import GenerationSettings, default_settings
 from langtts.cost import Budget, ModelCatalog, TaskLengths, graph_cost, task_lengths
 from langtts.evaluate import EvaluationResult, evaluate
 from langtts.graph import CollaborationGraph
@@ -69,7 +69,8 @@ class Runner:
     ) -> None:
         self.pool, self.task, self.examples = pool, task, list(examples)
         self.catalog, self.unit_model = catalog, unit_model
-        self.settings = GenerationSettings(max_tokens=args.max_tokens, seed=args.seed)
+        family_max = default_settings(task.family).max_tokens
+        self.settings = GenerationSettings(max_tokens=args.max_tokens or family_max, seed=args.seed)
         self.concurrency = args.concurrency
         self.lengths: TaskLengths | None = task_lengths(task.lengths_key) if task.lengths_key else None
         self.results: dict[str, EvaluationResult] = {}
@@ -419,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--split", default=None, help="task split (default: the task's default)")
     parser.add_argument("--n", type=int, default=30, help="questions (the same for every graph)")
     parser.add_argument("--seed", type=int, default=0, help="question sample and generation seed")
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
     parser.add_argument("--models", default=DEFAULT_MODELS, help="the two models, comma-separated")
     parser.add_argument("--budget", type=float, default=10.0, help="insight 1 budget: units of the smaller model")
     parser.add_argument("--max-nodes", type=int, default=8, help="insight 1: most nodes in a mix")

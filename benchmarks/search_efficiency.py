@@ -26,7 +26,7 @@ from common import default_out, header, say, write_json
 
 from langtts import shapes
 from langtts.compare import paired_comparison
-from langtts.compile import GenerationSettings
+from langtts.compile import GenerationSettings, default_settings
 from langtts.evaluate import evaluate
 from langtts.models import CallCache, ModelPool
 from langtts.optimize import OptimizationResult, optimize
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--validation-size", type=int, default=12)
     parser.add_argument("--n-test", type=int, default=40)
-    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
     parser.add_argument("--work-dir", default="runs/search_efficiency")
     parser.add_argument("--cache", default=None, help="call cache file (default: WORK_DIR/calls.sqlite)")
     parser.add_argument("--smoke", action="store_true", help="2 evaluations, 1 seed, tiny sizes")
@@ -138,7 +138,7 @@ def main() -> None:
         results = {m: [run_method(m, seed, pool, args) for seed in range(args.seeds)] for m in methods}
         task = get_task(args.task)
         by_id = {ex.id: ex for ex in task.load()}
-        settings = GenerationSettings(max_tokens=args.max_tokens)
+        settings = GenerationSettings(max_tokens=args.max_tokens or default_settings(task.family).max_tokens)
         comparisons: dict[str, Any] = {}
         pooled: dict[str, list[bool]] = {}
         for seed in range(args.seeds):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from langtts import shapes
 from langtts.compare import ComparisonResult, compare
-from langtts.compile import GenerationSettings
+from langtts.compile import GenerationSettings, default_settings
 from langtts.models import CallCache, ModelPool
 from langtts.optimize import OptimizationResult, optimize
 from langtts.plots import draw_graph, search_curves
@@ -57,7 +57,7 @@ def run_quickstart(
     iterations: int = 3,
     batch_size: int = 3,
     n_test: int = 8,
-    max_tokens: int = 96,
+    max_tokens: int | None = None,
     workers: Sequence[str] = WORKERS,
     agent_model: str = AGENT_MODEL,
     seed: int = 0,
@@ -103,7 +103,9 @@ def run_quickstart(
                 the_task,
                 pool,
                 examples=examples,
-                settings=GenerationSettings(max_tokens=max_tokens),
+                settings=default_settings(the_task.family)
+                if max_tokens is None
+                else GenerationSettings(max_tokens=max_tokens),
                 progress=False,
             )
             files = {

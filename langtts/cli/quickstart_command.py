@@ -23,7 +23,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--iterations", type=int, default=3, help="search rounds (default 3)")
     parser.add_argument("--batch-size", type=int, default=3, help="questions per round (default 3)")
     parser.add_argument("--n-test", type=int, default=8, help="held-out questions (default 8)")
-    parser.add_argument("--max-tokens", type=int, default=96, help="max tokens per node (default 96)")
+    parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
     parser.add_argument("--agent-model", default="qwen2.5-coder-1.5b", help="the optimizer agent's model")
     add_sandbox_argument(parser)
     parser.set_defaults(handler=run)

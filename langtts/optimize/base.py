@@ -50,6 +50,7 @@ class Outcome(BaseModel):
     calls: int
     cache_hits: int
     errors: int = 0  # questions that ended in an error (counted as wrong)
+    context_overflows: int = 0  # of those, questions whose prompts overflowed a model's context window
     wall_time_s: float
 
 

@@ -24,8 +24,9 @@ class PoolEvaluator:
     adds ``purpose=evaluate`` and the run id).
 
     A question whose model call failed after the pool's retries makes the whole evaluation an
-    `EvaluationError` (the server is failing; scoring it as wrong would mislead the search). A graph whose
-    prompts cannot fit a model's context window is measured as wrong on every question.
+    `EvaluationError` (the server is failing; scoring it as wrong would mislead the search). A question whose
+    prompts cannot fit a model's context window is scored wrong and counted in ``context_overflows`` (the run
+    reports it); a graph that cannot fit even an empty question overflows on every question.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class PoolEvaluator:
                 concurrency=self.concurrency,
                 progress=False,
                 keep_traces=False,
+                errors_as_wrong=True,  # context overflows are wrong answers; call failures raise below
                 tags=self.tags,
                 **self.compile_options,
             )
@@ -71,6 +73,7 @@ class PoolEvaluator:
                 calls=0,
                 cache_hits=0,
                 errors=len(ids),
+                context_overflows=len(ids),
                 wall_time_s=0.0,
             )
         failed = [r for r in result.records if r.error == "call_failed"]
@@ -78,9 +81,10 @@ class PoolEvaluator:
             raise EvaluationError(
                 f"{len(failed)} of {result.n} questions failed after retries: {' '.join(failed[0].detail.split())}"
             )
+        assert result.accuracy is not None and result.ci_low is not None and result.ci_high is not None
         return Outcome(
             question_ids=[r.id for r in result.records],
-            correct=[r.correct for r in result.records],
+            correct=[bool(r.correct) for r in result.records],
             accuracy=result.accuracy,
             ci_low=result.ci_low,
             ci_high=result.ci_high,
@@ -91,5 +95,6 @@ class PoolEvaluator:
             calls=result.calls,
             cache_hits=result.cache_hits,
             errors=result.n_errors,
+            context_overflows=sum(r.error == "context_overflow" for r in result.records),
             wall_time_s=result.wall_time_s,
         )

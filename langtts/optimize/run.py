@@ -374,6 +374,11 @@ class _Run:
             f"round {self.state.rounds}{limit}: score {evaluation.score:.3f} (best {best:.3f}), accuracy "
             f"{o.accuracy:.0%} on {len(o.correct)} q, {evaluation.modelled_flops:.3g} FLOPs/q, "
             f"{o.calls} calls ({o.cache_hits} cached), {o.wall_time_s:.1f}s  [{evaluation.fingerprint[:10]}]"
+            + (
+                f"; {o.context_overflows} questions overflowed a context window (scored wrong)"
+                if o.context_overflows
+                else ""
+            )
         )
 
     async def _validate(self) -> None:
