@@ -1,6 +1,8 @@
 """Compare graphs on the same questions: paired bootstrap CI of the accuracy difference and McNemar's exact test.
 
-Both tests use the per-question pairing, so they are sharper than comparing two separate accuracy intervals.
+Both tests use the per-question pairing, so they are sharper than comparing two separate accuracy intervals. A
+question that ended in an error (a call failed after retries) for either graph leaves the pairing unless
+``errors_as_wrong=True`` counts it as wrong.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from langtts.evaluate import EvaluationResult, evaluate
+from langtts.evaluate import CallsFailedError, EvaluationResult, evaluate
 from langtts.files import write_text_atomic
 from langtts.graph import CollaborationGraph
 from langtts.models.pool import ModelPool
@@ -32,6 +34,7 @@ class PairedComparison(BaseModel):
     only_a: int  # questions a answers correctly and b does not
     only_b: int
     p_value: float  # exact two-sided McNemar test (binomial on the discordant questions)
+    undetermined: int = 0  # questions left out: an error in either graph
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
@@ -84,6 +87,11 @@ class ComparisonResult(BaseModel):
         """JSON data without the per-question records."""
         return self.model_dump(exclude={"results": {"__all__": {"records"}}})
 
+    def raise_for_call_failures(self) -> None:
+        """Raise `CallsFailedError` if model calls failed after the pool's retries for any graph."""
+        for result in self.results.values():
+            result.raise_for_call_failures()
+
     def save(self, path: str | Path) -> None:
         write_text_atomic(path, self.model_dump_json(indent=1))
 
@@ -103,9 +111,10 @@ def compare(
     **options: Any,
 ) -> ComparisonResult:
     """Evaluate every graph on ``examples`` and compare each with the first; ``options`` go to
-    :func:`langtts.evaluate.evaluate` (``settings``, ``concurrency``, ``progress``, ...).
+    :func:`langtts.evaluate.evaluate` (``settings``, ``concurrency``, ``progress``, ``errors_as_wrong``, ...).
 
-    The paired tests count a question that ended in an error as wrong.
+    The paired tests leave out the questions that ended in an error for either graph (unless ``errors_as_wrong``);
+    `CallsFailedError` if no question is left for a comparison.
     """
     if len(graphs) < 2:
         raise ValueError(f"compare needs at least two graphs, got {len(graphs)}")
@@ -113,11 +122,20 @@ def compare(
         raise ValueError("no questions to compare on")
     results = {name: evaluate(graph, task, pool, examples=examples, **options) for name, graph in graphs.items()}
     reference, *others = results
-    base = [r.correct for r in results[reference].records]
-    comparisons = {
-        name: paired_comparison([r.correct for r in results[name].records], base, n_boot=n_boot, seed=seed)
-        for name in others
-    }
+    comparisons = {}
+    for name in others:
+        pairs = [
+            (a.correct, b.correct)
+            for a, b in zip(results[name].records, results[reference].records, strict=True)
+            if a.correct is not None and b.correct is not None
+        ]
+        if not pairs:
+            results[name].raise_for_call_failures()
+            results[reference].raise_for_call_failures()
+            raise CallsFailedError(f"{name} and {reference}: every question ended in an error")
+        a, b = zip(*pairs, strict=True)
+        comparison = paired_comparison(a, b, n_boot=n_boot, seed=seed)
+        comparisons[name] = comparison.model_copy(update={"undetermined": len(examples) - len(pairs)})
     return ComparisonResult(
         task=task.name,
         question_ids=[ex.id for ex in examples],

@@ -2,9 +2,12 @@
 (measured from token usage and analytic from Theorem 1), tokens, latency, errors and cache hits.
 
 A call that fails after the pool's retries, or a prompt that overflows a context window, is an *error*, reported
-separately from wrong answers; ``errors_as_wrong`` (default True) says whether the accuracy counts errors as
-wrong answers or leaves them out. An output with no parsable answer is an *extraction failure* (``no_answer``):
-wrong, and counted separately. An empty or truncated sink answer is flagged in its record.
+separately from wrong answers: by default its question's correctness is undetermined (``correct`` is None) and the
+accuracy and its CI cover the other questions only (None when no question was determined); ``errors_as_wrong=True``
+counts errors as wrong answers instead. ``EvaluationResult.raise_for_call_failures()`` raises `CallsFailedError`
+when calls failed (a server down), as the command line does (exit 1). An output with no parsable answer is an
+*extraction failure* (``no_answer``): wrong, and counted separately. An empty or truncated sink answer is flagged
+in its record.
 
 Answer recovery (see :mod:`langtts.compile`): extraction failures and truncations are counted *before* recovery,
 with the recovery rate (recovery calls that produced an answer) and the accuracy with and without recovery.
@@ -42,7 +45,7 @@ class QuestionRecord(BaseModel):
     id: str
     prediction: str | None = None
     gold: str
-    correct: bool = False
+    correct: bool | None = Field(default=False, description="None: undetermined (the question ended in an error)")
     error: str | None = Field(default=None, description="no_answer | empty | call_failed | context_overflow | ...")
     detail: str = ""
     answer: str = ""
@@ -70,9 +73,9 @@ class EvaluationResult(BaseModel):
     graph: dict[str, Any] | None
     fingerprint: str | None
     n: int
-    accuracy: float
-    ci_low: float
-    ci_high: float
+    accuracy: float | None = Field(description="None: undetermined (every question ended in an error)")
+    ci_low: float | None
+    ci_high: float | None
     errors_as_wrong: bool
     n_correct: int
     n_errors: int
@@ -112,17 +115,40 @@ class EvaluationResult(BaseModel):
             raise ValueError(f"{path}: unsupported result schema_version {data.get('schema_version')!r}")
         return cls.model_validate(data)
 
+    def accuracy_text(self) -> str:
+        """``61.5% [40.0%, 80.0%]``, or ``undetermined`` when every question ended in an error."""
+        if self.accuracy is None or self.ci_low is None or self.ci_high is None:
+            return "undetermined"
+        return f"{self.accuracy:.1%} [{self.ci_low:.1%}, {self.ci_high:.1%}]"
+
+    def call_failures(self) -> list[QuestionRecord]:
+        """The questions whose model calls failed after the pool's retries."""
+        return [r for r in self.records if r.error == "call_failed"]
+
+    def raise_for_call_failures(self) -> None:
+        """Raise `CallsFailedError` if any question's model calls failed after the pool's retries."""
+        if failed := self.call_failures():
+            raise CallsFailedError(
+                f"{len(failed)} of {self.n} questions failed after the pool's retries (accuracy "
+                f"{'counted them as wrong' if self.errors_as_wrong else 'undetermined for them'}): "
+                f"{' '.join(failed[0].detail.split())}"
+            )
+
     def summary(self) -> str:
         return (
-            f"{self.task}: accuracy {self.accuracy:.1%} [{self.ci_low:.1%}, {self.ci_high:.1%}] on {self.n} questions "
+            f"{self.task}: accuracy {self.accuracy_text()} on {self.n} questions "
             f"({self.n_correct} correct, {self.n_no_answer} without a parsable answer, {self.n_errors} errors"
-            f"{' counted as wrong' if self.errors_as_wrong else ' left out'}); before answer recovery "
+            f"{' counted as wrong' if self.errors_as_wrong else ' undetermined'}); before answer recovery "
             f"{self.n_no_answer_before_recovery} without an answer and {self.n_truncated} cut at max_tokens, "
             f"{self.n_recovered}/{self.n_recovery_calls} recovered (accuracy without recovery "
             f"{self.accuracy_without_recovery or 0.0:.1%}); {self.flops:.3g} FLOPs measured "
             f"({'n/a' if self.flops_ratio is None else f'{self.flops_ratio:.2f}'}× analytic); latency "
             f"p50 {self.latency_p50_s:.2f}s p95 {self.latency_p95_s:.2f}s; {self.cache_hits}/{self.calls} calls cached"
         )
+
+
+class CallsFailedError(RuntimeError):
+    """Model calls failed after the pool's retries (a server down): the evaluation measured nothing for them."""
 
 
 def bootstrap_ci(values: Sequence[bool], *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -144,7 +170,7 @@ async def aevaluate(
     n: int | None = None,
     examples: Sequence[Example] | None = None,
     concurrency: int = 4,
-    errors_as_wrong: bool = True,
+    errors_as_wrong: bool = False,
     progress: bool = True,
     keep_traces: bool = True,
     **compile_options: Any,
@@ -257,11 +283,13 @@ def _result(
     for record in records:
         if record.error not in call_errors:
             record.analytic_flops = analytic
+        elif not errors_as_wrong:
+            record.correct = None
         if not keep_traces:
             record.trace = []
     scored = [r for r in records if errors_as_wrong or r.error not in call_errors]
-    outcomes = [r.correct for r in scored]
-    low, high = bootstrap_ci(outcomes)
+    outcomes = [bool(r.correct) for r in scored]
+    low, high = bootstrap_ci(outcomes) if outcomes else (None, None)
     answered = [r for r in records if r.error not in call_errors]
     latencies = [r.latency_s for r in answered] or [0.0]
     flops = sum(r.flops for r in records)
@@ -273,7 +301,7 @@ def _result(
         graph=graph.to_dict(),
         fingerprint=graph.fingerprint(),
         n=len(records),
-        accuracy=sum(outcomes) / len(outcomes) if outcomes else 0.0,
+        accuracy=sum(outcomes) / len(outcomes) if outcomes else None,
         ci_low=low,
         ci_high=high,
         errors_as_wrong=errors_as_wrong,

@@ -108,6 +108,7 @@ def run_quickstart(
                 else GenerationSettings(max_tokens=max_tokens),
                 progress=False,
             )
+            comparison.raise_for_call_failures()  # a server down: fail, not an accuracy
             files = {
                 "graph": out / "graph.json",
                 "picture": out / "graph.png",

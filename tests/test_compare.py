@@ -2,9 +2,12 @@
 
 import json
 
+import httpx
+import openai
 import pytest
 
 from langtts.compare import ComparisonResult, compare, mcnemar_exact, paired_comparison
+from langtts.evaluate import CallsFailedError
 from langtts.shapes import single
 from langtts.tasks import get_task
 from tests.fakes import fake_pool
@@ -91,6 +94,29 @@ def test_compare_evaluates_each_graph_on_the_same_questions(tmp_path):
     assert "records" not in summary["results"]["qwen"]
     result.save(tmp_path / "comparison.json")
     assert ComparisonResult.load(tmp_path / "comparison.json") == result
+
+
+def test_questions_that_errored_leave_the_pairing():
+    down = GSM8K.format_question(EXAMPLES[0])
+
+    def respond(model, messages, kwargs):  # the server fails smollm's calls on question 0; qwen is always right
+        prompt = str(messages[-1].content)
+        if model == SMOL and down in prompt:
+            raise openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1"))
+        ex = next(ex for ex in EXAMPLES if GSM8K.format_question(ex) in prompt)
+        return f"#### {ex.answer if model == QWEN else int(ex.answer) + 1}"
+
+    pool, _ = fake_pool(respond)
+    pool.max_retries = 0
+    graphs = {"smol": single(SMOL), "qwen": single(QWEN)}
+    result = compare(graphs, GSM8K, pool, examples=EXAMPLES, progress=False)
+    assert result.results["smol"].accuracy == 0.0 and result.results["smol"].n_errors == 1
+    versus = result.comparisons["qwen"]
+    assert (versus.n, versus.undetermined, versus.only_a, versus.only_b) == (3, 1, 3, 0)
+    with pytest.raises(CallsFailedError, match="1 of 4 questions"):
+        result.raise_for_call_failures()
+    counted = compare(graphs, GSM8K, pool, examples=EXAMPLES, progress=False, errors_as_wrong=True)
+    assert (counted.comparisons["qwen"].n, counted.comparisons["qwen"].only_a) == (4, 4)
 
 
 def test_compare_needs_two_graphs():

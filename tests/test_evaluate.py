@@ -2,7 +2,7 @@ import httpx
 import openai
 import pytest
 
-from langtts.evaluate import EvaluationResult, bootstrap_ci, evaluate
+from langtts.evaluate import CallsFailedError, EvaluationResult, bootstrap_ci, evaluate
 from langtts.shapes import fused, parallel, single
 from langtts.tasks import get_task
 from tests.fakes import fake_pool
@@ -65,7 +65,7 @@ def test_save_and_load_round_trip(tmp_path):
         EvaluationResult.load(tmp_path / "old.json")
 
 
-def test_failed_calls_are_errors_not_answers():
+def test_failed_calls_leave_accuracy_undetermined_unless_counted_as_wrong():
     def flaky(model, messages, kwargs):
         if model == SMOL:
             raise openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1"))
@@ -74,11 +74,34 @@ def test_failed_calls_are_errors_not_answers():
     pool, _ = fake_pool(flaky)
     pool.max_retries, pool.retry_wait = 1, 0.0
     graph = fused([QWEN, SMOL], sink_model=QWEN)
-    counted = evaluate(graph, GSM8K, pool, examples=EXAMPLES[:3], progress=False)
-    assert counted.n_errors == 3 and counted.accuracy == 0 and counted.error_rate == 1
-    assert all(r.error == "call_failed" and r.prediction is None for r in counted.records)
-    left_out = evaluate(graph, GSM8K, pool, examples=EXAMPLES[:3], progress=False, errors_as_wrong=False)
-    assert left_out.n_errors == 3 and not left_out.errors_as_wrong
+    dead = evaluate(graph, GSM8K, pool, examples=EXAMPLES[:3], progress=False)
+    assert dead.n_errors == 3 and dead.error_rate == 1 and not dead.errors_as_wrong
+    assert (dead.accuracy, dead.ci_low, dead.ci_high, dead.n_correct) == (None, None, None, 0)
+    assert all(r.error == "call_failed" and r.correct is None and r.prediction is None for r in dead.records)
+    assert "accuracy undetermined" in dead.summary()
+    with pytest.raises(CallsFailedError, match="3 of 3 questions failed after the pool's retries"):
+        dead.raise_for_call_failures()
+    counted = evaluate(graph, GSM8K, pool, examples=EXAMPLES[:3], progress=False, errors_as_wrong=True)
+    assert counted.n_errors == 3 and counted.accuracy == 0 and counted.errors_as_wrong
+    assert all(r.correct is False for r in counted.records)
+
+
+def test_questions_that_errored_are_left_out_of_the_accuracy():
+    failing = {GSM8K.format_question(ex) for ex in EXAMPLES[:2]}
+
+    def partly_down(model, messages, kwargs):
+        if any(q in str(m.content) for m in messages for q in failing):
+            raise openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1"))
+        return oracle({EXAMPLES[2].id})(model, messages, kwargs)
+
+    pool, _ = fake_pool(partly_down)
+    pool.max_retries, pool.retry_wait = 0, 0.0
+    result = evaluate(single(QWEN), GSM8K, pool, examples=EXAMPLES[:4], progress=False)
+    assert result.n_errors == 2 and result.n_correct == 1 and result.accuracy == pytest.approx(0.5)
+    assert [r.correct for r in result.records] == [None, None, True, False]
+    assert result.accuracy_text().startswith("50.0% [")
+    with pytest.raises(CallsFailedError, match="2 of 4"):
+        result.raise_for_call_failures()
 
 
 def test_empty_sink_answers_are_flagged_not_scored():

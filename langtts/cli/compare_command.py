@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, questions_from_args
+
+if TYPE_CHECKING:
+    from langtts.compare import ComparisonResult
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -54,15 +58,26 @@ def run_compare(args: argparse.Namespace) -> int:
         result = compare(graphs, task, pool, examples=examples, concurrency=args.concurrency, settings=settings)
     if args.out:
         result.save(args.out)
-    if args.plot:
-        accuracy_vs_cost(result.results, args.plot, title=f"{task.name}: {len(examples)} questions")
     if args.json:
         print(json.dumps(result.summary(), indent=2))
-        return 0
+    else:
+        _print_table(result, task.name, len(examples))
+    result.raise_for_call_failures()  # a server down: exit 1, not an accuracy
+    if args.plot:
+        accuracy_vs_cost(result.results, args.plot, title=f"{task.name}: {len(examples)} questions")
+    for path in (args.out, args.plot) if not args.json else ():
+        if path:
+            print(f"written to {path}")
+    return 0
+
+
+def _print_table(result: ComparisonResult, task: str, n: int) -> None:
     header = ("graph", "accuracy", "95% CI", "FLOPs/q", "latency p50", "Δ vs ref", "Δ 95% CI", "McNemar p")
     rows = [header]
     for name, res in result.results.items():
-        cells = [name, f"{res.accuracy:.1%}", f"{res.ci_low:.1%} – {res.ci_high:.1%}"]
+        cells = [name, "undetermined", ""]
+        if res.accuracy is not None:
+            cells[1:] = [f"{res.accuracy:.1%}", f"{res.ci_low:.1%} – {res.ci_high:.1%}"]
         cells += [f"{res.flops / res.n:.3g}", f"{res.latency_p50_s:.2f}s"]
         if name in result.comparisons:
             c = result.comparisons[name]
@@ -73,13 +88,9 @@ def run_compare(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     sandboxes = sorted({res.sandbox for res in result.results.values() if res.sandbox})
     sandbox = f"; model-written code ran in sandbox: {', '.join(sandboxes)}" if sandboxes else ""
-    print(f"{task.name}: {len(examples)} questions, each graph against {result.reference}{sandbox}")
+    print(f"{task}: {n} questions, each graph against {result.reference}{sandbox}")
     for row in rows:
         cells = [
             cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ]
         print(("  " + "  ".join(cells)).rstrip())
-    for path in (args.out, args.plot):
-        if path:
-            print(f"written to {path}")
-    return 0

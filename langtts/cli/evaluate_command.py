@@ -43,11 +43,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     summary = result.model_dump(exclude={"records", "graph"})
     if args.json:
         print(json.dumps(summary, indent=2))
+        result.raise_for_call_failures()  # a server down: exit 1, not an accuracy
         return 0
+    accuracy = "undetermined (every question ended in an error)"
+    if result.accuracy is not None:
+        accuracy = f"{result.accuracy:.1%}  (95% CI {result.ci_low:.1%} – {result.ci_high:.1%})"
     rows = [
-        ("accuracy", f"{result.accuracy:.1%}  (95% CI {result.ci_low:.1%} – {result.ci_high:.1%})"),
+        ("accuracy", accuracy),
         ("questions", f"{result.n}  ({result.n_correct} correct, {result.n_no_answer} without a parsable answer)"),
-        ("errors", f"{result.n_errors}  ({'counted as wrong' if result.errors_as_wrong else 'left out'})"),
+        ("errors", f"{result.n_errors}  ({'counted as wrong' if result.errors_as_wrong else 'accuracy undetermined'})"),
         ("truncated answers", str(result.n_truncated)),
         ("tokens", f"{result.prompt_tokens} prompt + {result.completion_tokens} completion"),
         ("FLOPs measured", f"{result.flops:.4g}  (analytic {result.analytic_flops:.4g})"),
@@ -65,4 +69,5 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"  {name:<18} {value}")
     if args.out:
         print(f"  result written to {args.out}")
+    result.raise_for_call_failures()
     return 0

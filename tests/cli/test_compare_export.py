@@ -155,3 +155,14 @@ def test_compare_usage_errors(extra: list[str], message: str, pool_file: Path, c
     err = capsys.readouterr().err
     one_line_error(err)
     assert message in err
+
+
+def test_compare_on_a_dead_server_fails(tmp_path: Path, capsys) -> None:
+    with StubServer(models=MODELS, fail_first=10**6) as server:  # answers GET /models, fails every chat call
+        path = tmp_path / "pool.yaml"
+        PoolConfig(models=[PoolModel(id=m, endpoints=[Endpoint(base_url=server.base_url)]) for m in MODELS]).save(path)
+        argv = ["compare", str(GRAPHS / "single.json"), str(GRAPHS / "chain2.yaml"), "--task", "gsm8k", "--n", "1"]
+        assert main([*argv, "--pool", str(path), "--no-cache"]) == 1
+    err = capsys.readouterr().err
+    one_line_error(err)
+    assert "questions failed after the pool's retries" in err and "HTTP 503" in err

@@ -86,3 +86,21 @@ def test_humaneval_names_its_sandbox_and_strict_refuses_without_one(monkeypatch,
         monkeypatch.setattr(sandbox, "confinement", lambda: (sandbox.RLIMITS_ONLY, "forced by the test"))
         assert main([*argv, "--no-cache", "--sandbox", "strict"]) == 1
     assert "strict sandbox" in capsys.readouterr().err
+
+
+def test_a_dead_server_is_a_failure_not_zero_accuracy(tmp_path: Path, capsys) -> None:
+    with StubServer(models=MODELS, fail_first=10**6) as server:  # answers GET /models, fails every chat call
+        path = tmp_path / "pool.yaml"
+        PoolConfig(models=[PoolModel(id=m, endpoints=[Endpoint(base_url=server.base_url)]) for m in MODELS]).save(path)
+        out = tmp_path / "result.json"
+        argv = ["evaluate", str(GRAPHS / "single.json"), "--task", "gsm8k", "--n", "2", "--pool", str(path)]
+        assert main([*argv, "--no-cache", "--out", str(out)]) == 1
+        captured = capsys.readouterr()
+        assert re.search(r"accuracy\s+undetermined", captured.out) and "0.0%" not in captured.out, captured.out
+        assert "failed: 2 of 2 questions failed after the pool's retries" in captured.err
+        assert "HTTP 503" in captured.err and captured.err.count("\n") == 1
+        saved = json.loads(out.read_text())
+        assert saved["accuracy"] is None and saved["n_errors"] == 2 and not saved["errors_as_wrong"]
+        assert [r["correct"] for r in saved["records"]] == [None, None]
+        assert main([*argv, "--no-cache", "--json"]) == 1
+        assert json.loads(capsys.readouterr().out)["accuracy"] is None
