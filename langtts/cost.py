@@ -7,7 +7,9 @@ length Nd (method.md §2), for a model with M matmul parameters, L layers and hi
     decode  = 2·M·Nd + 2·L·D·Nd·(2·Np + Nd + 1)
 
 For a graph node of in-degree d on a task with average question length A and answer length B:
-Np = A + d·B and Nd = B.
+Np = A + d·B and Nd = B. A vote node makes no LLM call: 0 FLOPs (and 0 s of latency). Its text is a short count
+and answer line, not a worked answer, so as an input it adds :data:`VOTE_TEXT_TOKENS` to a successor's Np
+instead of B: Np = A + d·B + v·VOTE_TEXT_TOKENS for d LLM inputs and v vote inputs.
 """
 
 from __future__ import annotations
@@ -20,10 +22,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from langtts.graph import GraphError
+
 if TYPE_CHECKING:
     from langtts.graph import CollaborationGraph
 
 _REL_TOL = 1e-9  # relative slack when comparing a cost with a budget (float rounding only)
+VOTE_TEXT_TOKENS = 16
+"""Prompt tokens a vote's text adds to each successor (a line like ``Vote: 3 of 5 inputs agree.`` and the task's
+answer line)."""
 
 
 class UnknownModelError(KeyError):
@@ -248,12 +255,22 @@ def call_flops(spec: ModelSpec, prompt_tokens: float, completion_tokens: float) 
     return prefill_flops(spec, prompt_tokens) + decode_flops(spec, prompt_tokens, completion_tokens)
 
 
-def node_flops(spec: ModelSpec, in_degree: int, lengths: TaskLengths) -> float:
-    """Theorem 1 for a node with ``in_degree`` inputs: Np = A + d·B, Nd = B."""
-    if in_degree < 0:
-        raise ValueError(f"in_degree must be >= 0, got {in_degree}")
-    prompt = lengths.input_tokens + in_degree * lengths.output_tokens
-    return call_flops(spec, prompt, lengths.output_tokens)
+def node_flops(spec: ModelSpec, in_degree: int, lengths: TaskLengths, *, vote_inputs: int = 0) -> float:
+    """Theorem 1 for an LLM node with ``in_degree`` LLM inputs and ``vote_inputs`` vote inputs:
+    Np = A + d·B + v·VOTE_TEXT_TOKENS, Nd = B."""
+    if in_degree < 0 or vote_inputs < 0:
+        raise ValueError(f"in_degree and vote_inputs must be >= 0, got {in_degree} and {vote_inputs}")
+    return call_flops(spec, _prompt_tokens(in_degree, vote_inputs, lengths), lengths.output_tokens)
+
+
+def _prompt_tokens(in_degree: int, vote_inputs: int, lengths: TaskLengths) -> float:
+    return lengths.input_tokens + in_degree * lengths.output_tokens + vote_inputs * VOTE_TEXT_TOKENS
+
+
+def _inputs(graph: CollaborationGraph, node_id: str) -> tuple[int, int]:
+    """(LLM inputs, vote inputs) of a node."""
+    votes = sum(not graph.node(p).calls_model for p in graph.predecessors(node_id))
+    return graph.in_degree(node_id) - votes, votes
 
 
 def unit_flops(spec: ModelSpec, lengths: TaskLengths) -> float:
@@ -277,22 +294,28 @@ class GraphCost(BaseModel):
     lengths: TaskLengths
 
 
+def _node_cost(graph: CollaborationGraph, node_id: str, catalog: ModelCatalog, lengths: TaskLengths) -> float:
+    node = graph.node(node_id)
+    if not node.calls_model:
+        return 0.0
+    llm, votes = _inputs(graph, node_id)
+    return node_flops(catalog.get(node.model), llm, lengths, vote_inputs=votes)
+
+
 def smallest_model(model_ids: Iterable[str], catalog: ModelCatalog) -> str:
-    """The id with the fewest params (ties by id)."""
-    return min(set(model_ids), key=lambda m: (catalog.get(m).params, m))
+    """The id with the fewest params (ties by id); empty ids (vote nodes) are skipped."""
+    return min(set(model_ids) - {""}, key=lambda m: (catalog.get(m).params, m))
 
 
 def graph_cost(
     graph: CollaborationGraph, catalog: ModelCatalog, lengths: TaskLengths, unit_model: str | None = None
 ) -> GraphCost:
-    """Cost of the pruned graph (nodes with no path to the sink never run).
+    """Cost of the pruned graph (nodes with no path to the sink never run; a vote costs 0).
 
     ``unit_model`` defaults to the smallest model of the graph; pass it explicitly to compare graphs.
     """
     pruned = graph.pruned()
-    per_node = {
-        node.id: node_flops(catalog.get(node.model), pruned.in_degree(node.id), lengths) for node in pruned.nodes
-    }
+    per_node = {node.id: _node_cost(pruned, node.id, catalog, lengths) for node in pruned.nodes}
     unit_id = unit_model or smallest_model((n.model for n in graph.nodes), catalog)
     unit = unit_flops(catalog.get(unit_id), lengths)
     total = sum(per_node.values())
@@ -343,29 +366,36 @@ def repair(
 ) -> CollaborationGraph:
     """Delete nodes until the graph fits the budget (method.md §2); a feasible graph is returned unchanged.
 
-    Otherwise, starting from the pruned graph and while over budget, the non-sink node with the smallest
+    Otherwise, starting from the pruned graph and while over budget, the non-sink LLM node with the smallest
     model (ties: the latest in topological order, then the smallest id) is deleted with its edges; nodes
     left with no path to the sink are dropped, and a fuser left with no assistant predecessor becomes an
-    assistant. Raises `BudgetError` if the sink alone does not fit.
+    assistant. A deletion that would leave a vote with fewer than 2 inputs is skipped for the next victim.
+    Raises `BudgetError` if the sink alone does not fit, or no deletion is possible.
     """
     limit = _budget_flops(budget)
     current = graph
     while not _fits(flops := graph_cost(current, catalog, lengths).flops, limit):
         current = current.pruned()
-        if not current.workers:
-            raise BudgetError(
-                f"budget of {limit:.4g} FLOPs is below the cost of the sink alone ({flops:.4g} FLOPs, "
-                f"model {current.sink.model!r})"
-            )
         layer_of = {node_id: i for i, layer in enumerate(current.layers()) for node_id in layer}
-        victim = min(current.workers, key=lambda n: (catalog.get(n.model).params, -layer_of[n.id], n.id))
-        current = _without(current, victim.id)
+        victims = sorted(
+            (n for n in current.workers if n.calls_model),
+            key=lambda n: (catalog.get(n.model).params, -layer_of[n.id], n.id),
+        )
+        smaller = next((g for n in victims if (g := _without(current, n.id)) is not None), None)
+        if smaller is None:
+            alone = "the sink alone" if not current.workers else "any graph that keeps its votes"
+            raise BudgetError(
+                f"budget of {limit:.4g} FLOPs is below the cost of {alone} ({flops:.4g} FLOPs, "
+                f"sink {current.sink.id!r})"
+            )
+        current = smaller
     return current
 
 
-def _without(graph: CollaborationGraph, node_id: str) -> CollaborationGraph:
+def _without(graph: CollaborationGraph, node_id: str) -> CollaborationGraph | None:
     """The graph minus one node, its edges and the nodes then cut off from the sink; fusers left with no
-    assistant predecessor become assistants."""
+    assistant predecessor become assistants. None when the rest is not a valid graph (a vote left with one
+    input)."""
     edges = [(s, d) for s, d in graph.edges if node_id not in (s, d)]
     kept, todo = {graph.sink.id}, [graph.sink.id]
     while todo:
@@ -383,7 +413,10 @@ def _without(graph: CollaborationGraph, node_id: str) -> CollaborationGraph:
         for n in graph.nodes
         if n.id in kept
     ]
-    return type(graph)(nodes=tuple(nodes), edges=tuple(edges))
+    try:
+        return type(graph)(nodes=tuple(nodes), edges=tuple(edges), sink_id=graph.sink_id)
+    except GraphError:
+        return None
 
 
 # --- model multisets ----------------------------------------------------------------------------------------
@@ -446,28 +479,34 @@ class SpeedProfile(BaseModel):
     decode_tps: float = Field(gt=0)
 
 
-def node_latency(in_degree: int, lengths: TaskLengths, profile: SpeedProfile) -> float:
-    """Seconds for one node: Np / prefill speed + Nd / decode speed."""
-    prompt = lengths.input_tokens + in_degree * lengths.output_tokens
+def node_latency(in_degree: int, lengths: TaskLengths, profile: SpeedProfile, *, vote_inputs: int = 0) -> float:
+    """Seconds for one LLM node: Np / prefill speed + Nd / decode speed."""
+    prompt = _prompt_tokens(in_degree, vote_inputs, lengths)
     return prompt / profile.prefill_tps + lengths.output_tokens / profile.decode_tps
 
 
 def estimate_latency(graph: CollaborationGraph, lengths: TaskLengths, profiles: Mapping[str, SpeedProfile]) -> float:
-    """Critical path of the pruned graph in seconds: a node starts when all its predecessors have finished."""
+    """Critical path of the pruned graph in seconds: a node starts when all its predecessors have finished; a
+    vote takes no time."""
     pruned = graph.pruned()
     finish: dict[str, float] = {}
     for layer in pruned.layers():
         for node_id in layer:
-            model = pruned.node(node_id).model
-            if model not in profiles:
-                raise KeyError(f"no speed profile for model {model!r} (have: {', '.join(sorted(profiles))})")
+            node = pruned.node(node_id)
             start = max((finish[p] for p in pruned.predecessors(node_id)), default=0.0)
-            finish[node_id] = start + node_latency(pruned.in_degree(node_id), lengths, profiles[model])
+            if not node.calls_model:
+                finish[node_id] = start
+                continue
+            if node.model not in profiles:
+                raise KeyError(f"no speed profile for model {node.model!r} (have: {', '.join(sorted(profiles))})")
+            llm, votes = _inputs(pruned, node_id)
+            finish[node_id] = start + node_latency(llm, lengths, profiles[node.model], vote_inputs=votes)
     return finish[pruned.sink.id]
 
 
 __all__ = [
     "TASK_LENGTHS",
+    "VOTE_TEXT_TOKENS",
     "Budget",
     "BudgetError",
     "GraphCost",

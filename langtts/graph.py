@@ -1,13 +1,19 @@
-"""Collaboration graphs: LLM-call nodes (role, model) joined by edges; validation, files, fingerprints.
+"""Collaboration graphs: nodes (role, model) joined by edges; validation, files, fingerprints.
 
-A collaboration graph is a DAG. Each node is one LLM call; an edge ``u -> v`` appends u's answer to v's
-prompt. Worker nodes are ``assistant`` (answers the question; with inputs, refines or synthesises them) or
-``fuser`` (reviews and merges the answers it receives). Exactly one ``decider`` node, the **sink**, produces
-the graph's answer. Worker nodes with no path to the sink are not run. The sink alone is the single-model
-baseline.
+A collaboration graph is a DAG. An edge ``u -> v`` gives u's answer to v. Roles: ``assistant`` (one LLM call
+that answers the question; with inputs, refines or synthesises them), ``fuser`` (an LLM call that reviews and
+merges the answers it receives), ``decider`` (the LLM call that gives the graph's answer) and ``vote`` (no LLM
+call and no model: the majority of its inputs' answers, method.md §8). One node, the **sink**, produces the
+graph's answer: a decider or a vote. Worker nodes with no path to the sink are not run. A decider sink alone is
+the single-model baseline. An LLM node may carry its own sampling ``temperature``.
 
-Role rules: a fuser needs an assistant predecessor, no fuser feeds a fuser, the sink has no successors, and a
-graph with workers has at least one assistant and feeds its sink.
+Role rules: a fuser needs an assistant predecessor, no fuser feeds a fuser, a decider is the sink, a vote has at
+least 2 inputs and feeds no vote, the sink has no successors, and a graph with workers has at least one
+assistant and feeds its sink.
+
+Files (JSON or YAML): ``schema_version`` 2 names the sink (``sink``); a node is ``{id, role, model}`` plus an
+optional ``temperature``, a vote ``{id, role}``. Version 1 files (no ``sink`` key: the sink is the decider) are
+read too; graphs are always written as version 2.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import itertools
 import json
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -26,11 +32,18 @@ import yaml
 
 from langtts.files import write_text_atomic
 
-SCHEMA_VERSION = 1
-Role = Literal["assistant", "fuser", "decider"]
+SCHEMA_VERSION = 2
+READ_VERSIONS = (1, 2)
+Role = Literal["assistant", "fuser", "decider", "vote"]
 ROLES: tuple[str, ...] = get_args(Role)
-_NODE_KEYS = ("id", "role", "model")
-_GRAPH_KEYS = ("schema_version", "nodes", "edges")
+SINK_ROLES = ("decider", "vote")
+_NODE_KEYS = {1: ("id", "role", "model"), 2: ("id", "role", "model", "temperature")}
+_REQUIRED_NODE_KEYS = ("id", "role")
+_GRAPH_KEYS = {1: ("schema_version", "nodes", "edges"), 2: ("schema_version", "sink", "nodes", "edges")}
+MAX_TEMPERATURE = 2.0
+SAMPLE_TEMPERATURE = 0.7
+"""Temperature of repeated samples: nodes feeding a vote that set none, and the samples of the self-consistency
+and self-MoA shapes (the paper's 0.1 makes samples of one model near-identical, so a vote would learn nothing)."""
 
 
 class GraphError(ValueError):
@@ -39,11 +52,13 @@ class GraphError(ValueError):
 
 @dataclass(frozen=True)
 class Node:
-    """One LLM call: its id, its role and the id of the model that runs it."""
+    """One node: its id, its role, the id of the model that runs it (``""`` for a vote, which calls none) and
+    its own sampling temperature (None: the compile settings')."""
 
     id: str
     role: Role
-    model: str
+    model: str = ""
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id.strip():
@@ -51,8 +66,20 @@ class Node:
         if self.role not in ROLES:
             expected = ", ".join(ROLES)
             raise GraphError(f"node {self.id!r} has unknown role {self.role!r} (expected one of {expected})")
+        if self.role == "vote":
+            if self.model != "" or self.temperature is not None:
+                raise GraphError(f"vote {self.id!r} makes no LLM call: it takes no model and no temperature")
+            return
         if not isinstance(self.model, str) or not self.model.strip():
             raise GraphError(f"node {self.id!r} needs a non-blank model id, got {self.model!r}")
+        t = self.temperature
+        if t is not None and (type(t) not in (int, float) or not 0 <= t <= MAX_TEMPERATURE):
+            raise GraphError(f"node {self.id!r}: temperature must be a number in [0, {MAX_TEMPERATURE:g}], got {t!r}")
+
+    @property
+    def calls_model(self) -> bool:
+        """Whether the node is an LLM call (every role but ``vote``)."""
+        return self.role != "vote"
 
 
 @dataclass(frozen=True)
@@ -70,6 +97,7 @@ class CollaborationGraph:
     nodes: tuple[Node, ...]
     edges: tuple[tuple[str, str], ...] = ()
     schema_version: int = SCHEMA_VERSION
+    sink_id: str | None = None  # None: the graph's one decider
     _pred: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _succ: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _cache: dict[str, Any] = field(init=False, repr=False, compare=False, default_factory=dict)
@@ -78,7 +106,8 @@ class CollaborationGraph:
         nodes, edges = tuple(self.nodes), tuple(_edge(i, e) for i, e in enumerate(self.edges))
         object.__setattr__(self, "nodes", nodes)
         object.__setattr__(self, "edges", edges)
-        pred, succ = _validate(nodes, edges, self.schema_version)
+        sink, pred, succ = _validate(nodes, edges, self.schema_version, self.sink_id)
+        object.__setattr__(self, "sink_id", sink)
         object.__setattr__(self, "_pred", pred)
         object.__setattr__(self, "_succ", succ)
 
@@ -86,13 +115,13 @@ class CollaborationGraph:
 
     @property
     def sink(self) -> Node:
-        """The decider node that produces the graph's answer."""
-        return next(n for n in self.nodes if n.role == "decider")
+        """The node (a decider or a vote) that produces the graph's answer."""
+        return self.node(self.sink_id)  # type: ignore[arg-type]
 
     @property
     def workers(self) -> tuple[Node, ...]:
         """All nodes but the sink, in node order (unreachable ones included)."""
-        return tuple(n for n in self.nodes if n.role != "decider")
+        return tuple(n for n in self.nodes if n.id != self.sink_id)
 
     def node(self, node_id: str) -> Node:
         """The node with this id; KeyError naming the known ids if there is none."""
@@ -133,7 +162,7 @@ class CollaborationGraph:
         if models is not None:
             known = set(models)
             for n in self.nodes:
-                if n.model not in known:
+                if n.calls_model and n.model not in known:
                     listed = ", ".join(sorted(known))
                     raise GraphError(f"node {n.id!r} uses unknown model {n.model!r} (known models: {listed})")
         kept = self._reachable()
@@ -160,6 +189,7 @@ class CollaborationGraph:
             nodes=tuple(n for n in self.nodes if n.id in kept),
             edges=tuple(e for e in self.edges if e[1] in kept),
             schema_version=self.schema_version,
+            sink_id=self.sink_id,
         )
 
     def layers(self) -> list[list[str]]:
@@ -196,11 +226,11 @@ class CollaborationGraph:
     def fingerprint(self) -> str:
         """Hex sha256 of a canonical form: equal exactly for isomorphic graphs with the same roles and models.
 
-        Node ids and the order of nodes and edges do not matter; unreachable nodes do (fingerprint
-        ``pruned()`` to ignore them).
+        Node ids and the order of nodes and edges do not matter; unreachable nodes and temperatures do
+        (fingerprint ``pruned()`` to ignore unreachable nodes).
         """
         if "fingerprint" not in self._cache:
-            labels = [(n.role, n.model) for n in self.nodes]
+            labels = [_label(n, self.sink_id) for n in self.nodes]
             index = {n.id: i for i, n in enumerate(self.nodes)}
             edges = _canonical_edges(labels, [(index[u], index[v]) for u, v in self.edges])
             form = {"format": "langtts-graph/1", "nodes": sorted(labels), "edges": edges}
@@ -210,45 +240,46 @@ class CollaborationGraph:
 
     def relabel_models(self, mapping: Mapping[str, str]) -> CollaborationGraph:
         """The same graph with each model id replaced through ``mapping`` (ids not in it are kept)."""
-        nodes = tuple(Node(n.id, n.role, mapping.get(n.model, n.model)) for n in self.nodes)
-        return CollaborationGraph(nodes=nodes, edges=self.edges, schema_version=self.schema_version)
+        nodes = tuple(replace(n, model=mapping.get(n.model, n.model)) if n.calls_model else n for n in self.nodes)
+        return CollaborationGraph(nodes, self.edges, self.schema_version, self.sink_id)
 
     # ----- serialisation
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data: ``schema_version``, ``nodes`` (id, role, model) and ``edges`` (pairs of ids)."""
+        """Plain data: ``schema_version``, ``sink`` (its id), ``nodes`` (id, role, model unless a vote,
+        temperature when set) and ``edges`` (pairs of ids)."""
         return {
             "schema_version": self.schema_version,
-            "nodes": [{"id": n.id, "role": n.role, "model": n.model} for n in self.nodes],
+            "sink": self.sink_id,
+            "nodes": [_node_dict(n) for n in self.nodes],
             "edges": [[u, v] for u, v in self.edges],
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> CollaborationGraph:
-        """Build a graph from :meth:`to_dict` output; any problem raises a one-line :class:`GraphError`."""
-        raw_nodes = _fields(data, _GRAPH_KEYS, "graph")["nodes"]
+        """Build a graph from :meth:`to_dict` output (or a version 1 file's data); any problem raises a one-line
+        :class:`GraphError`."""
+        version = data.get("schema_version", SCHEMA_VERSION) if isinstance(data, Mapping) else SCHEMA_VERSION
+        if type(version) is not int or version not in READ_VERSIONS:
+            raise GraphError(f"unsupported schema_version {version!r} (this langtts reads 1 and 2)")
+        raw_nodes = _fields(data, _GRAPH_KEYS[version], "graph")["nodes"]
         if not isinstance(raw_nodes, list):
             raise GraphError(f"'nodes' must be a list, got {type(raw_nodes).__name__}")
         if not isinstance(data["edges"], list):
             raise GraphError(f"'edges' must be a list, got {type(data['edges']).__name__}")
-        nodes = []
-        for i, raw in enumerate(raw_nodes):
-            values = _fields(raw, _NODE_KEYS, f"nodes[{i}]")
-            for key in _NODE_KEYS:
-                if not isinstance(values[key], str):
-                    raise GraphError(f"nodes[{i}].{key} must be a string, got {type(values[key]).__name__}")
-            try:
-                nodes.append(Node(**values))
-            except GraphError as e:
-                raise GraphError(f"nodes[{i}]: {e}") from None
-        return cls(nodes=tuple(nodes), edges=data["edges"], schema_version=data["schema_version"])
+        sink = data.get("sink")
+        if version > 1 and not isinstance(sink, str):
+            raise GraphError(f"'sink' must be a node id, got {type(sink).__name__}")
+        nodes = [_node(raw, i, version) for i, raw in enumerate(raw_nodes)]
+        return cls(nodes=tuple(nodes), edges=data["edges"], sink_id=sink)
 
     def to_json(self) -> str:
         """JSON text, one node or edge per line."""
         d = self.to_dict()
         nodes = ",\n".join(f"    {json.dumps(n)}" for n in d["nodes"])
         edges = ",\n".join(f"    {json.dumps(e)}" for e in d["edges"])
-        return f'{{\n  "schema_version": {d["schema_version"]},\n  "nodes": [\n{nodes}\n  ],\n' + (
+        head = f'{{\n  "schema_version": {d["schema_version"]},\n  "sink": {json.dumps(d["sink"])},\n'
+        return f'{head}  "nodes": [\n{nodes}\n  ],\n' + (
             f'  "edges": [\n{edges}\n  ]\n}}\n' if edges else '  "edges": []\n}\n'
         )
 
@@ -284,14 +315,16 @@ class CollaborationGraph:
         write_text_atomic(path, text)
 
     def to_mermaid(self) -> str:
-        """Mermaid ``flowchart TD`` text: labels show id, role and model; fusers, the sink and unreachable
-        nodes are styled apart."""
+        """Mermaid ``flowchart TD`` text: labels show id, role, model and temperature (when set); fusers,
+        votes (circles, no model), the sink and unreachable nodes are styled apart."""
         ids = _mermaid_ids([n.id for n in self.nodes])
         kept = self._reachable()
-        shapes = {"assistant": '["{}"]', "fuser": '{{{{"{}"}}}}', "decider": '(["{}"])'}
+        shapes = {"assistant": '["{}"]', "fuser": '{{{{"{}"}}}}', "decider": '(["{}"])', "vote": '(("{}"))'}
         lines = ["flowchart TD"]
         for n in self.nodes:
-            label = f"{n.id}: {n.role}<br/>{n.model}".replace('"', "#quot;")
+            label = f"{n.id}: {n.role}" + (f"<br/>{n.model}" if n.calls_model else "<br/>majority")
+            label += "" if n.temperature is None else f"<br/>T {n.temperature:g}"
+            label = label.replace('"', "#quot;")
             lines.append(f"    {ids[n.id]}{shapes[n.role].format(label)}")
         lines += [f"    {ids[u]} --> {ids[v]}" for u, v in self.edges]
         lines += [
@@ -299,8 +332,14 @@ class CollaborationGraph:
             "    classDef decider fill:#d4edda,stroke:#1e7e34,stroke-width:3px",
             "    classDef pruned fill:#eeeeee,stroke:#999999,stroke-dasharray:4 3,color:#777777",
         ]
+        if any(n.role == "vote" for n in self.nodes):
+            lines += [
+                "    classDef vote fill:#e2d9f3,stroke:#6f42c1",
+                "    classDef votesink fill:#e2d9f3,stroke:#6f42c1,stroke-width:3px",
+            ]
         for n in self.nodes:
             cls = "pruned" if n.id not in kept else None if n.role == "assistant" else n.role
+            cls = "votesink" if cls == "vote" and n.id == self.sink_id else cls
             if cls:
                 lines.append(f"    class {ids[n.id]} {cls}")
         return "\n".join(lines) + "\n"
@@ -337,6 +376,42 @@ def _fields(data: Any, keys: tuple[str, ...], what: str) -> Mapping[str, Any]:
     return data
 
 
+def _node(raw: Any, i: int, version: int) -> Node:
+    """A node from file data (version 1: exactly id, role, model; later: model unless a vote, temperature)."""
+    keys = _NODE_KEYS[version]
+    if not isinstance(raw, Mapping):
+        raise GraphError(f"nodes[{i}] must be a mapping with keys {', '.join(keys)}, got {type(raw).__name__}")
+    required = keys if version == 1 else (*_REQUIRED_NODE_KEYS, *(() if raw.get("role") == "vote" else ("model",)))
+    if missing := [k for k in required if k not in raw]:
+        raise GraphError(f"missing key(s) {', '.join(map(repr, missing))} in nodes[{i}]")
+    if extra := [k for k in raw if k not in keys]:
+        raise GraphError(f"unknown key(s) {', '.join(map(repr, extra))} in nodes[{i}] (expected {', '.join(keys)})")
+    for key in ("id", "role", "model"):
+        if key in raw and not isinstance(raw[key], str):
+            raise GraphError(f"nodes[{i}].{key} must be a string, got {type(raw[key]).__name__}")
+    try:
+        return Node(**raw)
+    except GraphError as e:
+        raise GraphError(f"nodes[{i}]: {e}") from None
+
+
+def _node_dict(n: Node) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": n.id, "role": n.role}
+    if n.calls_model:
+        out["model"] = n.model
+    if n.temperature is not None:
+        out["temperature"] = n.temperature
+    return out
+
+
+def _label(n: Node, sink: str | None) -> tuple[Any, ...]:
+    """A node's label for the fingerprint: (role, model), plus the temperature when set; a vote's second
+    field says whether it is the sink (a decider always is). Labels of version-1 graphs are unchanged."""
+    if not n.calls_model:
+        return ("vote", "sink" if n.id == sink else "")
+    return (n.role, n.model) if n.temperature is None else (n.role, n.model, float(n.temperature))
+
+
 def _edge(i: int, e: Any) -> tuple[str, str]:
     if not (isinstance(e, list | tuple) and len(e) == 2 and all(isinstance(x, str) for x in e)):
         raise GraphError(f"edges[{i}] must be a pair of node ids, got {e!r}")
@@ -344,9 +419,10 @@ def _edge(i: int, e: Any) -> tuple[str, str]:
 
 
 def _validate(
-    nodes: tuple[Node, ...], edges: tuple[tuple[str, str], ...], version: Any
-) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
-    """Check the structural rules; return predecessor and successor tuples (in edge order) per node id."""
+    nodes: tuple[Node, ...], edges: tuple[tuple[str, str], ...], version: Any, sink: str | None
+) -> tuple[str, dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Check the structural rules; return the sink's id and predecessor and successor tuples (in edge order)
+    per node id."""
     if type(version) is not int or version != SCHEMA_VERSION:
         raise GraphError(f"unsupported schema_version {version!r} (this langtts reads {SCHEMA_VERSION})")
     if not nodes:
@@ -369,12 +445,21 @@ def _validate(
             raise GraphError(f"duplicate edge {u} -> {v}")
         succ[u].append(v)
         pred[v].append(u)
-    sinks = [n for n, r in role.items() if r == "decider"]
-    if not sinks:
-        raise GraphError("graph has no sink (exactly one node must have role 'decider')")
-    if len(sinks) > 1:
-        raise GraphError(f"graph has {len(sinks)} sinks {', '.join(map(repr, sinks))}; exactly one is allowed")
-    sink = sinks[0]
+    deciders = [n for n, r in role.items() if r == "decider"]
+    if sink is None:
+        if not deciders:
+            raise GraphError("graph has no sink (name one, or give exactly one node role 'decider')")
+        if len(deciders) > 1:
+            raise GraphError(
+                f"graph has {len(deciders)} sinks {', '.join(map(repr, deciders))}; exactly one is allowed"
+            )
+        sink = deciders[0]
+    if sink not in role:
+        raise GraphError(f"sink {sink!r} is not a node of the graph")
+    if role[sink] not in SINK_ROLES:
+        raise GraphError(f"sink {sink!r} has role {role[sink]!r}; the sink is a decider or a vote")
+    if others := [n for n in deciders if n != sink]:
+        raise GraphError(f"decider {others[0]!r} is not the sink {sink!r} (only the sink may be a decider)")
     if succ[sink]:
         raise GraphError(f"edge {sink} -> {succ[sink][0]} leaves the sink {sink!r}; the sink has no successors")
     if cycle := _find_cycle(succ):
@@ -385,12 +470,17 @@ def _validate(
     for u, v in edges:
         if role[u] == role[v] == "fuser":
             raise GraphError(f"edge {u} -> {v} joins two fusers (a fuser may not feed a fuser)")
+        if role[u] == role[v] == "vote":
+            raise GraphError(f"edge {u} -> {v} joins two votes (a vote may not feed a vote)")
+    for n in role:
+        if role[n] == "vote" and len(pred[n]) < 2:
+            raise GraphError(f"vote {n!r} has {len(pred[n])} input(s); a vote needs at least 2")
     for n in workers:
         if role[n] == "fuser" and not any(role[p] == "assistant" for p in pred[n]):
             raise GraphError(f"fuser {n!r} has no assistant predecessor")
     if workers and not pred[sink]:
         raise GraphError(f"sink {sink!r} has no predecessors although the graph has {len(workers)} worker node(s)")
-    return {n: tuple(p) for n, p in pred.items()}, {n: tuple(s) for n, s in succ.items()}
+    return sink, {n: tuple(p) for n, p in pred.items()}, {n: tuple(s) for n, s in succ.items()}
 
 
 def _find_cycle(succ: dict[str, list[str]]) -> list[str]:

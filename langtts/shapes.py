@@ -2,14 +2,15 @@
 
 Each takes ``models``: one model id for every worker node, or one per worker node in creation order; and
 ``sink_model``: the sink's model (default: the single model, or the first of the list). Worker ids are
-``n0, n1, ...`` in creation order; the sink's id is ``sink``.
+``n0, n1, ...`` in creation order; the sink's id is ``sink``. The repeated-sampling shapes (``self_consistency``,
+``self_moa``) run one model and sample at :data:`~langtts.graph.SAMPLE_TEMPERATURE`, stored on each sample node.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from langtts.graph import CollaborationGraph, Node, Role
+from langtts.graph import SAMPLE_TEMPERATURE, CollaborationGraph, Node, Role
 
 SINK_ID = "sink"
 
@@ -56,6 +57,27 @@ def fused(models: str | Sequence[str], n: int | None = None, sink_model: str | N
     fuser = _sink_model(models, sink_model)
     edges: list[tuple[int, int | None]] = [(i, len(ms)) for i in range(len(ms))]
     return _build(models, [*ms, fuser], [*edges, (len(ms), None)], sink_model, fuser_at=len(ms))
+
+
+def self_consistency(model: str, k: int) -> CollaborationGraph:
+    """Self-consistency: ``k`` samples of ``model`` feeding a vote sink (no LLM call); width k, depth 1."""
+    samples = _samples(model, k)
+    edges = tuple((n.id, SINK_ID) for n in samples)
+    return CollaborationGraph(nodes=(*samples, Node(SINK_ID, "vote")), edges=edges, sink_id=SINK_ID)
+
+
+def self_moa(model: str, k: int) -> CollaborationGraph:
+    """Self-mixture-of-agents: ``k`` samples of ``model`` feeding a decider sink on the same model; width k,
+    depth 1."""
+    samples = _samples(model, k)
+    edges = tuple((n.id, SINK_ID) for n in samples)
+    return CollaborationGraph(nodes=(*samples, Node(SINK_ID, "decider", model)), edges=edges)
+
+
+def _samples(model: str, k: int) -> list[Node]:
+    if k < 2:
+        raise ValueError(f"k must be at least 2 samples, got {k}")
+    return [Node(f"n{i}", "assistant", model, SAMPLE_TEMPERATURE) for i in range(k)]
 
 
 def _models(models: str | Sequence[str], count: int | None, what: str) -> list[str]:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from langtts.cost import (
     TASK_LENGTHS,
+    VOTE_TEXT_TOKENS,
     Budget,
     BudgetError,
     ModelCatalog,
@@ -37,7 +38,7 @@ from langtts.cost import (
     unit_flops,
 )
 from langtts.graph import CollaborationGraph, Node
-from langtts.shapes import chain, parallel, single
+from langtts.shapes import chain, parallel, self_consistency, self_moa, single
 
 SPEC_1B = ModelSpec(id="1b", params=1e9, layers=16, hidden=2048)
 SPEC_3B = ModelSpec(id="3b", params=3e9, layers=28, hidden=3072)
@@ -304,6 +305,36 @@ def test_graph_cost_counts_only_nodes_that_run():
     assert graph_cost(single("3b"), CATALOG, MMLU).units == 1.0
 
 
+def test_a_vote_costs_nothing_and_adds_a_short_line_to_its_successors():
+    sc = self_consistency("1b", 5)
+    cost = graph_cost(sc, CATALOG, MMLU)
+    assert cost.per_node == {**{f"n{i}": node_flops(SPEC_1B, 0, MMLU) for i in range(5)}, "sink": 0.0}
+    assert cost.units == 5.0 and cost.unit_model == "1b"
+    judged = CollaborationGraph(
+        nodes=(*sc.workers, Node("v", "vote"), Node("sink", "decider", "3b")),
+        edges=(*((f"n{i}", "v") for i in range(5)), ("v", "sink"), ("n0", "sink")),
+    )
+    per_node = graph_cost(judged, CATALOG, MMLU).per_node
+    assert per_node["v"] == 0.0
+    # the decider reads one answer (B tokens) and one vote line (VOTE_TEXT_TOKENS), not two answers
+    prompt = MMLU.input_tokens + MMLU.output_tokens + VOTE_TEXT_TOKENS
+    assert per_node["sink"] == call_flops(SPEC_3B, prompt, MMLU.output_tokens)
+    assert per_node["sink"] == node_flops(SPEC_3B, 1, MMLU, vote_inputs=1) < node_flops(SPEC_3B, 2, MMLU)
+    moa = graph_cost(self_moa("1b", 3), CATALOG, MMLU)
+    assert moa.flops == 3 * node_flops(SPEC_1B, 0, MMLU) + node_flops(SPEC_1B, 3, MMLU)
+
+
+def test_repair_keeps_votes_at_two_inputs_or_more():
+    sc = self_consistency("1b", 4)
+    one = node_flops(SPEC_1B, 0, MMLU)
+    fixed = repair(sc, 2.5 * one, CATALOG, MMLU)
+    assert fixed == CollaborationGraph(
+        nodes=(*sc.workers[2:], Node("sink", "vote")), edges=(("n2", "sink"), ("n3", "sink")), sink_id="sink"
+    )
+    with pytest.raises(BudgetError, match="below the cost of any graph that keeps its votes"):
+        repair(sc, 1.5 * one, CATALOG, MMLU)
+
+
 def test_feasible():
     graph = parallel(["1b"] * 3, sink_model="3b")
     flops = graph_cost(graph, CATALOG, MMLU).flops
@@ -397,3 +428,18 @@ def test_latency_takes_the_critical_path():
     assert estimate_latency(graph, MMLU, PROFILES) == pytest.approx(expected)
     with pytest.raises(KeyError, match="no speed profile"):
         estimate_latency(graph, MMLU, {"1b": PROFILES["1b"]})
+
+
+def test_a_vote_takes_no_time():
+    assert estimate_latency(self_consistency("1b", 3), MMLU, PROFILES) == node_latency(0, MMLU, PROFILES["1b"])
+    judged = CollaborationGraph(
+        nodes=(
+            Node("a", "assistant", "1b"),
+            Node("b", "assistant", "1b"),
+            Node("v", "vote"),
+            Node("s", "decider", "3b"),
+        ),
+        edges=(("a", "v"), ("b", "v"), ("v", "s")),
+    )
+    expected = node_latency(0, MMLU, PROFILES["1b"]) + node_latency(0, MMLU, PROFILES["3b"], vote_inputs=1)
+    assert estimate_latency(judged, MMLU, PROFILES) == pytest.approx(expected)

@@ -14,7 +14,7 @@ from langtts.graph import (
     ValidationReport,
     load_graph,
 )
-from langtts.shapes import fused, parallel, single
+from langtts.shapes import fused, parallel, self_consistency, single
 
 GRAPHS = Path(__file__).resolve().parents[1] / "examples" / "graphs"
 VALID = sorted(p for p in GRAPHS.iterdir() if p.is_file())
@@ -36,7 +36,14 @@ EXPECTED_ERRORS = {
     "fuser_chain.yaml": "edge f1 -> f2 joins two fusers",
     "no_assistant.json": "graph has no assistant node (workers: 'merge')",
     "sink_unfed.json": "sink 'sink' has no predecessors",
-    "bad_schema_version.json": "unsupported schema_version 2",
+    "bad_schema_version.json": "unsupported schema_version 3",
+    "vote_one_input.json": "vote 'v' has 1 input(s); a vote needs at least 2",
+    "vote_with_model.json": "nodes[2]: vote 'v' makes no LLM call: it takes no model",
+    "vote_chain.json": "edge v1 -> v2 joins two votes",
+    "sink_assistant.json": "sink 'a' has role 'assistant'; the sink is a decider or a vote",
+    "decider_not_sink.json": "decider 'd' is not the sink 'v'",
+    "missing_sink_key.json": "missing key(s) 'sink' in graph",
+    "bad_temperature.json": "nodes[0]: node 'sink': temperature must be a number in [0, 2], got 3",
     "bad_role.json": "node 'a' has unknown role 'critic'",
     "missing_key.json": "missing key(s) 'model' in nodes[0]",
     "unknown_key.json": "unknown key(s) 'budget' in graph",
@@ -60,9 +67,13 @@ def s(node_id: str = "sink", model: str = "m") -> Node:
     return Node(node_id, "decider", model)
 
 
-def graph(*nodes: Node, edges: str = "") -> CollaborationGraph:
+def v(node_id: str = "v") -> Node:
+    return Node(node_id, "vote")
+
+
+def graph(*nodes: Node, edges: str = "", sink: str | None = None) -> CollaborationGraph:
     """Build a graph from nodes and edges written as ``"a>b b>sink"``."""
-    return CollaborationGraph(nodes=nodes, edges=tuple(tuple(e.split(">")) for e in edges.split()))
+    return CollaborationGraph(nodes=nodes, edges=tuple(tuple(e.split(">")) for e in edges.split()), sink_id=sink)
 
 
 def test_every_invalid_file_has_an_expected_error() -> None:
@@ -160,6 +171,76 @@ def test_accessors_and_derived_views() -> None:
     assert nxg.nodes["z"] == {"role": "fuser", "model": "m2"} and nxg.nodes["out"]["role"] == "decider"
 
 
+def test_vote_nodes_make_no_call_need_two_inputs_and_may_be_the_sink_or_feed_a_decider() -> None:
+    sc = graph(a("a"), a("b"), a("c"), v("sink"), edges="a>sink b>sink c>sink", sink="sink")
+    assert sc.sink == Node("sink", "vote") and [n.id for n in sc.workers] == ["a", "b", "c"]
+    assert (sc.width, sc.depth) == (3, 1) and not sc.sink.calls_model
+    judged = graph(a("a"), a("b"), v("v"), s(), edges="a>v b>v v>sink a>sink")
+    assert judged.sink_id == "sink" and judged.layers() == [["a", "b"], ["v"], ["sink"]] and judged.depth == 2
+    assert graph(a("a"), a("b"), v("v"), a("r"), s(), edges="a>v b>v v>r r>sink").depth == 3
+    with pytest.raises(GraphError, match=r"^vote 'v' has 1 input\(s\); a vote needs at least 2$"):
+        graph(a("a"), v("v"), s(), edges="a>v v>sink")
+    with pytest.raises(GraphError, match="graph has no sink"):
+        graph(a("a"), a("b"), v("v"), edges="a>v b>v")
+    with pytest.raises(GraphError, match=r"vote 'v' makes no LLM call: it takes no model and no temperature"):
+        Node("v", "vote", "m")
+    with pytest.raises(GraphError, match=r"sink 'x' is not a node of the graph"):
+        graph(a("a"), a("b"), v("v"), edges="a>v b>v", sink="x")
+    assert sc.check({"m"}) == ValidationReport()  # a vote has no model to check
+
+
+def test_temperatures_are_per_node_checked_kept_and_fingerprinted() -> None:
+    hot = Node("a", "assistant", "m", 0.7)
+    assert hot != a("a") and Node("a", "assistant", "m", 0).temperature == 0
+    for bad in (-0.1, 2.5, True, "0.7"):
+        with pytest.raises(GraphError, match="temperature must be a number in"):
+            Node("a", "assistant", "m", bad)  # type: ignore[arg-type]
+    g, cold = graph(hot, s(), edges="a>sink"), graph(a("a"), s(), edges="a>sink")
+    assert g.fingerprint() != cold.fingerprint()
+    assert g.relabel_models({"m": "q"}).node("a") == Node("a", "assistant", "q", 0.7)
+    assert CollaborationGraph.from_json(g.to_json()) == g
+
+
+def test_version_1_files_are_read_and_written_as_version_2() -> None:
+    old = (
+        '{"schema_version": 1, "nodes": [{"id": "a", "role": "assistant", "model": "m"}, '
+        '{"id": "out", "role": "decider", "model": "m"}], "edges": [["a", "out"]]}'
+    )
+    g = CollaborationGraph.from_json(old)
+    assert g == graph(a("a"), s("out"), edges="a>out") and g.sink_id == "out"
+    assert g.to_dict() == {
+        "schema_version": 2,
+        "sink": "out",
+        "nodes": [{"id": "a", "role": "assistant", "model": "m"}, {"id": "out", "role": "decider", "model": "m"}],
+        "edges": [["a", "out"]],
+    }
+    with pytest.raises(GraphError, match=r"unknown key\(s\) 'temperature' in nodes\[0\]"):
+        CollaborationGraph.from_dict(
+            {
+                "schema_version": 1,
+                "nodes": [{"id": "o", "role": "decider", "model": "m", "temperature": 1}],
+                "edges": [],
+            }
+        )
+    # old fingerprints are kept: labels of graphs without votes or temperatures did not change
+    assert single("m").fingerprint() == "8d71384bb4b9fdb592c638f692a9b1dfaededaa850ffaf59358953edd3ecd31e"
+
+
+def test_vote_graph_files_round_trip_and_the_sink_is_fingerprinted() -> None:
+    sc = self_consistency("m", 3)
+    assert sc.to_dict()["nodes"][-1] == {"id": "sink", "role": "vote"}
+    assert CollaborationGraph.from_yaml(sc.to_yaml()) == sc and CollaborationGraph.from_json(sc.to_json()) == sc
+    # two symmetric votes: which one is the sink changes what runs, and the fingerprint
+    nodes = (a("a0"), a("a1"), a("b0"), a("b1"), v("va"), v("vb"))
+    edges = "a0>va a1>va b0>vb b1>vb"
+    first, second = graph(*nodes, edges=edges, sink="va"), graph(*nodes, edges=edges, sink="vb")
+    assert first.fingerprint() == second.fingerprint()  # isomorphic: swap the a's with the b's
+    mixed = graph(
+        a("a0"), a("a1"), a("b0"), Node("b1", "assistant", "m", 0.7), v("va"), v("vb"), edges=edges, sink="va"
+    )
+    assert mixed.fingerprint() != graph(*mixed.nodes, edges=edges, sink="vb").fingerprint()
+
+
 def test_graph_is_immutable_and_hashable() -> None:
     g = parallel("m", n=2)
     with pytest.raises(AttributeError):
@@ -206,7 +287,7 @@ def test_save_and_load_reject_unknown_extensions(tmp_path: Path) -> None:
 
 
 def test_yaml_needs_quoted_ids_that_yaml_reads_as_other_types() -> None:
-    text = "schema_version: 1\nnodes:\n- {id: no, role: decider, model: m}\nedges: []\n"
+    text = "schema_version: 2\nsink: 'no'\nnodes:\n- {id: no, role: decider, model: m}\nedges: []\n"
     with pytest.raises(GraphError, match=r"nodes\[0\]\.id must be a string, got bool"):
         CollaborationGraph.from_yaml(text)
     g = graph(s("no"))
@@ -227,6 +308,11 @@ def test_mermaid_shows_roles_models_and_styles() -> None:
     assert '    _n1["n 1: assistant<br/>m"]' in lines  # unsafe id gets a Mermaid-safe name
     assert "    _n1 --> fz" in lines and "    fz --> sink" in lines
     assert {"    class fz fuser", "    class sink decider", "    class lost pruned"} <= set(lines)
+    assert not any("vote" in line for line in lines)  # graphs without votes draw as before
+    voted = graph(Node("x", "assistant", "m", 0.7), a("y"), v("v"), s(), edges="x>v y>v v>sink").to_mermaid()
+    assert '    x["x: assistant<br/>m<br/>T 0.7"]' in voted and '    v(("v: vote<br/>majority"))' in voted
+    assert "    class v vote" in voted.splitlines()
+    assert "    class sink votesink" in self_consistency("m", 2).to_mermaid().splitlines()
     assert graph(a("end"), s('s"q'), edges='end>s"q').to_mermaid().count("#quot;") == 1
 
 

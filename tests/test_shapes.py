@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from langtts.graph import CollaborationGraph
-from langtts.shapes import chain, fused, layered, parallel, single
+from langtts.graph import SAMPLE_TEMPERATURE, CollaborationGraph, Node
+from langtts.shapes import chain, fused, layered, parallel, self_consistency, self_moa, single
 
 
 def roles(g: CollaborationGraph) -> list[str]:
@@ -85,3 +85,23 @@ def test_argument_errors() -> None:
         chain("m", depth=0)
     with pytest.raises(ValueError, match="non-blank model id"):
         single("")
+
+
+def test_self_consistency_samples_one_model_into_a_vote() -> None:
+    g = self_consistency("q", 3)
+    samples = [Node(f"n{i}", "assistant", "q", SAMPLE_TEMPERATURE) for i in range(3)]
+    assert g.nodes == (*samples, Node("sink", "vote")) and g.sink_id == "sink"
+    assert g.edges == (("n0", "sink"), ("n1", "sink"), ("n2", "sink")) and (g.width, g.depth) == (3, 1)
+    assert SAMPLE_TEMPERATURE == 0.7
+
+
+def test_self_moa_samples_one_model_into_a_decider_on_it() -> None:
+    g = self_moa("q", 4)
+    assert roles(g) == ["assistant"] * 4 + ["decider"] and set(models(g)) == {"q"}
+    assert [n.temperature for n in g.nodes] == [SAMPLE_TEMPERATURE] * 4 + [None] and (g.width, g.depth) == (4, 1)
+
+
+@pytest.mark.parametrize("shape", [self_consistency, self_moa])
+def test_repeated_sampling_needs_two_samples(shape) -> None:
+    with pytest.raises(ValueError, match="k must be at least 2 samples, got 1"):
+        shape("q", 1)
