@@ -20,14 +20,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Search for the collaboration graph that scores best on a task's search questions within "
         "a FLOPs budget, re-evaluate the top graphs on a validation set, test the chosen one on held-out "
         "questions, and write everything to a run directory (resume it with --resume RUN_DIR; "
-        "`touch RUN_DIR/STOP` ends the search gracefully).",
+        "`touch RUN_DIR/STOP` ends the search gracefully). With --resume, the stop conditions (--iterations, "
+        "--max-evaluations, --wall-time, --patience) and --concurrency may change, which extends a finished or "
+        "stopped run; any other option given must match the run's.",
     )
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
     add_task_arguments(parser, required=False)
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--budget", type=float, help="budget in units: no-input calls of the smallest model")
     budget.add_argument("--budget-flops", type=float, help="budget in FLOPs per question")
-    parser.add_argument("--method", default="agent-reinforce", help=METHODS_HELP)
+    parser.add_argument("--method", help=METHODS_HELP)
     parser.add_argument(
         "--option",
         action="append",
@@ -35,24 +37,24 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="a method option (VALUE as JSON, else a string), e.g. --option lr=0.2 --option agent_model=qwen",
     )
-    parser.add_argument("--objective", choices=("accuracy", "joint"), default="accuracy")
-    parser.add_argument("--latency-weight", type=float, default=0.5, help="joint: accuracy points per latency ref")
-    parser.add_argument("--iterations", type=int, default=10, help="search rounds (default 10)")
-    parser.add_argument("--batch-size", type=int, default=4, help="search questions per round (default 4)")
-    parser.add_argument("--top-k", type=int, default=3, help="graphs re-evaluated before choosing (default 3)")
-    parser.add_argument("--validation-size", type=int, default=12, help="validation questions (default 12)")
+    parser.add_argument("--objective", choices=("accuracy", "joint"), help="accuracy (default) or joint")
+    parser.add_argument("--latency-weight", type=float, help="joint: accuracy points per latency ref (default 0.5)")
+    parser.add_argument("--iterations", type=int, help="search rounds (default 10)")
+    parser.add_argument("--batch-size", type=int, help="search questions per round (default 4)")
+    parser.add_argument("--top-k", type=int, help="graphs re-evaluated before choosing (default 3)")
+    parser.add_argument("--validation-size", type=int, help="validation questions (default 12)")
     parser.add_argument("--n-search", type=int, help="search split size (default: enough for every round)")
-    parser.add_argument("--n-test", type=int, default=20, help="held-out test questions (default 20)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-test", type=int, help="held-out test questions (default 20)")
+    parser.add_argument("--seed", type=int, help="seed of the question draw and the method (default 0)")
     parser.add_argument("--run-dir", type=Path, help="run directory (default langtts-runs/<task>-<method>-<time>)")
     parser.add_argument("--models", help="comma-separated worker models (default: every pool model)")
     parser.add_argument("--sink-model", help="the decider's model (default: the pool's largest)")
     parser.add_argument("--max-evaluations", type=int, help="stop after this many search evaluations")
     parser.add_argument("--wall-time", type=float, metavar="SECONDS", help="stop the search after this long")
     parser.add_argument("--patience", type=int, help="stop after this many rounds without improvement")
-    parser.add_argument("--concurrency", type=int, default=4, help="questions in flight (default 4)")
+    parser.add_argument("--concurrency", type=int, help="questions in flight (default 4)")
     parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
-    parser.add_argument("--temperature", type=float, default=0.1)
+    parser.add_argument("--temperature", type=float, help="sampling temperature (default 0.1)")
     parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
     add_pool_arguments(parser)
     parser.set_defaults(handler=run_optimize)
@@ -80,6 +82,35 @@ def _resumed_code_task(args: argparse.Namespace) -> Any:
     return get_task(config["task"], **config.get("task_options", {}), **sandbox) if sandbox else None
 
 
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options given on the command line (those left out take the run's, or the defaults)."""
+    options: dict[str, Any] = {
+        "method": args.method,
+        "method_options": method_options(args.option) if args.option else None,
+        "iterations": args.iterations,
+        "batch_size": args.batch_size,
+        "top_k": args.top_k,
+        "validation_size": args.validation_size,
+        "n_search": args.n_search,
+        "n_test": args.n_test,
+        "split": args.split,
+        "seed": args.seed,
+        "models": [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
+        "sink_model": args.sink_model,
+        "max_evaluations": args.max_evaluations,
+        "wall_time_s": args.wall_time,
+        "patience": args.patience,
+        "concurrency": args.concurrency,
+        "temperature": args.temperature,
+        "max_tokens": args.max_tokens,
+    }
+    if args.objective == "joint" or args.latency_weight is not None:
+        options["objective"] = {"name": "joint", "weight": 0.5 if args.latency_weight is None else args.latency_weight}
+    elif args.objective:
+        options["objective"] = args.objective
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def run_optimize(args: argparse.Namespace) -> int:
     from langtts.cost import Budget
     from langtts.optimize import aoptimize, aresume
@@ -87,8 +118,11 @@ def run_optimize(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if not (args.resume / "config.json").is_file():
             raise ValueError(f"{args.resume} is not a langtts run directory (no config.json)")
+        if args.budget is not None or args.budget_flops is not None or args.subjects or args.run_dir:
+            raise ValueError("--budget, --budget-flops, --subjects and --run-dir are fixed by the run: drop them")
+        options = run_options(args) | ({"task": args.task} if args.task else {})
         with open_pool(args) as pool:
-            result = asyncio.run(aresume(args.resume, pool, task=_resumed_code_task(args)))
+            result = asyncio.run(aresume(args.resume, pool, task=_resumed_code_task(args), **options))
     else:
         if not args.task:
             raise ValueError("--task is required (or --resume RUN_DIR)")
@@ -96,36 +130,8 @@ def run_optimize(args: argparse.Namespace) -> int:
             raise ValueError("give --budget UNITS or --budget-flops FLOPS")
         task = task_from_args(args)
         budget = Budget.from_flops(args.budget_flops) if args.budget_flops else args.budget
-        objective: Any = {"name": "joint", "weight": args.latency_weight} if args.objective == "joint" else "accuracy"
-        models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
         with open_pool(args) as pool:
-            result = asyncio.run(
-                aoptimize(
-                    task,
-                    pool,
-                    budget,
-                    method=args.method,
-                    method_options=method_options(args.option),
-                    objective=objective,
-                    iterations=args.iterations,
-                    batch_size=args.batch_size,
-                    top_k=args.top_k,
-                    validation_size=args.validation_size,
-                    n_search=args.n_search,
-                    n_test=args.n_test,
-                    split=args.split,
-                    seed=args.seed,
-                    run_dir=args.run_dir,
-                    models=models,
-                    sink_model=args.sink_model,
-                    max_evaluations=args.max_evaluations,
-                    wall_time_s=args.wall_time,
-                    patience=args.patience,
-                    concurrency=args.concurrency,
-                    temperature=args.temperature,
-                    max_tokens=args.max_tokens,
-                )
-            )
+            result = asyncio.run(aoptimize(task, pool, budget, run_dir=args.run_dir, **run_options(args)))
     if args.json:
         print(json.dumps(result.model_dump(mode="json", exclude={"ledger"}), indent=2))
     else:

@@ -21,10 +21,16 @@ from langtts.models.ledger import Usage
 from langtts.optimize.base import Evaluation
 
 SCHEMA_VERSION = 1
+RESUMABLE_CHANGES = ("iterations", "max_evaluations", "wall_time_s", "patience", "concurrency")
+"""The run options a resume may change: the stop conditions and the questions in flight (``n_search`` may grow)."""
 
 
 class RunConfig(BaseModel):
-    """Everything needed to (re)build a run: what is searched, how, and on which questions."""
+    """Everything needed to (re)build a run: what is searched, how, and on which questions.
+
+    A resume may change the fields of `RESUMABLE_CHANGES` and grow ``n_search`` (runs with ``test_first``);
+    every other field is fixed when the run starts.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +60,9 @@ class RunConfig(BaseModel):
     concurrency: int = 4
     temperature: float = 0.1
     max_tokens: int | None = None
+    test_first: bool = Field(
+        default=False, description="the held-out test questions are drawn before the search questions (new runs)"
+    )
 
 
 class CostTotals(BaseModel):

@@ -9,7 +9,13 @@ A run (method.md §6):
 2. **validate** — the ``top_k`` graphs by mean search score are re-evaluated on ``validation_size`` questions of
    the search split, so the choice is not a winner's curse on a few questions;
 3. **test** — the chosen graph (best validation score; ties: search score, then fewer FLOPs) is evaluated on
-   held-out test questions, with a bootstrap CI.
+   held-out test questions, with a bootstrap CI. The test questions are drawn before the search questions, so
+   they stay the same when a run is extended.
+
+A finished or stopped run is **extended** by resuming it with stop conditions it has not met (more
+``iterations``, a later ``wall_time_s``, ``RUN_DIR/STOP`` removed, ...): the search goes on from its state, then
+validation and test run again for the new candidates. Only the fields of
+:data:`~langtts.optimize.records.RESUMABLE_CHANGES` may change (and ``n_search`` grow); the rest must match.
 
 Every evaluation is appended to the ledger in ``RUN_DIR/state.json``, which is replaced atomically after each
 one together with the method's state, so ``optimize(..., run_dir=existing)`` / :func:`resume` continue where a
@@ -24,7 +30,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,7 @@ from langtts.optimize.base import (
 from langtts.optimize.evaluator import Evaluator, PoolEvaluator
 from langtts.optimize.objectives import ObjectiveLike, make_objective
 from langtts.optimize.records import (
+    RESUMABLE_CHANGES,
     Choice,
     OptimizationResult,
     ParetoPoint,
@@ -74,6 +81,7 @@ from langtts.tasks.splits import search_test_split
 EvaluatorLike = Evaluator | Callable[[SearchSpace], Evaluator]
 ProgressLike = bool | Callable[[str], None]
 STOP_FILE = "STOP"
+RUN_OPTIONS = set(RunConfig.model_fields) - {"schema_version", "run_id", "test_first"}
 
 
 def optimize(task: Task | str, pool: ModelPool | None, budget: Budget | float, **options: Any) -> OptimizationResult:
@@ -129,7 +137,8 @@ async def aoptimize(
     - stop conditions: ``iterations`` rounds, ``max_evaluations``, ``wall_time_s``, ``patience`` rounds without
       improvement, ``RUN_DIR/STOP``, and any extra ``stop`` stopper (not stored: pass it again to resume).
     - ``run_dir``: where everything is written (default ``langtts-runs/<task>-<method>-<time>``); an existing
-      run directory of the same run is resumed, a finished one returns its result.
+      run directory of the same run is resumed with this call's stop conditions and ``concurrency`` (a finished
+      run is extended if they allow more search, else its result is returned); any other option must match.
     - ``evaluator``: replaces real evaluation on the pool (an object or ``space -> evaluator``; tests use
       :class:`~langtts.optimize.synthetic.SyntheticEvaluator`).
     """
@@ -187,16 +196,18 @@ async def aoptimize(
         concurrency=concurrency,
         temperature=temperature,
         max_tokens=max_tokens,
+        test_first=True,
     )
     config_file = run_path / "config.json"
-    if config_file.exists():
+    new = not config_file.exists()
+    if not new:
         stored = RunConfig.model_validate(read_json(config_file, "config"))
-        _check_same_run(stored, config, run_path)
-        config = stored
-    else:
-        run_path.mkdir(parents=True, exist_ok=True)
-        write_json(config_file, config.model_dump(mode="json"))
+        config = updated_config(stored, config.model_dump(include=RUN_OPTIONS), run_path)
     run = _Run(config, run_path, task, pool, objective_, evaluator, stop, _reporter(progress))
+    if new:
+        run.check_method()  # bad method options fail before anything is stored
+        run_path.mkdir(parents=True, exist_ok=True)
+    write_json(config_file, config.model_dump(mode="json"))
     return await run.execute()
 
 
@@ -209,10 +220,13 @@ def resume(
     evaluator: EvaluatorLike | None = None,
     stop: Stopper | None = None,
     progress: ProgressLike = True,
+    **options: Any,
 ) -> OptimizationResult:
-    """Continue the run in ``run_dir`` (or return its result if it finished); see :func:`aresume`."""
+    """Continue or extend the run in ``run_dir`` (or return its result if it finished); see :func:`aresume`."""
     return run_sync(
-        aresume(run_dir, pool, task=task, objective=objective, evaluator=evaluator, stop=stop, progress=progress)
+        aresume(
+            run_dir, pool, task=task, objective=objective, evaluator=evaluator, stop=stop, progress=progress, **options
+        )
     )
 
 
@@ -225,10 +239,18 @@ async def aresume(
     evaluator: EvaluatorLike | None = None,
     stop: Stopper | None = None,
     progress: ProgressLike = True,
+    **options: Any,
 ) -> OptimizationResult:
-    """Continue a run from its directory. A user-defined task or objective function must be passed again."""
+    """Continue a run from its directory, or extend a finished or stopped one: ``options`` are run options
+    (fields of :class:`~langtts.optimize.records.RunConfig`); those of ``RESUMABLE_CHANGES`` replace the stored
+    ones (e.g. ``iterations=20``), any other must equal the stored value. A user-defined task or objective
+    function must be passed again."""
     run_path = Path(run_dir)
-    config = RunConfig.model_validate(read_json(run_path / "config.json", "config"))
+    config_file = run_path / "config.json"
+    if "objective" in options:
+        options["objective"] = make_objective(options["objective"]).spec()
+    config = updated_config(RunConfig.model_validate(read_json(config_file, "config")), options, run_path)
+    write_json(config_file, config.model_dump(mode="json"))
     task = task or get_task(config.task, **config.task_options)
     if objective is None:
         objective = config.objective
@@ -264,7 +286,7 @@ class _Run:
             max_nodes=config.max_nodes,
         )
         self.search, self.test = search_test_split(
-            task.load(config.split), config.n_search, config.n_test, seed=config.seed
+            task.load(config.split), config.n_search, config.n_test, seed=config.seed, test_first=config.test_first
         )
         self.state_file = run_dir / "state.json"
         self.state = (
@@ -286,6 +308,9 @@ class _Run:
     # -- phases -----------------------------------------------------------------------------------------------
 
     async def execute(self) -> OptimizationResult:
+        if self.state.phase != "search" and self._search_may_go_on():
+            self.report(f"extending {self.run_dir}: it stopped because {self.state.stop_reason}, which no longer holds")
+            self.state.phase, self.state.stop_reason = "search", None
         if self.state.phase == "done":
             self.report(f"run {self.run_dir} is already finished")
             return OptimizationResult.load(self.run_dir / "result.json")
@@ -324,7 +349,14 @@ class _Run:
         self._save()
         return result
 
-    async def _search(self) -> None:
+    def check_method(self) -> None:
+        """Build the method once, so that options it does not take fail as a `ValueError`."""
+        try:
+            self._optimizer()
+        except TypeError as error:
+            raise ValueError(f"{self.config.method} options {self.config.method_options}: {error}") from None
+
+    def _optimizer(self) -> Optimizer:
         context = MethodContext(
             space=self.space,
             seed=self.config.seed,
@@ -335,7 +367,18 @@ class _Run:
             run_dir=self.run_dir,
             report=self.report,
         )
-        optimizer: Optimizer = METHODS[self.config.method](context, **self.config.method_options)
+        return METHODS[self.config.method](context, **self.config.method_options)
+
+    def _search_may_go_on(self) -> bool:
+        """The search stopped on a condition that no longer holds (more iterations, STOP removed, ...)."""
+        exhausted = self.state.stop_reason == self._exhausted()
+        return self.state.stop_reason is not None and not exhausted and self.stopper.reason(self._progress()) is None
+
+    def _exhausted(self) -> str:
+        return f"{self.config.method} has no more graphs to try"
+
+    async def _search(self) -> None:
+        optimizer = self._optimizer()
         if self.state.optimizer_state is not None:
             optimizer.load_state_dict(self.state.optimizer_state)
         if self.state.pending_observe is not None:  # died between an evaluation and the method's update
@@ -346,7 +389,7 @@ class _Run:
         while (reason := self.stopper.reason(self._progress())) is None:
             graph = await optimizer.propose()
             if graph is None:
-                reason = f"{self.config.method} has no more graphs to try"
+                reason = self._exhausted()
                 break
             self._check_proposal(graph)
             batch = self._batch(self.state.rounds)
@@ -576,12 +619,26 @@ def _task_options(task: Task) -> dict[str, Any]:
     return {"subjects": sorted(subjects)} if subjects else {}
 
 
-def _check_same_run(stored: RunConfig, given: RunConfig, run_dir: Path) -> None:
-    keys = ("task", "method", "seed", "budget", "models", "sink_model", "split")
-    differ = [k for k in keys if getattr(stored, k) != getattr(given, k)]
-    if differ:
-        detail = ", ".join(f"{k}: {getattr(stored, k)!r} there vs {getattr(given, k)!r} now" for k in differ)
-        raise ValueError(f"{run_dir} holds a different run ({detail}); resume it as it is or use another run_dir")
+def updated_config(stored: RunConfig, given: Mapping[str, Any], run_dir: Path) -> RunConfig:
+    """``stored`` with the `RESUMABLE_CHANGES` of ``given`` and, for a ``test_first`` run, a larger ``n_search``;
+    any other option of ``given`` must equal the stored one."""
+    if unknown := sorted(set(given) - RUN_OPTIONS):
+        raise ValueError(f"unknown run options {unknown}")
+    fixed = [k for k in given if k not in (*RESUMABLE_CHANGES, "n_search")]
+    before = stored.model_dump(mode="json")
+    after = RunConfig.model_validate({**stored.model_dump(), **{k: given[k] for k in fixed}}).model_dump(mode="json")
+    if differ := [k for k in fixed if after[k] != before[k]]:
+        detail = ", ".join(f"{k}: {before[k]!r} there vs {after[k]!r} now" for k in differ)
+        raise ValueError(
+            f"{run_dir} holds a different run ({detail}); a resume may change only {', '.join(RESUMABLE_CHANGES)} "
+            "(and grow n_search): resume it with those or use another run directory"
+        )
+    changes = {k: given[k] for k in RESUMABLE_CHANGES if k in given}
+    if changes.get("iterations", 1) < 1 or changes.get("concurrency", 1) < 1:
+        raise ValueError("iterations and concurrency must be >= 1")
+    if stored.test_first and given.get("n_search") is not None:
+        changes["n_search"] = max(stored.n_search, given["n_search"])
+    return stored.model_copy(update=changes)
 
 
 def _default_run_dir(task: str, method: str) -> Path:

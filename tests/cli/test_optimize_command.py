@@ -33,8 +33,26 @@ def test_optimize_then_resume_a_finished_run(pool_file: Path, tmp_path: Path, ca
     assert summary["rounds"] == 3 and summary["config"]["method"] == "random"
     assert summary["test"]["phase"] == "test" and len(summary["test"]["outcome"]["question_ids"]) == 3
     assert {p.name for p in run_dir.iterdir()} >= {"config.json", "state.json", "result.json", "graph.json"}
-    assert main(["optimize", "--resume", str(run_dir), "--pool", str(pool_file), "--no-cache"]) == 0
+    resume = ["optimize", "--resume", str(run_dir), "--pool", str(pool_file), "--no-cache"]
+    assert main(resume) == 0
     assert "random on gsm8k: 3 rounds" in capsys.readouterr().out
+    assert main([*resume, "--iterations", "5", "--json"]) == 0  # extend the finished run
+    extended = json.loads(capsys.readouterr().out)
+    assert extended["rounds"] == 5 and extended["test"]["outcome"]["question_ids"] == summary["test"]["outcome"][
+        "question_ids"
+    ]
+    assert main([*resume, "--batch-size", "3", "--iterations", "9"]) == 2
+    assert "batch_size: 2 there vs 3 now" in capsys.readouterr().err
+    assert main([*resume, "--budget", "3"]) == 2
+    assert json.loads((run_dir / "config.json").read_text())["iterations"] == 5
+
+
+def test_bad_method_options_leave_no_run_behind(pool_file: Path, tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    argv = ["optimize", "--task", "gsm8k", "--budget", "10", "--method", "reinforce", "--option", "fusers=false"]
+    assert main([*argv, "--run-dir", str(run_dir), "--pool", str(pool_file), "--no-cache"]) == 2
+    assert "reinforce options {'fusers': False}" in capsys.readouterr().err
+    assert not run_dir.exists()
 
 
 @pytest.mark.parametrize(

@@ -203,3 +203,52 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(method: str, tmp_path:
     indices = [e.index for e in resumed.ledger]
     assert indices == sorted(set(indices))
     assert json.loads(state_file.read_text())["sessions"] == 2
+
+
+def test_a_finished_run_is_extended_with_more_iterations_and_keeps_its_test_questions(tmp_path: Path) -> None:
+    first = run("random", str(tmp_path), iterations=4)
+    assert first.rounds == 4 and first.config.test_first
+    extended = run("random", str(tmp_path), iterations=8)  # optimize() on the same directory, more rounds
+    assert extended.rounds == 8 and extended.stop_reason == "8 iterations done"
+    assert extended.ledger[: len(first.ledger)] == first.ledger
+    assert extended.config.n_search == 32 > first.config.n_search == 16
+    assert set(extended.test.outcome.question_ids) == set(first.test.outcome.question_ids)
+    uninterrupted = run("random", str(tmp_path / "reference"), iterations=8)
+    searched = lambda r: [(e.fingerprint, e.outcome.question_ids) for e in r.ledger if e.phase == "search"]  # noqa: E731
+    assert searched(extended) == searched(uninterrupted)
+    again = resume(tmp_path, None, evaluator=evaluator(), progress=False, iterations=12)
+    assert again.rounds == 12 and json.loads((tmp_path / "config.json").read_text())["iterations"] == 12
+
+
+def test_removing_the_stop_file_lets_a_resume_go_on(tmp_path: Path) -> None:
+    stop_file = tmp_path / "STOP"
+
+    def touch_after_round_2(line: str) -> None:
+        if line.startswith("round 2/"):
+            stop_file.touch()
+
+    stopped = run("random", str(tmp_path), iterations=6, progress=touch_after_round_2)
+    assert stopped.rounds == 2 and "STOP" in stopped.stop_reason
+    assert resume(tmp_path, None, evaluator=evaluator(), progress=False) == stopped  # STOP still there
+    stop_file.unlink()
+    went_on = resume(tmp_path, None, evaluator=evaluator(), progress=False)
+    assert went_on.rounds == 6 and went_on.stop_reason == "6 iterations done"
+
+
+def test_a_resume_may_change_only_stop_conditions(tmp_path: Path) -> None:
+    run("random", str(tmp_path), iterations=2)
+    with pytest.raises(ValueError, match=r"batch_size: 4 there vs 8 now.*may change only iterations"):
+        resume(tmp_path, None, evaluator=evaluator(), progress=False, batch_size=8)
+    with pytest.raises(ValueError, match="unknown run options"):
+        resume(tmp_path, None, evaluator=evaluator(), progress=False, budget_units=3)
+    with pytest.raises(ValueError, match="top_k: 3 there vs 1 now"):
+        run("random", str(tmp_path), iterations=3, top_k=1)
+    same = resume(tmp_path, None, evaluator=evaluator(), progress=False, batch_size=4, method="random")
+    assert same.rounds == 2
+
+
+def test_bad_method_options_are_refused_before_anything_is_stored(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"reinforce options \{'fusers': False\}.*fusers"):
+        run("reinforce", str(tmp_path / "run"), method_options={"fusers": False})
+    assert not (tmp_path / "run").exists()
+    assert run("reinforce", str(tmp_path / "run"), method_options={"lr": 0.2}).rounds == 12

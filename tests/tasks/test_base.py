@@ -190,6 +190,15 @@ def test_split_is_stable_across_python_versions() -> None:
     assert [ex.id for ex in test] == ["ex-000", "ex-014"]
 
 
+def test_test_first_split_keeps_the_test_questions_when_the_search_grows() -> None:
+    examples = _examples(60)
+    search, test = search_test_split(examples, 10, 15, seed=4, test_first=True)
+    more, same_test = search_test_split(examples, 30, 15, seed=4, test_first=True)
+    assert same_test == test and more[:10] == search and len(more) == 30
+    assert not {ex.id for ex in more} & {ex.id for ex in test}
+    assert search_test_split(examples, 30, 15, seed=4)[1] != search_test_split(examples, 10, 15, seed=4)[1]
+
+
 def test_split_errors() -> None:
     with pytest.raises(ValueError, match="need 6 \\+ 5 examples, only 10 available"):
         search_test_split(_examples(10), 6, 5, seed=0)
