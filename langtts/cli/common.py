@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from langtts.compile import GenerationSettings
+    from langtts.cost import TaskLengths
     from langtts.models import ModelPool
     from langtts.tasks import Example, Task
 
 POOL_ENV = "LANGTTS_POOL"
+TASK_HELP = "gsm8k, mmlu, math500, humaneval, or a JSONL file of your own (FILE.jsonl, with --scorer)"
 
 
 def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,9 +57,14 @@ def open_pool(args: argparse.Namespace) -> ModelPool:
 
 
 def add_task_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    parser.add_argument("--task", required=required, help="gsm8k, mmlu, math500 or humaneval")
+    parser.add_argument("--task", required=required, help=TASK_HELP)
     parser.add_argument("--split", help="task split (e.g. mmlu: dev, val, test)")
     parser.add_argument("--subjects", help="mmlu only: comma-separated subjects")
+    parser.add_argument(
+        "--scorer",
+        help="--task FILE.jsonl only: how answers are read and compared: exact, number, choice[:LETTERS], "
+        "regex:PATTERN or module:function (a Python function (reply, example) -> bool)",
+    )
     add_sandbox_argument(parser)
 
 
@@ -81,15 +88,36 @@ def sandbox_options(task: str, args: argparse.Namespace) -> dict[str, str]:
 
 def task_from_args(args: argparse.Namespace) -> Task:
     """The task named by --task (with --subjects for MMLU); --split is applied when loading."""
-    from langtts.tasks import get_task
+    from langtts.tasks import SCORER_KINDS, get_task, is_task_file
 
     if args.subjects and args.task != "mmlu":
         raise ValueError("--subjects is only for --task mmlu")
-    options = {"subjects": args.subjects.split(",")} if args.subjects else {}
+    options: dict[str, Any] = {"subjects": args.subjects.split(",")} if args.subjects else {}
+    if is_task_file(args.task):
+        if not args.scorer:
+            raise ValueError(f"--task {args.task} needs --scorer ({SCORER_KINDS})")
+        options["scorer"] = args.scorer
+    elif args.scorer:
+        raise ValueError("--scorer is only for --task FILE.jsonl")
     task = get_task(args.task, **options, **sandbox_options(args.task, args))
     if args.split and args.split not in task.splits:
         raise ValueError(f"task {task.name!r} has no split {args.split!r}; choose from {list(task.splits)}")
     return task
+
+
+def task_lengths_for(name: str) -> TaskLengths:
+    """The lengths a search on task `name` budgets with (see `langtts optimize`): the task's preset, else the math
+    preset. `name` is a task of `TASK_HELP`."""
+    from langtts.cost import task_lengths
+    from langtts.tasks import TASKS, is_task_file
+
+    if is_task_file(name):
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"task file {name} does not exist")
+        return task_lengths("math")
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose from {sorted(TASKS)} or a FILE.jsonl")
+    return task_lengths(getattr(TASKS[name], "lengths_key", None) or "math")
 
 
 def questions_from_args(args: argparse.Namespace) -> tuple[Task, list[Example], GenerationSettings]:

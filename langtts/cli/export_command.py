@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from langtts.cost import TASK_LENGTHS
+from langtts.cli.common import TASK_HELP, task_lengths_for
 
 FORMATS = ("json", "yaml", "mermaid", "png", "svg")
 
@@ -25,9 +25,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, metavar="FILE", help="output file (required for png and svg)")
     parser.add_argument("--map", metavar="OLD=NEW,...", help="model-id mapping, e.g. llama-3.2-1b=my-1b")
     parser.add_argument("--models", type=Path, metavar="CATALOG", help="png/svg: YAML/JSON file of extra model specs")
-    parser.add_argument(
-        "--task", choices=sorted(TASK_LENGTHS), default="math", help="png/svg: lengths for FLOPs shares (default math)"
-    )
+    parser.add_argument("--task", help=f"png/svg: lengths for the FLOPs shares: {TASK_HELP} (default: the math preset)")
     parser.set_defaults(handler=run_export)
 
 
@@ -64,10 +62,12 @@ def run_export(args: argparse.Namespace) -> int:
         from langtts.cost import ModelCatalog, default_catalog, task_lengths
         from langtts.plots import draw_graph
 
+        lengths = task_lengths_for(args.task) if args.task else task_lengths("math")
+
         catalog = default_catalog()
         if args.models:
             catalog = catalog.merged(ModelCatalog.from_file(args.models))
-        draw_graph(graph, args.out, catalog=catalog, lengths=task_lengths(args.task))
+        draw_graph(graph, args.out, catalog=catalog, lengths=lengths)
     else:
         text = {"json": graph.to_json, "yaml": graph.to_yaml, "mermaid": graph.to_mermaid}[args.format]()
         if args.out is None:

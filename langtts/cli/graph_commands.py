@@ -6,14 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from langtts.cost import (
-    TASK_LENGTHS,
-    ModelCatalog,
-    TaskLengths,
-    default_catalog,
-    graph_cost,
-    task_lengths,
-)
+from langtts.cli.common import TASK_HELP, task_lengths_for
+from langtts.cost import ModelCatalog, TaskLengths, default_catalog, graph_cost
 from langtts.graph import load_graph
 
 
@@ -25,7 +19,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     cost.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
     lengths = cost.add_mutually_exclusive_group(required=True)
-    lengths.add_argument("--task", choices=sorted(TASK_LENGTHS), help="use the reference's average lengths")
+    lengths.add_argument(
+        "--task", help=f"{TASK_HELP}: its preset average lengths, else the math preset (as optimize budgets)"
+    )
     lengths.add_argument("--lengths", metavar="A,B", help="average prompt tokens A and answer tokens B, e.g. 150,200")
     cost.add_argument("--models", type=Path, metavar="CATALOG", help="YAML/JSON file of extra model specs")
     cost.add_argument("--unit-model", help="model whose no-input call is 1 unit (default: the graph's smallest)")
@@ -50,7 +46,7 @@ def _catalog(path: Path | None) -> ModelCatalog:
 
 def _lengths(args: argparse.Namespace) -> TaskLengths:
     if args.task:
-        return task_lengths(args.task)
+        return task_lengths_for(args.task)
     try:
         a, b = (float(x) for x in args.lengths.split(","))
     except ValueError:

@@ -114,13 +114,16 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
 def run_optimize(args: argparse.Namespace) -> int:
     from langtts.cost import Budget
     from langtts.optimize import aoptimize, aresume
+    from langtts.tasks import is_task_file
 
     if args.resume is not None:
         if not (args.resume / "config.json").is_file():
             raise ValueError(f"{args.resume} is not a langtts run directory (no config.json)")
-        if args.budget is not None or args.budget_flops is not None or args.subjects or args.run_dir:
-            raise ValueError("--budget, --budget-flops, --subjects and --run-dir are fixed by the run: drop them")
-        options = run_options(args) | ({"task": args.task} if args.task else {})
+        if args.budget is not None or args.budget_flops is not None or args.subjects or args.run_dir or args.scorer:
+            raise ValueError("--budget, --budget-flops, --subjects, --scorer and --run-dir are fixed by the run")
+        options = run_options(args)
+        if args.task:  # must be the run's
+            options["task"] = str(Path(args.task).resolve()) if is_task_file(args.task) else args.task
         with open_pool(args) as pool:
             result = asyncio.run(aresume(args.resume, pool, task=_resumed_code_task(args), **options))
     else:

@@ -74,7 +74,7 @@ from langtts.optimize.stoppers import (
 from langtts.pareto import pareto_front
 from langtts.space import DEFAULT_MAX_NODES
 from langtts.sync import run_sync
-from langtts.tasks import get_task
+from langtts.tasks import JsonlTask, get_task
 from langtts.tasks.base import Example, Task
 from langtts.tasks.splits import search_test_split
 
@@ -170,10 +170,11 @@ async def aoptimize(
         raise ValueError(f"{task.name} has {examples_available} questions: too few for n_test={n_test} and a search")
     objective_ = make_objective(objective)
     run_path = Path(run_dir) if run_dir is not None else _default_run_dir(task.name, method)
+    task_name, task_options = _task_spec(task)
     config = RunConfig(
         run_id=run_path.resolve().name,
-        task=task.name,
-        task_options=_task_options(task),
+        task=task_name,
+        task_options=task_options,
         split=split,
         method=method,
         method_options=dict(method_options or {}),
@@ -614,9 +615,13 @@ def _mean(entries: Sequence[Evaluation]) -> float:
     return statistics.fmean(e.score for e in entries)
 
 
-def _task_options(task: Task) -> dict[str, Any]:
+def _task_spec(task: Task) -> tuple[str, dict[str, Any]]:
+    """The name and options that rebuild ``task`` with `get_task` at resume: a JSONL task with a declared scorer is
+    its resolved path, scorer and sha256 (a changed file is refused)."""
+    if isinstance(task, JsonlTask) and (options := task.options()) is not None:
+        return str(task.path.resolve()), options
     subjects = getattr(task, "subjects", None)
-    return {"subjects": sorted(subjects)} if subjects else {}
+    return task.name, {"subjects": sorted(subjects)} if subjects else {}
 
 
 def updated_config(stored: RunConfig, given: Mapping[str, Any], run_dir: Path) -> RunConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -13,10 +14,10 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from langtts.tasks.base import FAMILIES, Example, Family, Score, Task, extract_answer_line
+from langtts.tasks.base import FAMILIES, Example, Family, Score, Task
+from langtts.tasks.scorers import PythonScorer, make_scorer
 
 REQUIRED_KEYS = ("id", "question", "answer")
-DEFAULT_ANSWER_FORMAT = 'End your reply with a final line of the form "Answer: <your final answer>".'
 
 
 class JsonlFormatError(ValueError):
@@ -82,10 +83,12 @@ Scorer = Callable[[str, Example], bool | Score]
 
 
 class JsonlTask(Task):
-    """A task from a user's JSONL file with ``id``/``question``/``answer`` keys, judged by `scorer`.
+    """A task from a user's JSONL file with ``id``/``question``/``answer`` keys.
 
-    The file is read (and validated) when the task is created. `scorer` returns a bool or a `Score`. Answers are
-    extracted from the last ``Answer:`` line and compared after stripping (the task's answer format asks for it).
+    `scorer` is a declared scorer (a string such as ``"number"``, see :mod:`langtts.tasks.scorers`), which a run
+    directory stores and rebuilds at resume, or a Python function ``(reply, example) -> bool | Score`` (answers then
+    read from the ``Answer:`` line). The file is read and validated when the task is created; `sha256` (when
+    given) must be the file's, so a run never goes on with a changed file.
     """
 
     splits = ("all",)
@@ -94,33 +97,62 @@ class JsonlTask(Task):
     def __init__(
         self,
         path: str | os.PathLike[str],
-        scorer: Scorer,
+        scorer: str | Scorer,
         *,
         name: str | None = None,
         family: Family = "generic",
-        answer_format: str = DEFAULT_ANSWER_FORMAT,
+        answer_format: str | None = None,
+        sha256: str | None = None,
     ) -> None:
         if family not in FAMILIES:
             raise ValueError(f"unknown family {family!r}; choose from {list(FAMILIES)}")
         self.path = Path(path)
         self.name = name or self.path.name.split(".")[0]
         self.family = family
-        self.answer_format = answer_format
-        self._scorer = scorer
+        self.scorer = make_scorer(scorer) if isinstance(scorer, str) else PythonScorer(function=scorer)
+        self.answer_format = self.scorer.answer_format if answer_format is None else answer_format
+        data = self.path.read_bytes()
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        if sha256 is not None and sha256 != self.sha256:
+            raise ValueError(
+                f"{self.path} changed since the run started (sha256 {self.sha256[:12]}…, the run has {sha256[:12]}…)"
+            )
         self._examples = tuple(to_examples(read_jsonl(self.path), source=str(self.path)))
         if not self._examples:
             raise JsonlFormatError(f"{self.path}: no examples")
+
+    def options(self) -> dict[str, Any] | None:
+        """What rebuilds this task with :func:`~langtts.tasks.get_task` (with the resolved path as the name), or
+        None for a Python scorer function given as an object (not storable)."""
+        if not self.scorer.spec:
+            return None
+        return {
+            "scorer": self.scorer.spec,
+            "sha256": self.sha256,
+            "name": self.name,
+            "family": self.family,
+            "answer_format": self.answer_format,
+        }
 
     def _load(self, split: str) -> list[Example]:
         return list(self._examples)
 
     def extract(self, text: str) -> str | None:
-        return extract_answer_line(text)
+        return self.scorer.extract(text)
+
+    def equivalent(self, a: str, b: str) -> bool:
+        return self.scorer.equivalent(a, b)
+
+    def answer_schema(self) -> dict[str, Any] | None:
+        return self.scorer.answer_schema()
+
+    def format_answer(self, answer: str) -> str:
+        return self.scorer.format_answer(answer)
 
     def score(self, text: str, ex: Example) -> Score:
-        result = self._scorer(text, ex)
-        if isinstance(result, Score):
-            return result
-        if result is None or isinstance(result, str):
-            raise TypeError(f"scorer of task {self.name!r} returned {result!r}, expected a bool or a Score")
-        return Score(correct=bool(result), prediction=None)
+        return self.scorer.judge(text, ex)
+
+
+def is_task_file(name: str) -> bool:
+    """Whether a task name is a JSONL file (``.jsonl`` or ``.jsonl.gz``) rather than a registered task."""
+    return name.endswith((".jsonl", ".jsonl.gz"))

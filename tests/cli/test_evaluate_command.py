@@ -104,3 +104,27 @@ def test_a_dead_server_is_a_failure_not_zero_accuracy(tmp_path: Path, capsys) ->
         assert [r["correct"] for r in saved["records"]] == [None, None]
         assert main([*argv, "--no-cache", "--json"]) == 1
         assert json.loads(capsys.readouterr().out)["accuracy"] is None
+
+
+def test_a_jsonl_task_with_a_declared_scorer(tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "sums.jsonl"
+    mine.write_text("".join(f'{{"id": {i}, "question": "What is {i} + {i}?", "answer": {2 * i}}}\n' for i in range(3)))
+
+    def reply(request: dict) -> str:  # right for 0 and 1, wrong for 2
+        text = " ".join(m["content"] for m in request["messages"])
+        i = next(i for i in range(3) if f"What is {i} + {i}?" in text)
+        return f"Sum done.\nAnswer: {2 * i if i < 2 else 99}.0"
+
+    with StubServer(models=MODELS, reply=reply) as server:
+        path = tmp_path / "pool.yaml"
+        PoolConfig(models=[PoolModel(id=m, endpoints=[Endpoint(base_url=server.base_url)]) for m in MODELS]).save(path)
+        argv = ["evaluate", str(GRAPHS / "single.json"), "--task", str(mine), "--n", "3", "--pool", str(path)]
+        assert main([*argv, "--no-cache", "--scorer", "number", "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["task"] == "sums" and summary["n_correct"] == 2
+        assert main([*argv, "--no-cache"]) == 2
+        assert "needs --scorer" in capsys.readouterr().err
+        assert main([*argv, "--no-cache", "--scorer", "fuzzy"]) == 2
+        assert "unknown scorer 'fuzzy'" in capsys.readouterr().err
+    assert main([*argv[:3], "gsm8k", "--scorer", "exact", "--pool", str(path)]) == 2
+    assert "--scorer is only for --task FILE.jsonl" in capsys.readouterr().err

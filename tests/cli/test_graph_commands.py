@@ -16,12 +16,26 @@ def test_cost_prints_a_table_with_totals(capsys):
 
 
 def test_cost_json_has_the_documented_keys(capsys):
-    assert main(["cost", str(GRAPHS / "chain2.yaml"), "--task", "math", "--json"]) == 0
+    assert main(["cost", str(GRAPHS / "chain2.yaml"), "--task", "math500", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"flops", "units", "width", "depth", "nodes", "unit_model"} <= set(report)
     assert report["width"] == 1 and report["depth"] == 2
     assert sum(n["flops"] for n in report["nodes"]) == pytest.approx(report["flops"])
     assert report["units"] == pytest.approx(report["flops"] / report["unit_flops"])
+
+
+def test_cost_takes_every_verbs_tasks_with_the_lengths_a_search_budgets_with(tmp_path: Path, capsys):
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"id": 1, "question": "q", "answer": "a"}\n')
+    lengths = {}
+    for task in ("gsm8k", "math500", "mmlu", "humaneval", str(mine)):
+        assert main(["cost", str(GRAPHS / "chain2.yaml"), "--task", task, "--json"]) == 0
+        lengths[task] = json.loads(capsys.readouterr().out)["lengths"]
+    assert lengths["gsm8k"] == lengths["math500"] == lengths[str(mine)] == {"input_tokens": 202, "output_tokens": 275}
+    assert lengths["mmlu"]["input_tokens"] == 213
+    assert main(["cost", str(GRAPHS / "chain2.yaml"), "--task", "math"]) == 2
+    assert "unknown task 'math'" in capsys.readouterr().err
+    assert main(["cost", str(GRAPHS / "chain2.yaml"), "--task", str(tmp_path / "gone.jsonl")]) == 2
 
 
 def test_cost_with_explicit_lengths_and_unit_model(capsys):

@@ -38,9 +38,10 @@ def test_optimize_then_resume_a_finished_run(pool_file: Path, tmp_path: Path, ca
     assert "random on gsm8k: 3 rounds" in capsys.readouterr().out
     assert main([*resume, "--iterations", "5", "--json"]) == 0  # extend the finished run
     extended = json.loads(capsys.readouterr().out)
-    assert extended["rounds"] == 5 and extended["test"]["outcome"]["question_ids"] == summary["test"]["outcome"][
-        "question_ids"
-    ]
+    assert (
+        extended["rounds"] == 5
+        and extended["test"]["outcome"]["question_ids"] == summary["test"]["outcome"]["question_ids"]
+    )
     assert main([*resume, "--batch-size", "3", "--iterations", "9"]) == 2
     assert "batch_size: 2 there vs 3 now" in capsys.readouterr().err
     assert main([*resume, "--budget", "3"]) == 2

@@ -252,3 +252,42 @@ def test_bad_method_options_are_refused_before_anything_is_stored(tmp_path: Path
         run("reinforce", str(tmp_path / "run"), method_options={"fusers": False})
     assert not (tmp_path / "run").exists()
     assert run("reinforce", str(tmp_path / "run"), method_options={"lr": 0.2}).rounds == 12
+
+
+def _task_file(path: Path, answer: int = 7) -> Path:
+    rows = [{"id": f"q{i}", "question": f"{i} + {answer - i}?", "answer": answer} for i in range(30)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_a_jsonl_task_is_stored_and_rebuilt_at_resume_and_a_changed_file_is_refused(tmp_path: Path) -> None:
+    from langtts.optimize import optimize
+    from langtts.tasks import get_task
+    from tests.optimize.synthetic_run import BUDGET_UNITS, settings
+
+    path = _task_file(tmp_path / "sums.jsonl")
+    task = get_task(str(path), scorer="number")
+    first = optimize(task, None, BUDGET_UNITS, run_dir=tmp_path / "run", evaluator=evaluator(), **settings("random"))
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["task"] == str(path.resolve()) and config["task_options"]["scorer"] == "number"
+    assert config["task_options"]["sha256"] == task.sha256
+    extended = resume(tmp_path / "run", None, evaluator=evaluator(), progress=False, iterations=14)  # no task given
+    assert extended.rounds == 14 and extended.test.outcome.question_ids == first.test.outcome.question_ids
+    _task_file(path, answer=8)
+    with pytest.raises(ValueError, match="changed since the run started"):
+        resume(tmp_path / "run", None, evaluator=evaluator(), progress=False, iterations=16)
+
+
+def test_a_python_scorer_must_still_import_at_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from langtts.optimize import optimize
+    from langtts.tasks import get_task
+    from tests.optimize.synthetic_run import BUDGET_UNITS, settings
+
+    (tmp_path / "my_checker.py").write_text("def judge(reply, example):\n    return example.answer in reply\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    task = get_task(str(_task_file(tmp_path / "sums.jsonl")), scorer="my_checker:judge")
+    optimize(task, None, BUDGET_UNITS, run_dir=tmp_path / "run", evaluator=evaluator(), **settings("random"))
+    (tmp_path / "my_checker.py").unlink()
+    monkeypatch.delitem(sys.modules, "my_checker")
+    with pytest.raises(ValueError, match="scorer 'my_checker:judge' does not import"):
+        resume(tmp_path / "run", None, evaluator=evaluator(), progress=False, iterations=14)

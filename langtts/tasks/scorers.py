@@ -1,0 +1,188 @@
+"""Declared scorers of user JSONL tasks: how an answer is read out of a reply and compared with the gold answer.
+
+A scorer is named by a string, so a run directory can store it and rebuild it at resume:
+
+- ``exact``: the ``Answer:`` line, equal to the gold answer after stripping and collapsing whitespace;
+- ``number``: the number of the answer line (else the last number), compared numerically (``1,000`` = ``1000.0``);
+- ``choice`` or ``choice:ABCDE``: the letter of the answer line (``B``, ``(B)``, ``B. Mars``), one of the letters
+  (default ``ABCD``);
+- ``regex:PATTERN``: the last match of PATTERN in the reply (its first group if it has one), else the answer line;
+  compared as ``exact``;
+- ``module:function``: a Python function ``(reply, example) -> bool | Score`` that judges a reply; answers are read
+  from the answer line and compared as ``exact`` (for votes and answer recovery).
+
+Each provides the task answer API (`extract`, `equivalent`, `answer_schema`, `format_answer`, see
+:class:`~langtts.tasks.base.Task`) and `answer_format`, the instruction that asks the nodes for the answer line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from langtts.tasks.base import Example, Score, Task, extract_answer_line
+
+SCORER_KINDS = "exact, number, choice[:LETTERS], regex:PATTERN or module:function"
+ANSWER_LINE = 'End your reply with a final line of the form "Answer: <your final answer>".'
+
+
+def _string_schema(**constraints: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "minLength": 1, "maxLength": 200, **constraints}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+
+
+@dataclass(frozen=True)
+class AnswerScorer:
+    """``exact``, and the base of the other kinds: the answer line, equal after stripping and collapsing
+    whitespace."""
+
+    spec: str = "exact"
+    answer_format: str = ANSWER_LINE
+
+    def extract(self, text: str) -> str | None:
+        return extract_answer_line(text)
+
+    def equivalent(self, a: str, b: str) -> bool:
+        return " ".join(a.split()) == " ".join(b.split())
+
+    def answer_schema(self) -> dict[str, Any] | None:
+        return _string_schema()
+
+    def format_answer(self, answer: str) -> str:
+        return f"Answer: {answer}"
+
+    def judge(self, text: str, ex: Example) -> Score:
+        prediction = self.extract(text)
+        if prediction is None:
+            return Score(correct=False, prediction=None, error="no_answer", detail="no answer in output")
+        return Score(correct=self.equivalent(prediction, ex.answer), prediction=prediction, detail=f"gold {ex.answer}")
+
+
+@dataclass(frozen=True)
+class NumberScorer(AnswerScorer):
+    """``number``: the number of the answer line (else the last number), compared numerically."""
+
+    spec: str = "number"
+    answer_format: str = 'End your reply with a final line of the form "Answer: <number>".'
+
+    def extract(self, text: str) -> str | None:
+        return _gsm8k().extract(text)
+
+    def equivalent(self, a: str, b: str) -> bool:
+        return _gsm8k().equivalent(a, b)
+
+    def answer_schema(self) -> dict[str, Any] | None:
+        return _gsm8k().answer_schema()
+
+
+@dataclass(frozen=True)
+class ChoiceScorer(AnswerScorer):
+    """``choice[:LETTERS]``: the letter of the answer line, one of ``letters``."""
+
+    spec: str = "choice"
+    letters: str = "ABCD"
+    answer_format: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Z]{2,26}", self.letters) or len(set(self.letters)) < len(self.letters):
+            raise ValueError(f"choice letters must be 2 to 26 distinct capital letters, got {self.letters!r}")
+        if not self.answer_format:
+            listed = f"{', '.join(self.letters[:-1])} or {self.letters[-1]}"
+            object.__setattr__(
+                self, "answer_format", f'End your reply with a final line of the form "Answer: X", where X is {listed}.'
+            )
+
+    def extract(self, text: str) -> str | None:
+        line = extract_answer_line(text)
+        match = re.match(rf"\(?([{self.letters}])\)?(?![A-Za-z])", line.upper() if line else "")
+        return match.group(1) if match else None
+
+    def equivalent(self, a: str, b: str) -> bool:
+        return a.strip().upper() == b.strip().upper()
+
+    def answer_schema(self) -> dict[str, Any] | None:
+        return {
+            "type": "object",
+            "properties": {"answer": {"type": "string", "enum": list(self.letters)}},
+            "required": ["answer"],
+            "additionalProperties": False,
+        }
+
+
+@dataclass(frozen=True)
+class RegexScorer(AnswerScorer):
+    """``regex:PATTERN``: the last match of ``pattern`` (its first group if any), else the answer line."""
+
+    spec: str = "regex"
+    pattern: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.pattern)
+        except re.error as error:
+            raise ValueError(f"scorer regex {self.pattern!r} does not compile: {error}") from None
+
+    def extract(self, text: str) -> str | None:
+        matches = list(re.finditer(self.pattern, text))
+        if not matches:
+            return super().extract(text)
+        last = matches[-1]
+        return (last.group(1) if last.re.groups else last.group(0)).strip()
+
+
+@dataclass(frozen=True)
+class PythonScorer(AnswerScorer):
+    """``module:function``: ``function(reply, example) -> bool | Score`` judges; answers read as ``exact``."""
+
+    spec: str = ""
+    function: Callable[[str, Example], Any] | None = None
+
+    def judge(self, text: str, ex: Example) -> Score:
+        assert self.function is not None
+        result = self.function(text, ex)
+        if isinstance(result, Score):
+            return result
+        if result is None or isinstance(result, str):
+            raise TypeError(f"scorer {self.spec or self.function!r} returned {result!r}, expected a bool or a Score")
+        return Score(correct=bool(result), prediction=self.extract(text))
+
+
+def make_scorer(spec: str) -> AnswerScorer:
+    """The scorer a string names (see the module docstring); a ``ValueError`` names what is wrong."""
+    kind, _, argument = spec.partition(":")
+    if spec == "exact":
+        return AnswerScorer()
+    if spec == "number":
+        return NumberScorer()
+    if kind == "choice":
+        return ChoiceScorer(spec=spec, letters=argument or "ABCD")
+    if kind == "regex" and argument:
+        return RegexScorer(spec=spec, pattern=argument)
+    if argument and re.fullmatch(r"[\w.]+", kind) and argument.isidentifier():
+        return PythonScorer(spec=spec, function=_import(kind, argument, spec))
+    raise ValueError(f"unknown scorer {spec!r}; use {SCORER_KINDS}")
+
+
+def _import(module: str, name: str, spec: str) -> Callable[[str, Example], Any]:
+    try:
+        function = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"scorer {spec!r} does not import: {error}") from None
+    if not callable(function):
+        raise ValueError(f"scorer {spec!r} is not a function")
+    return function
+
+
+@cache
+def _gsm8k() -> Task:
+    from langtts.tasks.gsm8k import GSM8KTask  # not at the top: gsm8k imports jsonl, which imports this module
+
+    return GSM8KTask()
