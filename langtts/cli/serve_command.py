@@ -7,6 +7,8 @@ import signal
 import sys
 import time
 
+from langtts.serve.embedded import DEFAULT_CTX_PER_SLOT
+
 EMBEDDED_HELP = "smollm2-135m, gemma3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b"
 
 
@@ -31,7 +33,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--engine", choices=("embedded", "vllm"), default="embedded")
     serve.add_argument("--models", help=f"embedded: comma-separated model ids (default: all: {EMBEDDED_HELP})")
     serve.add_argument("--port", type=int, help="embedded: port (default: a free one)")
-    serve.add_argument("--ctx-per-slot", type=int, default=4096, help="embedded: context tokens per request")
+    serve.add_argument(
+        "--ctx-per-slot", type=int, default=DEFAULT_CTX_PER_SLOT,
+        help=f"embedded: context tokens per request (default {DEFAULT_CTX_PER_SLOT})",
+    )  # fmt: skip
     serve.add_argument("--parallel", type=int, default=2, help="embedded: parallel slots per model")
     serve.add_argument("--threads", type=int, default=1, help="embedded: CPU threads per model (default: 1)")
     serve.add_argument("--detach", action="store_true", help="embedded: start in the background and return")

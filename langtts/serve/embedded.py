@@ -10,7 +10,9 @@ Run state lives in the cache's ``run/`` directory (or a ``run_dir`` of your choi
 
 Context sizing: the unified KV cache stays off (``kv-unified = false``), so llama-server splits ``ctx-size``
 evenly among the ``parallel`` slots; each preset sets ``ctx-size = ctx_per_slot * parallel``, so every request
-may use ``ctx_per_slot`` tokens (prompt + completion; 4096 by default): the pool file's ``context_window``.
+may use ``ctx_per_slot`` tokens (prompt + completion): the pool file's ``context_window``. The default, 8192,
+fits a sink that reads ``DEFAULT_MAX_NODES`` full-length inputs at the largest family ``max_tokens`` default, plus
+its own reply and the question (tested), so a search's widest graphs do not overflow.
 Each model instance uses one thread by default (``threads``): with several graph nodes running at once that is far
 faster than more threads per model on a small machine; a server for one model may use every core.
 """
@@ -37,7 +39,7 @@ from langtts.serve.cache import CachePaths, locked
 from langtts.serve.setup import WEIGHTS, Progress, llama_server_binary, model_path, setup_models
 
 DEFAULT_MODELS: tuple[str, ...] = tuple(WEIGHTS)
-DEFAULT_CTX_PER_SLOT = 4096
+DEFAULT_CTX_PER_SLOT = 8192
 DEFAULT_PARALLEL = 2
 DEFAULT_CACHE_RAM_MIB = 1024  # host-memory prompt cache per model (llama-server's default is 8192)
 HOST = "127.0.0.1"

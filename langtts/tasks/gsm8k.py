@@ -40,7 +40,7 @@ class GSM8KTask(Task):
     name = "gsm8k"
     family = "gsm8k"
     lengths_key = None
-    answer_format = 'End your reply with a final line of the form "The final answer is <number>".'
+    answer_format = "Please reason step by step, and put your final answer within \\boxed{}."
 
     def _load(self, split: str) -> list[Example]:
         return list(packaged_examples("gsm8k/gsm8k.jsonl"))
@@ -64,4 +64,4 @@ class GSM8KTask(Task):
         }
 
     def format_answer(self, answer: str) -> str:
-        return f"The final answer is {answer}"
+        return f"The final answer is $\\boxed{{{answer}}}$"

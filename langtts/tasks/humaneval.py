@@ -78,6 +78,16 @@ class HumanEvalTask(Task):
     def format_question(self, ex: Example) -> str:
         return f"Complete the following Python function.\n\n```python\n{ex.meta['prompt']}```"
 
+    def extract(self, text: str) -> str | None:
+        """The reply's code: its last fenced block, else the whole reply; None when it has no code at all."""
+        blocks = _FENCE.findall(text)
+        code = blocks[-1] if blocks else text
+        return code if code.strip() else None
+
+    def answer_schema(self) -> None:
+        """Code is not constrained: a reply cut short simply fails its tests."""
+        return None
+
     def score(self, text: str, ex: Example) -> Score:
         entry_point = ex.meta["entry_point"]
         code = extract_code(text, entry_point)

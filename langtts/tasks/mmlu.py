@@ -50,7 +50,10 @@ class MMLUTask(Task):
     family = "mmlu"
     lengths_key = "mmlu"
     splits = ("dev", "val", "test")
-    answer_format = 'End your reply with a final line of the form "Answer: X", where X is one of A, B, C or D.'
+    answer_format = (
+        "Answer the following multiple choice question. The last line of your response should be of the following "
+        "format: 'Answer: $LETTER' (without quotes) where LETTER is one of ABCD. Think step by step before answering."
+    )
 
     def __init__(self, split: str = "test", subjects: Iterable[str] | None = None) -> None:
         if split not in self.splits:
@@ -78,6 +81,9 @@ class MMLUTask(Task):
 
     def equivalent(self, a: str, b: str) -> bool:
         return a.strip().upper() == b.strip().upper()
+
+    def format_answer(self, answer: str) -> str:
+        return f"Answer: {answer}"
 
     def answer_schema(self) -> dict[str, Any]:
         return {

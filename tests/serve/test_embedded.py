@@ -155,3 +155,21 @@ def test_alive_and_free_port() -> None:
     port = embedded.free_port()
     assert 1024 <= port <= 65535
     assert not embedded.is_healthy(port, timeout=0.5)
+
+
+@pytest.mark.parametrize("task_name", ["gsm8k", "mmlu", "math500", "humaneval"])
+def test_the_default_context_fits_a_sink_reading_max_nodes_full_inputs(task_name: str) -> None:
+    from langtts.compile import CHARS_PER_TOKEN, compile_graph, default_settings
+    from langtts.serve.embedded import DEFAULT_CTX_PER_SLOT
+    from langtts.shapes import parallel
+    from langtts.space import DEFAULT_MAX_NODES
+    from langtts.tasks import get_task
+    from tests.fakes import fake_pool
+
+    task = get_task(task_name)
+    pool, _ = fake_pool(lambda *_: "", context_window=DEFAULT_CTX_PER_SLOT)
+    graph = parallel("qwen2.5-coder-0.5b", DEFAULT_MAX_NODES)
+    compile_graph(graph, pool, task)  # the static check: inputs' and own max_tokens plus the templates fit
+    longest = max(len(task.format_question(ex)) for ex in task.load()) / CHARS_PER_TOKEN
+    need = (DEFAULT_MAX_NODES + 1) * default_settings(task.family).max_tokens + longest + 600  # 600: the templates
+    assert need <= DEFAULT_CTX_PER_SLOT, (task_name, need)
