@@ -26,7 +26,7 @@ _EXPORTS = {
     "langtts.graph": ("CollaborationGraph", "GraphError", "Node", "load_graph"),
     "langtts.models": ("CallCache", "ModelPool"),
     "langtts.prompts": ("PromptLibrary",),
-    "langtts.shapes": ("chain", "fused", "layered", "parallel", "single"),
+    "langtts.shapes": ("chain", "fused", "layered", "parallel", "self_consistency", "self_moa", "single"),
     "langtts.space": ("ProbabilisticGraph",),
     "langtts.tasks": ("Example", "JsonlTask", "Task", "get_task"),
 }

@@ -12,11 +12,23 @@ Role behaviour (method.md §1) comes from prompt templates (:mod:`langtts.prompt
 inputs), ``assistant_with_inputs``, ``fuser``, ``decider`` (the sink with inputs) or ``decider_alone`` (the sink of
 the single-model graph).
 
-No answer lost: when the sink's reply has no extractable answer (``task.extract`` finds none) or was cut at
-``max_tokens``, the app continues the same conversation once with the ``recover`` prompt, asking for the answer
-alone, constrained to the task's answer schema (``response_format: json_schema``); the answer is appended to the
-reply as the task's answer line. The call goes through the pool (cached, counted in tokens and FLOPs) and is
-recorded in the node's trace under ``recovery``. Tasks without an answer schema (code) are never recovered.
+Vote nodes (:mod:`langtts.vote`) make no LLM call: they read their inputs' extracted answers and write the
+majority as ``Vote: 3 of 5 inputs agree.`` followed by the task's answer line (0 tokens, 0 FLOPs, 0 s). They need
+a task with an answer schema: code tasks offer no vote (compiling one raises ValueError). An LLM node feeding a
+vote samples at its own ``temperature`` from the graph file, else at :data:`~langtts.graph.SAMPLE_TEMPERATURE`
+(``node_settings`` override both); other nodes at ``settings``' temperature unless the graph file sets theirs.
+
+Every trace entry carries ``answer`` (``task.extract`` of its text, None without a task) and ``agreement``: for a
+node with at least 2 inputs, the share of its inputs giving their majority answer (the vote rule; None for fewer
+inputs).
+
+No answer lost: when the sink's reply, or a reply a vote reads, has no extractable answer (``task.extract`` finds
+none) or was cut at ``max_tokens``, the app continues the same conversation once with the ``recover`` prompt,
+asking for the answer alone, constrained to the task's answer schema (``response_format: json_schema``); the
+answer is appended to the reply as the task's answer line. The call goes through the pool (cached, counted in
+tokens and FLOPs) and is recorded in the node's trace under ``recovery``. Tasks without an answer schema (code)
+are never recovered. A vote's trace entry also holds ``text_before_recovery``: its vote over its inputs' replies
+as they were before any recovery.
 
 Sample indices: identical requests within one execution get indices 0, 1, 2, … in (layer, node order), so two
 parallel assistants with the same model and prompt draw distinct samples, while a re-run replays from the cache.
@@ -34,10 +46,12 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from langtts.graph import CollaborationGraph
+from langtts.cost import VOTE_TEXT_TOKENS
+from langtts.graph import SAMPLE_TEMPERATURE, CollaborationGraph
 from langtts.models.pool import ChatResult, ModelPool
 from langtts.prompts import PromptLibrary, PromptTemplate
 from langtts.tasks.base import Task
+from langtts.vote import Tally, tally
 
 ContextPolicy = Literal["error", "truncate"]
 ROLE_PLACEHOLDERS = {
@@ -142,13 +156,27 @@ class _Compiler:
         self.layers = self.graph.layers()
         self.layer_of = {n: i for i, layer in enumerate(self.layers) for n in layer}
         self.tags = {"graph": graph.fingerprint()[:12], **tags}
+        self.calls = [n for n in self.graph.nodes if n.calls_model]
+        if (votes := [n.id for n in self.graph.nodes if not n.calls_model]) and schema is None:
+            what = f"task {task.name!r} has no short answers to compare" if task else "compiling without a task"
+            raise ValueError(f"vote node {votes[0]!r} needs answers to count: {what} (use a decider instead)")
         for node_id in node_settings:
-            self.graph.node(node_id)  # unknown ids fail here
-        self.settings = {n.id: node_settings.get(n.id, settings) for n in self.graph.nodes}
-        self.templates = {n.id: self._template(prompts, n.id) for n in self.graph.nodes}
-        for node in self.graph.nodes:
-            pool.model(node.model)  # unknown model ids fail here, listing the pool's ids
+            if not self.graph.node(node_id).calls_model:  # unknown ids fail here
+                raise ValueError(f"node_settings for {node_id!r}: a vote makes no LLM call")
+        self.settings = {n.id: node_settings.get(n.id) or self._settings(n.id, settings) for n in self.calls}
+        self.templates = {n.id: self._template(prompts, n.id) for n in self.calls}
+        self.sizes = {n.id: pool.spec(n.model).params for n in self.calls}  # unknown model ids fail here
         self._check_static_context()
+
+    def _settings(self, node_id: str, settings: GenerationSettings) -> GenerationSettings:
+        """The node's temperature from the graph file, else the sampling temperature if it feeds a vote."""
+        temperature = self.graph.node(node_id).temperature
+        if temperature is None and self._feeds_vote(node_id):
+            temperature = SAMPLE_TEMPERATURE
+        return settings if temperature is None else replace(settings, temperature=float(temperature))
+
+    def _feeds_vote(self, node_id: str) -> bool:
+        return any(not self.graph.node(s).calls_model for s in self.graph.successors(node_id))
 
     def _kind(self, node_id: str) -> str:
         role, has_inputs = self.graph.node(node_id).role, bool(self.graph.predecessors(node_id))
@@ -175,12 +203,15 @@ class _Compiler:
         """Fail before running when even an empty question cannot fit the inputs' answers and the node's own."""
         if self.context_policy != "error":
             return
-        for node in self.graph.nodes:
+        for node in self.calls:
             window = self.pool.context_window(node.model)
             if window is None:
                 continue
             template = self.templates[node.id]
-            inputs = sum(self.settings[p].max_tokens for p in self.graph.predecessors(node.id))
+            inputs = sum(
+                self.settings[p].max_tokens if p in self.settings else VOTE_TEXT_TOKENS
+                for p in self.graph.predecessors(node.id)
+            )
             need = _tokens(template.system + template.user) + inputs + self.settings[node.id].max_tokens
             if need > window:
                 raise ContextOverflowError(
@@ -233,7 +264,9 @@ class _Compiler:
         )  # fmt: skip
         peers = self.layers[layer]
         same_layer = sum(
-            1 for other in peers[: peers.index(node_id)] if self.request_key(self.request(other, state)) == key
+            1
+            for other in peers[: peers.index(node_id)]
+            if other in self.settings and self.request_key(self.request(other, state)) == key
         )
         return earlier + same_layer
 
@@ -256,8 +289,11 @@ class _Compiler:
     def _recovery(
         self, node_id: str, request: _Request, result: ChatResult
     ) -> tuple[str, list[dict[str, str]], dict[str, Any]] | None:
-        """The reason, messages and call options of an answer-recovery call, when the sink's reply needs one."""
-        if node_id != self.graph.sink.id or self.recover_template is None or self.task is None:
+        """The reason, messages and call options of an answer-recovery call, when the reply of the sink or of a
+        vote's input needs one."""
+        if self.recover_template is None or self.task is None:
+            return None
+        if node_id != self.graph.sink.id and not self._feeds_vote(node_id):
             return None
         if result.finish_reason == "length":
             reason = "truncated"
@@ -299,8 +335,29 @@ class _Compiler:
             "cached": result.cached,
         }
 
+    def _extract(self, text: str) -> str | None:
+        return self.task.extract(text) if self.task is not None else None
+
+    def _tally(self, node_id: str, answers: list[str | None]) -> Tally:
+        assert self.task is not None
+        sizes = [self.sizes.get(p, 0.0) for p in self.graph.predecessors(node_id)]
+        return tally(answers, self.task.equivalent, sizes)
+
+    def _agreement(self, node_id: str, state: Mapping[str, Any]) -> float | None:
+        """Share of the node's inputs giving their majority answer; None below 2 inputs or without a task."""
+        preds = self.graph.predecessors(node_id)
+        if len(preds) < 2 or self.task is None:
+            return None
+        return self._tally(node_id, [state["outputs"][p]["answer"] for p in preds]).agreement
+
     def _update(
-        self, node_id: str, request: _Request, key: str, result: ChatResult, recovery: dict[str, Any] | None
+        self,
+        node_id: str,
+        state: Mapping[str, Any],
+        request: _Request,
+        key: str,
+        result: ChatResult,
+        recovery: dict[str, Any] | None,
     ) -> dict[str, Any]:
         node = self.graph.node(node_id)
         text = result.text
@@ -313,6 +370,8 @@ class _Compiler:
             "layer": self.layer_of[node_id],
             "inputs": list(self.graph.predecessors(node_id)),
             "text": text,
+            "answer": self._extract(text),
+            "agreement": self._agreement(node_id, state),
             "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,
             "latency_s": result.latency_s,
@@ -329,7 +388,45 @@ class _Compiler:
         update: dict[str, Any] = {"outputs": {node_id: trace}}
         return update
 
+    def _vote(self, node_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
+        """A vote node's update: the majority of its inputs' answers, no call."""
+        assert self.task is not None
+        inputs = [state["outputs"][p] for p in self.graph.predecessors(node_id)]
+        result = self._tally(node_id, [e["answer"] for e in inputs])
+        before = self._tally(
+            node_id, [self._extract(e["recovery"]["reply"]) if e["recovery"] else e["answer"] for e in inputs]
+        )
+        trace = {
+            "node": node_id,
+            "role": "vote",
+            "model": None,
+            "layer": self.layer_of[node_id],
+            "inputs": list(self.graph.predecessors(node_id)),
+            "text": result.text(self.task.format_answer),
+            "answer": result.answer,
+            "agreement": result.agreement,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "latency_s": 0.0,
+            "flops": 0.0,
+            "cached": False,
+            "finish_reason": None,
+            "truncated": False,
+            "empty": False,
+            "inputs_truncated": False,
+            "sample_index": None,
+            "request_key": None,
+            "recovery": None,
+            "text_before_recovery": before.text(self.task.format_answer),
+        }
+        return {"outputs": {node_id: trace}}
+
     def node_runnable(self, node_id: str) -> RunnableLambda:
+        if not self.graph.node(node_id).calls_model:
+            return RunnableLambda(
+                lambda state: self._finalise(node_id, state, self._vote(node_id, state)), name=node_id
+            )
+
         def run(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
             request, key, _, kwargs = self._prepare(node_id, state)
             result = self.pool.chat(request.model, request.messages, **kwargs)
@@ -338,7 +435,7 @@ class _Compiler:
                 reason, messages, options = needed
                 extra = self.pool.chat(request.model, messages, **options)
                 recovery = self._recovered(reason, result.text, extra)
-            return self._finalise(node_id, state, self._update(node_id, request, key, result, recovery))
+            return self._finalise(node_id, state, self._update(node_id, state, request, key, result, recovery))
 
         async def arun(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
             request, key, _, kwargs = self._prepare(node_id, state)
@@ -348,7 +445,7 @@ class _Compiler:
                 reason, messages, options = needed
                 extra = await self.pool.achat(request.model, messages, **options)
                 recovery = self._recovered(reason, result.text, extra)
-            return self._finalise(node_id, state, self._update(node_id, request, key, result, recovery))
+            return self._finalise(node_id, state, self._update(node_id, state, request, key, result, recovery))
 
         return RunnableLambda(run, afunc=arun, name=node_id)
 
@@ -372,7 +469,7 @@ class _Compiler:
             "prompt_tokens": sum(e["prompt_tokens"] for e in trace) + sum(r["prompt_tokens"] for r in recoveries),
             "completion_tokens": sum(e["completion_tokens"] for e in trace)
             + sum(r["completion_tokens"] for r in recoveries),
-            "calls": len(trace) + len(recoveries),
+            "calls": sum(e["role"] != "vote" for e in trace) + len(recoveries),
             "cache_hits": sum(e["cached"] for e in trace) + sum(r["cached"] for r in recoveries),
             "truncated": sink["truncated"],
             "empty": sink["empty"],
@@ -403,9 +500,11 @@ def compile_graph(
 ) -> CompiledStateGraph:
     """Compile ``graph`` into a LangGraph app running on ``pool``.
 
-    ``task`` supplies the answer format of the sink and the task family for prompt choice (``family`` overrides
-    it). ``prompts`` is a :class:`PromptLibrary` or a mapping of prompt name → template text overriding shipped
-    files. ``settings`` applies to every node (default: the family's defaults), ``node_settings`` per node id.
+    ``task`` supplies the answer format, the answer extraction (votes, agreement, recovery) and the task family
+    for prompt choice (``family`` overrides it). ``prompts`` is a :class:`PromptLibrary` or a mapping of prompt
+    name → template text overriding shipped files. ``settings`` applies to every LLM node (default: the family's
+    defaults; a node's temperature from the graph file, or the sampling temperature of a vote's input, replaces
+    its temperature), ``node_settings`` per node id (a whole replacement).
     ``context_policy``: ``"error"`` raises :class:`ContextOverflowError` (at compile time when even an empty
     question cannot fit; else when a prompt would overflow), ``"truncate"`` shortens the inputs' texts to fit and
     records ``inputs_truncated`` in the node's trace. ``tags`` go to every call's ledger record.

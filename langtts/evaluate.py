@@ -10,7 +10,13 @@ when calls failed (a server down), as the command line does (exit 1). An output 
 in its record.
 
 Answer recovery (see :mod:`langtts.compile`): extraction failures and truncations are counted *before* recovery,
-with the recovery rate (recovery calls that produced an answer) and the accuracy with and without recovery.
+with the recovery rate (recovery calls, of any node, that produced an answer) and the accuracy with and without
+recovery (without: the sink's reply before its own recovery; for a vote sink, its vote over its inputs' replies
+before theirs).
+
+Every node is scored: each node's own text goes through ``task.score`` against the gold answer (trace entries get
+``correct``; records keep ``node_correct`` and ``node_agreement``, the agreement among a node's inputs from the
+trace), and the result has per-node accuracy and mean agreement (`NodeStats`, over the questions the node ran on).
 """
 
 from __future__ import annotations
@@ -61,7 +67,22 @@ class QuestionRecord(BaseModel):
     latency_s: float = 0.0
     calls: int = 0
     cache_hits: int = 0
+    node_correct: dict[str, bool] = Field(default_factory=dict, description="each node's own answer right")
+    node_agreement: dict[str, float] = Field(
+        default_factory=dict, description="nodes with >= 2 inputs: share of inputs giving their majority answer"
+    )
     trace: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class NodeStats(BaseModel):
+    """One node's own answers over the questions it ran on (questions that ended in an error are left out)."""
+
+    id: str
+    role: str
+    model: str | None = Field(description="None: a vote (no LLM call)")
+    n: int
+    accuracy: float | None = Field(description="None: the node ran on no question")
+    agreement: float | None = Field(description="mean agreement among its inputs; None below 2 inputs")
 
 
 class EvaluationResult(BaseModel):
@@ -103,6 +124,7 @@ class EvaluationResult(BaseModel):
     cache_hits: int
     wall_time_s: float
     sandbox: str | None = Field(default=None, description="what confined scored code (None: the task runs none)")
+    nodes: list[NodeStats] = Field(default_factory=list, description="per node, in graph order")
     records: list[QuestionRecord]
 
     def save(self, path: str | Path) -> None:
@@ -228,16 +250,22 @@ async def _run_one(app: Any, task: Task, example: Example) -> QuestionRecord:
             "truncated",
         )
     }
-    recovery = out["trace"][-1].get("recovery")  # the sink runs last
+    trace = out["trace"]
+    sink = trace[-1]  # the sink runs last
+    recovery = sink.get("recovery")
+    agreement = {e["node"]: e["agreement"] for e in trace if e.get("agreement") is not None}
     if out["empty"]:
         return QuestionRecord(
-            **base, **usage, error="empty", detail="the sink returned no text", trace=out["trace"],
+            **base, **usage, error="empty", detail="the sink returned no text", trace=trace,
             no_answer_before_recovery=True, recovery=recovery and recovery["reason"],
+            node_correct=await _score_nodes(task, example, trace, {}), node_agreement=agreement,
         )  # fmt: skip
     score = await asyncio.to_thread(task.score, out["answer"], example)
     before = score
-    if recovery is not None:
-        before = await asyncio.to_thread(task.score, recovery["reply"], example)
+    before_text = recovery["reply"] if recovery is not None else sink.get("text_before_recovery", out["answer"])
+    if before_text != out["answer"]:
+        before = await asyncio.to_thread(task.score, before_text, example)
+    node_correct = await _score_nodes(task, example, trace, {out["answer"]: score.correct})
     return QuestionRecord(
         **base,
         **usage,
@@ -250,8 +278,41 @@ async def _run_one(app: Any, task: Task, example: Example) -> QuestionRecord:
         recovery=recovery and recovery["reason"],
         recovered=bool(recovery and recovery["answer"] is not None),
         correct_without_recovery=before.correct,
-        trace=out["trace"],
+        node_correct=node_correct,
+        node_agreement=agreement,
+        trace=trace,
     )
+
+
+async def _score_nodes(
+    task: Task, example: Example, trace: list[dict[str, Any]], known: dict[str, bool]
+) -> dict[str, bool]:
+    """Score every node's text (each distinct text once; ``known``: text -> verdict already reached); the
+    verdicts go into the trace entries (``correct``) and come back by node id."""
+    verdicts = dict(known)
+    for entry in trace:
+        if entry["text"] not in verdicts:
+            verdicts[entry["text"]] = (await asyncio.to_thread(task.score, entry["text"], example)).correct
+        entry["correct"] = verdicts[entry["text"]]
+    return {entry["node"]: entry["correct"] for entry in trace}
+
+
+def _node_stats(graph: CollaborationGraph, records: list[QuestionRecord]) -> list[NodeStats]:
+    stats = []
+    for node in graph.pruned().nodes:
+        verdicts = [r.node_correct[node.id] for r in records if node.id in r.node_correct]
+        agreements = [r.node_agreement[node.id] for r in records if node.id in r.node_agreement]
+        stats.append(
+            NodeStats(
+                id=node.id,
+                role=node.role,
+                model=node.model if node.calls_model else None,
+                n=len(verdicts),
+                accuracy=sum(verdicts) / len(verdicts) if verdicts else None,
+                agreement=statistics.fmean(agreements) if agreements else None,
+            )
+        )
+    return stats
 
 
 def _lengths(task: Task, records: list[QuestionRecord]) -> TaskLengths | None:
@@ -280,6 +341,7 @@ def _result(
     call_errors = {"call_failed", "context_overflow"}
     lengths = _lengths(task, records)
     analytic = graph_cost(graph, pool.catalog_for(graph), lengths).flops if lengths else 0.0
+    recoveries = [e["recovery"] for r in records for e in r.trace if e.get("recovery")]  # before traces go
     for record in records:
         if record.error not in call_errors:
             record.analytic_flops = analytic
@@ -293,7 +355,7 @@ def _result(
     answered = [r for r in records if r.error not in call_errors]
     latencies = [r.latency_s for r in answered] or [0.0]
     flops = sum(r.flops for r in records)
-    n_recoveries, n_recovered = sum(r.recovery is not None for r in records), sum(r.recovered for r in records)
+    n_recoveries, n_recovered = len(recoveries), sum(r["answer"] is not None for r in recoveries)
     analytic_total = sum(r.analytic_flops for r in records)
     return EvaluationResult(
         task=task.name,
@@ -331,5 +393,6 @@ def _result(
         cache_hits=sum(r.cache_hits for r in records),
         wall_time_s=wall_time,
         sandbox=getattr(task, "sandbox_backend", None),  # tasks that run model-written code say how
+        nodes=_node_stats(graph, records),
         records=records,
     )

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from langtts.optimize.base import Evaluation
 
 FORMATS = (".png", ".svg")
-ROLE_COLOURS = {"assistant": "#cfe2ff", "fuser": "#fff3cd", "decider": "#d4edda"}
-ROLE_LABELS = {"assistant": "assistant", "fuser": "fuser", "decider": "decider (sink)"}
+ROLE_COLOURS = {"assistant": "#cfe2ff", "fuser": "#fff3cd", "decider": "#d4edda", "vote": "#e2d9f3"}
+ROLE_LABELS = {"assistant": "assistant", "fuser": "fuser", "decider": "decider (sink)", "vote": "vote (no LLM call)"}
 CostAxis = Literal["flops", "latency"]
 
 
@@ -39,8 +39,9 @@ def draw_graph(
     lengths: TaskLengths | None = None,
     title: str | None = None,
 ) -> Path:
-    """Draw the pruned graph left to right by topological layer; each node shows its id, model and share of the
-    graph's FLOPs (``catalog`` default: the built-in one; ``lengths`` default: the MATH preset)."""
+    """Draw the pruned graph left to right by topological layer; each node shows its id, model (a vote: "majority
+    vote") and share of the graph's FLOPs, the sink with a thick border (``catalog`` default: the built-in one;
+    ``lengths`` default: the MATH preset)."""
     path = _check_path(path)
     cost = graph_cost(graph, catalog or default_catalog(), lengths or task_lengths("math"))
     pruned = graph.pruned()
@@ -64,12 +65,13 @@ def draw_graph(
             boxstyle="round,pad=0.02",
             facecolor=ROLE_COLOURS[node.role],
             edgecolor="#333333",
-            linewidth=2.0 if node.role == "decider" else 1.0,
+            linewidth=2.0 if node.id == pruned.sink_id else 1.0,
         )
         ax.add_patch(box)
         boxes[node.id] = box
         share = cost.per_node[node.id] / cost.flops
-        ax.text(x, y, f"{node.id}\n{node.model}\n{share:.1%} FLOPs", ha="center", va="center", fontsize=8)
+        model = node.model or "majority vote"
+        ax.text(x, y, f"{node.id}\n{model}\n{share:.1%} FLOPs", ha="center", va="center", fontsize=8)
     for u, v in pruned.edges:
         # an edge that skips a layer bows away from the middle row (left to right, rad > 0 bows downward)
         bow = 0.0 if centre[v][0] - centre[u][0] <= 1 else -0.25 if centre[u][1] + centre[v][1] > 0 else 0.25

@@ -3,11 +3,13 @@ import asyncio
 import pytest
 
 from langtts.compile import ContextOverflowError, GenerationSettings, compile_graph
-from langtts.graph import CollaborationGraph, Node
+from langtts.graph import SAMPLE_TEMPERATURE, CollaborationGraph, Node
 from langtts.models.cache import CallCache
+from langtts.models.pool import sample_seed
 from langtts.prompts import PromptError, PromptLibrary
-from langtts.shapes import chain, fused, parallel, single
+from langtts.shapes import chain, fused, parallel, self_consistency, self_moa, single
 from langtts.tasks import get_task
+from langtts.tasks.base import Example, Task, extract_answer_line
 from tests.fakes import fake_pool
 
 QWEN, SMOL = "qwen2.5-coder-0.5b", "smollm2-135m"
@@ -238,7 +240,7 @@ def test_a_reply_cut_at_max_tokens_is_recovered_even_with_a_number_in_it():
     assert get_task("gsm8k").extract(out["answer"]) == "7"
 
 
-def test_only_the_sink_is_recovered_and_code_never():
+def test_only_the_sink_and_the_inputs_of_a_vote_are_recovered_and_code_never():
     pool, log = fake_pool(_replies("no answer here"))
     compile_graph(parallel([QWEN, SMOL], sink_model=QWEN), pool, get_task("mmlu")).invoke({"question": MMLU_Q})
     assert len(log.calls) == 4  # two workers, the sink, one recovery of the sink
@@ -252,3 +254,149 @@ def test_an_unparsable_recovery_leaves_the_reply_as_it_was():
     out = compile_graph(single(QWEN), pool, get_task("mmlu")).invoke({"question": MMLU_Q})
     assert len(log.calls) == 2 and out["answer"] == "no answer here"
     assert out["trace"][0]["recovery"]["answer"] is None
+
+
+class Capitals(Task):
+    """Answers on an ``Answer:`` line, equivalent up to case."""
+
+    name = "capitals"
+
+    def _load(self, split: str) -> list[Example]:
+        return []
+
+    def extract(self, text: str) -> str | None:
+        return extract_answer_line(text)
+
+    def equivalent(self, a: str, b: str) -> bool:
+        return a.casefold() == b.casefold()
+
+
+def by_sample(*replies: str, recovered: str = '{"answer": "Paris"}'):
+    """A responder giving sample i the i-th reply (samples told apart by their server seed); `recovered` to
+    answer-recovery requests; a decider (whose prompt shows inputs) echoes the last line of its prompt."""
+    seeds = {sample_seed(0, i): reply for i, reply in enumerate(replies)}
+
+    def respond(model, messages, kwargs):
+        if "extra_body" in kwargs:
+            return recovered
+        if "[Answer 1" in str(messages[-1].content):
+            return "Decided.\nAnswer: " + ("Paris" if "Answer: Paris" in str(messages[-1].content) else "Rome")
+        return seeds[kwargs["seed"]]
+
+    return respond
+
+
+def test_a_vote_sink_makes_no_call_adds_no_flops_and_writes_the_majority_with_its_count():
+    pool, log = fake_pool(by_sample("Answer: Paris", "Answer: Lyon", "answer: PARIS"))
+    out = compile_graph(self_consistency(QWEN, 3), pool, Capitals()).invoke({"question": "Capital of France?"})
+    assert len(log.calls) == 3 and out["calls"] == 3 and len(pool.ledger.records()) == 3
+    assert [c[2]["temperature"] for c in log.calls] == [SAMPLE_TEMPERATURE] * 3 == [0.7] * 3
+    assert out["answer"] == "Vote: 2 of 3 inputs agree.\nAnswer: Paris"
+    vote = out["trace"][-1]
+    assert (vote["node"], vote["role"], vote["model"], vote["answer"], vote["agreement"]) == (
+        "sink",
+        "vote",
+        None,
+        "Paris",
+        pytest.approx(2 / 3),
+    )
+    assert (vote["flops"], vote["prompt_tokens"], vote["completion_tokens"], vote["latency_s"]) == (0.0, 0, 0, 0.0)
+    assert out["flops"] == sum(e["flops"] for e in out["trace"][:3]) > 0
+    assert out["prompt_tokens"] == sum(e["prompt_tokens"] for e in out["trace"][:3])
+    assert [e["answer"] for e in out["trace"][:3]] == ["Paris", "Lyon", "PARIS"]
+    assert [e["agreement"] for e in out["trace"][:3]] == [None] * 3  # no inputs
+
+
+def test_a_vote_ties_to_the_larger_model_and_ignores_inputs_without_an_answer():
+    graph = CollaborationGraph(
+        nodes=(
+            Node("small", "assistant", SMOL),
+            Node("big", "assistant", QWEN),
+            Node("mute", "assistant", SMOL),
+            Node("v", "vote"),
+        ),
+        edges=(("small", "v"), ("big", "v"), ("mute", "v")),
+        sink_id="v",
+    )
+
+    def respond(model, messages, kwargs):
+        if "extra_body" in kwargs:
+            return "not json"  # the recovery of the mute node fails: it stays without an answer
+        return {QWEN: "Answer: Rome"}.get(model, "Answer: Paris" if kwargs["seed"] == sample_seed(0, 0) else "...")
+
+    pool, log = fake_pool(respond)
+    out = compile_graph(graph, pool, Capitals()).invoke({"question": "Q?"})
+    assert out["answer"] == "Vote: 1 of 3 inputs agree (1 gave none).\nAnswer: Rome"
+    assert out["calls"] == 4 and len(log.calls) == 4  # three samples, one recovery of the mute input
+    assert out["trace"][-1]["agreement"] == pytest.approx(1 / 3)
+
+
+def test_a_vote_with_no_answer_at_all_has_none():
+    pool, _ = fake_pool(by_sample("no idea", "none", recovered="not json"))
+    out = compile_graph(self_consistency(QWEN, 2), pool, Capitals()).invoke({"question": "Q?"})
+    assert out["answer"] == "Vote: no input gave an answer." and out["trace"][-1]["answer"] is None
+    assert out["trace"][-1]["agreement"] == 0.0 and not out["empty"]
+
+
+def test_inputs_of_a_vote_are_recovered_and_the_vote_before_recovery_is_kept():
+    pool, log = fake_pool(by_sample("Answer: Lyon", "I think it is Paris", "Answer: Rome"))
+    out = compile_graph(self_consistency(QWEN, 3), pool, Capitals()).invoke({"question": "Q?"})
+    assert len(log.calls) == 4 and out["calls"] == 4
+    recovered = out["trace"][1]
+    assert recovered["recovery"]["reason"] == "no_answer" and recovered["answer"] == "Paris"
+    vote = out["trace"][-1]
+    assert vote["text"] == "Vote: 1 of 3 inputs agree.\nAnswer: Lyon"  # a three-way tie: the earliest input
+    assert vote["text_before_recovery"] == "Vote: 1 of 3 inputs agree (1 gave none).\nAnswer: Lyon"
+    assert out["flops"] == pytest.approx(sum(e["flops"] for e in out["trace"]) + recovered["recovery"]["flops"])
+
+
+def test_a_vote_can_feed_a_decider_whose_agreement_is_measured():
+    graph = CollaborationGraph(
+        nodes=(
+            Node("a", "assistant", QWEN),
+            Node("b", "assistant", QWEN),
+            Node("v", "vote"),
+            Node("sink", "decider", QWEN),
+        ),
+        edges=(("a", "v"), ("b", "v"), ("v", "sink"), ("a", "sink")),
+    )
+    pool, log = fake_pool(by_sample("Answer: Paris", "Answer: Rome"))
+    out = compile_graph(graph, pool, Capitals()).invoke({"question": "Q?"})
+    decider_prompt = str(log.calls[-1][1][-1].content)
+    assert "from v (vote)]\nVote: 1 of 2 inputs agree.\nAnswer: Paris" in decider_prompt
+    assert out["answer"] == "Decided.\nAnswer: Paris" and out["calls"] == 3
+    sink = out["trace"][-1]
+    assert (sink["answer"], sink["agreement"]) == ("Paris", 1.0)  # the vote and `a` both say Paris
+    assert [c[2]["temperature"] for c in log.calls] == [0.7, 0.7, 0.1]  # only the vote's inputs sample hot
+
+
+def test_temperatures_from_the_graph_file_and_node_settings():
+    graph = CollaborationGraph(
+        nodes=(Node("a", "assistant", QWEN, 0.3), Node("b", "assistant", QWEN), Node("sink", "vote")),
+        edges=(("a", "sink"), ("b", "sink")),
+        sink_id="sink",
+    )
+    pool, log = fake_pool(by_sample("Answer: x", "Answer: y"))
+    compile_graph(graph, pool, Capitals()).invoke({"question": "Q?"})
+    assert sorted(c[2]["temperature"] for c in log.calls) == [0.3, 0.7]
+    pool, log = fake_pool(lambda m, msgs, kw: "Answer: x")
+    hot = {"a": GenerationSettings(temperature=1.0, max_tokens=9)}
+    compile_graph(graph, pool, Capitals(), node_settings=hot).invoke({"question": "Q?"})
+    assert sorted((c[2]["temperature"], c[2]["max_tokens"]) for c in log.calls) == [(0.7, 512), (1.0, 9)]
+    with pytest.raises(ValueError, match="node_settings for 'sink': a vote makes no LLM call"):
+        compile_graph(graph, pool, Capitals(), node_settings={"sink": GenerationSettings()})
+
+
+def test_votes_need_a_task_with_comparable_answers():
+    pool, _ = fake_pool(echo)
+    with pytest.raises(ValueError, match="vote node 'sink' needs answers to count: task 'humaneval'"):
+        compile_graph(self_consistency(QWEN, 2), pool, get_task("humaneval"))
+    with pytest.raises(ValueError, match="compiling without a task"):
+        compile_graph(self_consistency(QWEN, 2), pool)
+
+
+def test_agreement_among_a_deciders_inputs():
+    pool, _ = fake_pool(by_sample("Answer: B", "Answer: B", "Answer: C"))
+    out = compile_graph(self_moa(QWEN, 3), pool, get_task("mmlu")).invoke({"question": MMLU_Q})
+    assert [e["answer"] for e in out["trace"][:3]] == ["B", "B", "C"]
+    assert out["trace"][-1]["agreement"] == pytest.approx(2 / 3)

@@ -3,7 +3,8 @@ import openai
 import pytest
 
 from langtts.evaluate import CallsFailedError, EvaluationResult, bootstrap_ci, evaluate
-from langtts.shapes import fused, parallel, single
+from langtts.models.pool import sample_seed
+from langtts.shapes import fused, parallel, self_consistency, single
 from langtts.tasks import get_task
 from tests.fakes import fake_pool
 
@@ -130,3 +131,87 @@ def test_no_questions_is_an_error():
     pool, _ = fake_pool(lambda model, messages, kwargs: "#### 1")
     with pytest.raises(ValueError, match="no questions"):
         evaluate(single(QWEN), GSM8K, pool, examples=[], progress=False)
+
+
+WORDS = ("first", "second", "third")
+
+
+def per_sample(table):
+    """A responder: ``table[question index][sample]`` is ``g`` (gold), ``w`` (gold + 1), or ``ng``/``nw`` (no
+    answer; its recovery gives gold / gold + 1). Samples are told apart by their server seed; a node with inputs
+    (the sink of a self-MoA) answers gold."""
+    seeds = {sample_seed(0, i): i for i in range(3)}
+    by_question = {GSM8K.format_question(ex): i for i, ex in enumerate(EXAMPLES)}
+
+    def respond(model, messages, kwargs):
+        prompt = " ".join(str(m.content) for m in messages)
+        q = next(i for question, i in by_question.items() if question in prompt)
+        gold = int(EXAMPLES[q].answer)
+        if "extra_body" in kwargs:
+            sample = next(i for i, word in enumerate(WORDS) if f"the {word} sample" in str(messages[1].content))
+            return f'{{"answer": {gold if table[q][sample] == "ng" else gold + 1}}}'
+        sample = seeds[kwargs["seed"]]
+        spec = table[q][sample]
+        if spec.startswith("n"):
+            return f"I am not sure, says the {WORDS[sample]} sample."
+        return f"The answer is #### {gold if spec == 'g' else gold + 1}"
+
+    return respond
+
+
+def test_every_node_is_scored_with_the_agreement_among_its_inputs():
+    def respond(model, messages, kwargs):  # qwen right on questions 0-2, smollm on 0; both wrong alike on 3
+        prompt = " ".join(str(m.content) for m in messages)
+        q = next(i for i, ex in enumerate(EXAMPLES[:4]) if GSM8K.format_question(ex) in prompt)
+        gold = int(EXAMPLES[q].answer)
+        if model == SMOL and q == 1:
+            return "I am not sure."
+        right = q == 0 or (model == QWEN and q < 3)
+        return f"The answer is #### {gold if right else gold + 1}"
+
+    pool, _ = fake_pool(respond)
+    result = evaluate(parallel([QWEN, SMOL], sink_model=QWEN), GSM8K, pool, examples=EXAMPLES[:4], progress=False)
+    assert [(s.id, s.role, s.model, s.n) for s in result.nodes] == [
+        ("n0", "assistant", QWEN, 4),
+        ("n1", "assistant", SMOL, 4),
+        ("sink", "decider", QWEN, 4),
+    ]
+    assert [s.accuracy for s in result.nodes] == [0.75, 0.25, 0.75] and result.accuracy == 0.75
+    # the sink's inputs: agree, one without an answer, disagree, agree (on the same wrong number)
+    assert [r.node_agreement for r in result.records] == [{"sink": 1.0}, {"sink": 0.5}, {"sink": 0.5}, {"sink": 1.0}]
+    assert [s.agreement for s in result.nodes] == [None, None, 0.75]
+    assert [r.node_correct for r in result.records] == [
+        {"n0": True, "n1": True, "sink": True},
+        {"n0": True, "n1": False, "sink": True},
+        {"n0": True, "n1": False, "sink": True},
+        {"n0": False, "n1": False, "sink": False},
+    ]
+    assert [e["correct"] for e in result.records[2].trace] == [True, False, True]
+    loaded = EvaluationResult.model_validate_json(result.model_dump_json())
+    assert loaded.nodes == result.nodes and loaded.records[1].node_agreement == {"sink": 0.5}
+
+
+def test_a_vote_sink_is_scored_before_and_after_its_inputs_recovery():
+    table = [
+        ["g", "g", "w"],  # the vote: gold, 2 of 3
+        ["w", "g", "ng"],  # after recovery gold 2 of 3; before, a tie of the first two: wrong
+        ["g", "nw", "w"],  # after recovery wrong 2 of 3; before, a tie: the first input's gold
+        ["ng", "ng", "w"],  # after recovery gold 2 of 3; before, only the wrong one
+    ]
+    pool, log = fake_pool(per_sample(table))
+    graph = self_consistency(QWEN, 3)
+    result = evaluate(graph, GSM8K, pool, examples=EXAMPLES[:4], progress=False)
+    assert result.accuracy == 0.75 and result.accuracy_without_recovery == 0.5
+    assert [r.correct for r in result.records] == [True, True, False, True]
+    assert [r.correct_without_recovery for r in result.records] == [True, False, True, False]
+    assert (result.n_recovery_calls, result.n_recovered, result.n_no_answer_before_recovery) == (4, 4, 0)
+    assert [r.recovery for r in result.records] == [None] * 4  # the vote itself is never recovered
+    assert [s.accuracy for s in result.nodes] == [0.75, 0.75, 0.25, 0.75]
+    assert [s.agreement for s in result.nodes] == [None, None, None, pytest.approx(2 / 3)]
+    assert result.nodes[-1].model is None and result.nodes[-1].role == "vote"
+    # the vote made no call and added no FLOPs: 12 samples and 4 recoveries are every call and every FLOP
+    assert result.calls == 16 == len(log.calls) == len(pool.ledger.records())
+    llm_flops = sum(e["flops"] + (e["recovery"] or {}).get("flops", 0.0) for r in result.records for e in r.trace)
+    assert result.flops == pytest.approx(llm_flops)
+    assert all(r.trace[-1]["flops"] == 0.0 and r.trace[-1]["prompt_tokens"] == 0 for r in result.records)
+    assert result.records[1].answer == f"Vote: 2 of 3 inputs agree.\nThe final answer is {EXAMPLES[1].answer}"

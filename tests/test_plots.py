@@ -65,6 +65,14 @@ def test_draw_graph_labels_nodes_with_model_and_flops_share(tmp_path):
     assert "smollm2-135m" in text and "FLOPs" in text and "decider (sink)" in text
 
 
+def test_draw_graph_draws_a_vote_sink(tmp_path):
+    path = draw_graph(
+        load_graph(GRAPHS / "self_consistency5.json"), tmp_path / "graph.svg", lengths=task_lengths("mmlu")
+    )
+    text = path.read_text()
+    assert "majority vote" in text and "vote (no LLM call)" in text and "0.0% FLOPs" in text and "20.0% FLOPs" in text
+
+
 def test_draw_graph_uses_the_given_catalog(tmp_path):
     graph = single("smollm2-135m").relabel_models({"smollm2-135m": "my-model"})
     with pytest.raises(KeyError, match="my-model"):

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, questions_from_args
+
+if TYPE_CHECKING:
+    from langtts.evaluate import EvaluationResult
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -64,10 +68,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
     ]
     if result.sandbox:  # the task ran model-written code
         rows.append(("sandbox", result.sandbox))
-    print(f"{task.name}: {graph.sink.model} sink, {len(graph.workers)} workers ({args.graph})")
+    print(f"{task.name}: {graph.sink.model or 'vote'} sink, {len(graph.workers)} workers ({args.graph})")
     for name, value in rows:
         print(f"  {name:<18} {value}")
+    _print_nodes(result)
     if args.out:
         print(f"  result written to {args.out}")
     result.raise_for_call_failures()
     return 0
+
+
+def _print_nodes(result: EvaluationResult) -> None:
+    """Per node: its own answers' accuracy and the agreement among its inputs."""
+    rows = [("node", "role", "model", "accuracy", "agreement")]
+    for node in result.nodes:
+        accuracy = "-" if node.accuracy is None else f"{node.accuracy:.1%}"
+        agreement = "-" if node.agreement is None else f"{node.agreement:.2f}"
+        rows.append((node.id, node.role, node.model or "-", accuracy, agreement))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print("  per node (each node's own answer; agreement: share of its inputs giving their majority answer)")
+    for row in rows:
+        print("    " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -73,7 +73,7 @@ def run_cost(args: argparse.Namespace) -> int:
             {
                 "id": node.id,
                 "role": node.role,
-                "model": node.model,
+                "model": node.model or None,  # None: a vote (no LLM call)
                 "in_degree": pruned.in_degree(node.id),
                 "flops": cost.per_node[node.id],
                 "share": cost.per_node[node.id] / cost.flops,
@@ -87,7 +87,7 @@ def run_cost(args: argparse.Namespace) -> int:
         return 0
     rows = [("node", "role", "model", "in", "FLOPs", "share")]
     rows += [
-        (n["id"], n["role"], n["model"], str(n["in_degree"]), f"{n['flops']:.4g}", f"{n['share']:.1%}")
+        (n["id"], n["role"], n["model"] or "-", str(n["in_degree"]), f"{n['flops']:.4g}", f"{n['share']:.1%}")
         for n in report["nodes"]
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -176,7 +176,7 @@ class ModelPool:
 
     def catalog_for(self, graph: CollaborationGraph) -> ModelCatalog:
         """The FLOPs specs of the graph's models, keyed by their pool ids (for `langtts.cost.graph_cost`)."""
-        ids = {node.model for node in graph.nodes}
+        ids = {node.model for node in graph.nodes if node.calls_model}
         return ModelCatalog(self.spec(i).model_copy(update={"id": i}) for i in sorted(ids))
 
     def context_window(self, model_id: str) -> int | None:

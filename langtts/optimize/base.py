@@ -52,6 +52,8 @@ class Outcome(BaseModel):
     errors: int = 0  # questions that ended in an error (counted as wrong)
     context_overflows: int = 0  # of those, questions whose prompts overflowed a model's context window
     wall_time_s: float
+    node_accuracy: dict[str, float] = {}  # node id -> its own answers' accuracy (nodes that ran on a question)
+    node_agreement: dict[str, float] = {}  # node id -> mean agreement among its inputs (nodes with >= 2 inputs)
 
 
 class Evaluation(BaseModel):

@@ -97,4 +97,6 @@ class PoolEvaluator:
             errors=result.n_errors,
             context_overflows=sum(r.error == "context_overflow" for r in result.records),
             wall_time_s=result.wall_time_s,
+            node_accuracy={s.id: s.accuracy for s in result.nodes if s.accuracy is not None},
+            node_agreement={s.id: s.agreement for s in result.nodes if s.agreement is not None},
         )

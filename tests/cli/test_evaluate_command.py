@@ -45,6 +45,10 @@ def test_evaluate_prints_accuracy_and_writes_the_result(pool_file: Path, tmp_pat
     assert main([*argv, "--no-cache", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert re.search(r"accuracy\s+66\.7%", text), text
+    # per node: the stub answers alike for every node, so each is right on 2 of 3; the sink's inputs agree fully on
+    # those 2 and give no answer on the third (agreement 0): mean 2/3
+    assert re.search(r"\n    n0\s+assistant\s+qwen2\.5-coder-0\.5b\s+66\.7%\s+-\n", text), text
+    assert re.search(r"\n    sink\s+decider\s+qwen2\.5-coder-1\.5b\s+66\.7%\s+0\.67\n", text), text
     saved = json.loads(out.read_text())
     assert saved["n"] == 3 and saved["n_correct"] == 2 and len(saved["records"]) == 3
     assert main([*argv, "--no-cache", "--json"]) == 0

@@ -99,3 +99,28 @@ def test_missing_file_and_bad_lengths_are_usage_errors(capsys):
 
 def test_invalid_file_count_covers_at_least_eight_kinds():
     assert len(INVALID) >= 8
+
+
+def test_show_cost_and_export_handle_a_vote_sink(tmp_path: Path, capsys) -> None:
+    path = str(GRAPHS / "self_consistency5.json")
+    assert main(["show", path]) == 0
+    out = capsys.readouterr().out
+    assert 'sink(("sink: vote<br/>majority"))' in out and "width 5, depth 1" in out
+    assert main(["cost", path, "--task", "mmlu", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["units"] == pytest.approx(5.0)
+    assert report["nodes"][-1] == {
+        "id": "sink",
+        "role": "vote",
+        "model": None,
+        "in_degree": 5,
+        "flops": 0.0,
+        "share": 0.0,
+    }
+    assert main(["cost", path, "--task", "mmlu"]) == 0
+    assert "\nsink  vote       -                    5          0   0.0%\n" in capsys.readouterr().out
+    assert main(["export", path, "--format", "png", "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").read_bytes().startswith(b"\x89PNG")
+    assert main(["export", path, "--format", "yaml", "--map", "qwen2.5-coder-0.5b=other"]) == 0
+    exported = capsys.readouterr().out
+    assert "- {id: sink, role: vote}" in exported and "model: other, temperature: 0.7}" in exported

@@ -1,12 +1,14 @@
-"""PoolEvaluator on the scripted fake pool: context overflows are counted and reported, never a silent 0."""
+"""PoolEvaluator on the scripted fake pool: context overflows are counted and reported, never a silent 0; per-node
+accuracy and agreement reach the ledger."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+from langtts.optimize.base import Outcome
 from langtts.optimize.evaluator import PoolEvaluator
-from langtts.shapes import parallel, single
+from langtts.shapes import parallel, self_consistency, single
 from langtts.tasks import Example, get_task
 from tests.fakes import fake_pool
 
@@ -50,3 +52,17 @@ def test_the_run_reports_overflows(tmp_path: Path) -> None:
     build = lambda space: Overflowing(evaluator()(space))  # noqa: E731
     optimize("gsm8k", None, BUDGET_UNITS, run_dir=str(tmp_path), evaluator=build, **options)
     assert any("1 questions overflowed a context window (scored wrong)" in line for line in lines), lines
+
+
+def test_the_outcome_carries_per_node_accuracy_and_agreement() -> None:
+    def answer(model, messages, kwargs):  # qwen right (3), smollm wrong (4)
+        return f"The final answer is {3 if model == QWEN else 4}"
+
+    pool, _ = fake_pool(answer)
+    examples = [Example(id=str(i), question=f"{i} + 3 - {i}?", answer="3") for i in range(2)]
+    outcome = asyncio.run(PoolEvaluator(GSM8K, pool).evaluate(parallel([QWEN, SMOL], sink_model=QWEN), examples))
+    assert outcome.node_accuracy == {"n0": 1.0, "n1": 0.0, "sink": 1.0} and outcome.node_agreement == {"sink": 0.5}
+    voted = asyncio.run(PoolEvaluator(GSM8K, pool).evaluate(self_consistency(SMOL, 2), examples))
+    assert voted.node_accuracy == {"n0": 0.0, "n1": 0.0, "sink": 0.0} and voted.node_agreement == {"sink": 1.0}
+    old = outcome.model_dump(exclude={"node_accuracy", "node_agreement"})  # a ledger written before them
+    assert Outcome.model_validate(old).node_accuracy == {}
