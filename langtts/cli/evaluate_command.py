@@ -57,6 +57,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         ("questions", f"{result.n}  ({result.n_correct} correct, {result.n_no_answer} without a parsable answer)"),
         ("errors", f"{result.n_errors}  ({'counted as wrong' if result.errors_as_wrong else 'accuracy undetermined'})"),
         ("truncated answers", str(result.n_truncated)),
+        (
+            "answer recovery",
+            f"{result.n_no_answer_before_recovery} without an answer and {result.n_truncated} cut before recovery; "
+            f"{result.n_recovered} of {result.n_recovery_calls} recovered"
+            + (
+                f" (accuracy without recovery {result.accuracy_without_recovery:.1%})"
+                if result.accuracy_without_recovery is not None
+                else ""
+            ),
+        ),
         ("tokens", f"{result.prompt_tokens} prompt + {result.completion_tokens} completion"),
         ("FLOPs measured", f"{result.flops:.4g}  (analytic {result.analytic_flops:.4g})"),
         (

@@ -45,6 +45,7 @@ def test_evaluate_prints_accuracy_and_writes_the_result(pool_file: Path, tmp_pat
     assert main([*argv, "--no-cache", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert re.search(r"accuracy\s+66\.7%", text), text
+    assert re.search(r"answer recovery\s+1 without an answer and 0 cut before recovery; 0 of 1 recovered", text), text
     # per node: the stub answers alike for every node, so each is right on 2 of 3; the sink's inputs agree fully on
     # those 2 and give no answer on the third (agreement 0): mean 2/3
     assert re.search(r"\n    n0\s+assistant\s+qwen2\.5-coder-0\.5b\s+66\.7%\s+-\n", text), text

@@ -33,7 +33,7 @@ def test_two_rounds_on_gsm8k(pool: ModelPool, method: str, tmp_path: Path) -> No
         top_k=1,
         validation_size=2,
         n_test=2,
-        max_tokens=48,
+        max_tokens=160,  # room for most reasoning replies: recovery fires on cut ones only
         run_dir=tmp_path,
         progress=False,
     )
