@@ -59,8 +59,8 @@ ROLE_PLACEHOLDERS = {
     "recover": (set(), {"answer_format"}),
     "assistant_with_inputs": ({"question", "inputs"}, {"question", "inputs", "n_inputs", "answer_format"}),
     "fuser": ({"question", "inputs"}, {"question", "inputs", "n_inputs", "answer_format"}),
-    "decider": ({"question", "inputs", "answer_format"}, {"question", "inputs", "n_inputs", "answer_format"}),
-    "decider_alone": ({"question", "answer_format"}, {"question", "answer_format"}),
+    "decider": ({"question", "inputs"}, {"question", "inputs", "n_inputs", "answer_format"}),
+    "decider_alone": ({"question"}, {"question", "answer_format"}),
 }
 GENERIC_ANSWER_FORMAT = "State your final answer clearly on the last line."
 CHARS_PER_TOKEN = 3.0
