@@ -214,4 +214,4 @@ def test_a_vote_sink_is_scored_before_and_after_its_inputs_recovery():
     llm_flops = sum(e["flops"] + (e["recovery"] or {}).get("flops", 0.0) for r in result.records for e in r.trace)
     assert result.flops == pytest.approx(llm_flops)
     assert all(r.trace[-1]["flops"] == 0.0 and r.trace[-1]["prompt_tokens"] == 0 for r in result.records)
-    assert result.records[1].answer == f"Vote: 2 of 3 inputs agree.\nThe final answer is {EXAMPLES[1].answer}"
+    assert result.records[1].answer == f"Vote: 2 of 3 inputs agree.\n{GSM8K.format_answer(EXAMPLES[1].answer)}"
