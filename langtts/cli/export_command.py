@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langtts.cli.common import TASK_HELP, task_lengths_for
+
+if TYPE_CHECKING:
+    from langtts.graph import CollaborationGraph
 
 FORMATS = ("json", "yaml", "mermaid", "png", "svg")
 
@@ -20,7 +24,15 @@ def register(commands: argparse._SubParsersAction) -> None:
             "Text formats print to stdout unless --out is given; png and svg need --out."
         ),
     )
-    parser.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
+    parser.add_argument(
+        "graph", type=Path, help="graph file (.json, .yaml, .yml), or an optimize run directory (its chosen graph)"
+    )
+    parser.add_argument(
+        "--pareto",
+        type=int,
+        metavar="K",
+        help="with a run directory: point K of its accuracy-latency Pareto front (0: the fastest; listed by optimize)",
+    )
     parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
     parser.add_argument("--out", type=Path, metavar="FILE", help="output file (required for png and svg)")
     parser.add_argument("--map", metavar="OLD=NEW,...", help="model-id mapping, e.g. llama-3.2-1b=my-1b")
@@ -42,10 +54,21 @@ def parse_mapping(text: str) -> dict[str, str]:
     return mapping
 
 
-def run_export(args: argparse.Namespace) -> int:
+def _graph(args: argparse.Namespace) -> CollaborationGraph:
+    """The graph file, or a run directory's chosen graph or Pareto point."""
     from langtts.graph import load_graph
+    from langtts.optimize.records import OptimizationResult
 
-    graph = load_graph(args.graph)
+    if not args.graph.is_dir():
+        if args.pareto is not None:
+            raise ValueError("--pareto K needs an optimize run directory, not a graph file")
+        return load_graph(args.graph)
+    result = OptimizationResult.load(args.graph / "result.json")
+    return result.graph if args.pareto is None else result.pareto_graph(args.pareto)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    graph = _graph(args)
     if args.map:
         mapping = parse_mapping(args.map)
         used = {n.model for n in graph.nodes}

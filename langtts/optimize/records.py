@@ -126,10 +126,15 @@ class Choice(BaseModel):
 
 
 class ParetoPoint(BaseModel):
+    """A graph of the accuracy–latency Pareto front and what it was measured on."""
+
     fingerprint: str
+    graph: dict[str, Any] | None = None  # None in results written before the graphs were stored
     accuracy: float
     latency_s: float
     modelled_flops: float
+    measured_on: Literal["validate", "search"] = "search"  # the validation questions, or mean search figures
+    questions: int = 0
 
 
 class OptimizationResult(BaseModel):
@@ -155,6 +160,14 @@ class OptimizationResult(BaseModel):
     def graph(self) -> CollaborationGraph:
         return self.chosen.collaboration_graph()
 
+    def pareto_graph(self, k: int) -> CollaborationGraph:
+        """The graph of Pareto point ``k`` (0: the fastest)."""
+        if not 0 <= k < len(self.pareto):
+            raise ValueError(f"the run's Pareto front has {len(self.pareto)} points (K from 0), not {k}")
+        point = self.pareto[k]
+        graph = point.graph or next(e.graph for e in self.ledger if e.fingerprint == point.fingerprint)
+        return CollaborationGraph.from_dict(graph)
+
     def summary(self) -> str:
         """A few human-readable lines."""
         c, t = self.chosen, self.test
@@ -171,6 +184,15 @@ class OptimizationResult(BaseModel):
                 f"held-out test: accuracy {o.accuracy:.1%} (95% CI {o.ci_low:.1%} – {o.ci_high:.1%}) "
                 f"on {len(o.question_ids)} questions, latency p50 {o.latency_s:.1f}s"
             )
+        if self.pareto:
+            first = self.pareto[0]
+            where = f"the same {first.questions} validation questions" if first.measured_on == "validate" else "search"
+            lines.append(f"Pareto front (accuracy vs latency, on {where}; `langtts export RUN_DIR --pareto K`):")
+            lines += [
+                f"  [{k}] accuracy {p.accuracy:.1%}, latency p50 {p.latency_s:.2f}s, {p.modelled_flops:.3g} FLOPs/q  "
+                f"[{p.fingerprint[:10]}]"
+                for k, p in enumerate(self.pareto)
+            ]
         ev, op = self.evaluation_cost, self.optimizer_cost
         lines.append(
             f"search cost: {ev.calls} evaluation calls ({ev.cache_hits} from the cache, {ev.flops:.3g} FLOPs); "

@@ -6,8 +6,10 @@ A run (method.md §6):
    search split (batches rotate through the split, fresh questions each round) and reports the evaluation back;
    until a stop condition holds (iterations, evaluations, wall time, no improvement, ``RUN_DIR/STOP``) or the
    method has nothing left to try;
-2. **validate** — the ``top_k`` graphs by mean search score are re-evaluated on ``validation_size`` questions of
-   the search split, so the choice is not a winner's curse on a few questions;
+2. **validate** — the ``top_k`` graphs by mean search score, and the graphs of the search's accuracy–latency
+   Pareto front, are re-evaluated on the same ``validation_size`` questions of the search split, so the choice
+   (among the ``top_k``) is not a winner's curse on a few questions and the reported Pareto front compares its
+   points on the same questions;
 3. **test** — the chosen graph (best validation score; ties: search score, then fewer FLOPs) is evaluated on
    held-out test questions, with a bootstrap CI. The test questions are drawn before the search questions, so
    they stay the same when a run is extended.
@@ -26,6 +28,7 @@ run again; its finished calls come from the pool's cache). See :mod:`langtts.opt
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import statistics
 import sys
@@ -127,7 +130,9 @@ async def aoptimize(
     - ``method``: a name in :data:`~langtts.optimize.base.METHODS` (``random``, ``reinforce``, ``bayes``,
       ``grid``, ``agent-reinforce``); ``method_options`` go to its constructor.
     - ``objective``: ``"accuracy"``, ``"joint"`` / ``{"name": "joint", "weight": w}`` (accuracy − w · latency /
-      first latency) or a function of the :class:`~langtts.optimize.base.Outcome`.
+      first latency) or a function of the :class:`~langtts.optimize.base.Outcome`. A method that takes an
+      ``objective_kind`` option (agent-reinforce: latency in its feedback and the latency rules in its prompt) gets
+      ``"joint"`` with the joint objective.
     - questions: ``n_search`` search and ``n_test`` held-out test questions drawn from ``split`` without overlap
       (seeded); ``n_search`` defaults to enough for ``iterations`` fresh batches and the validation set.
     - ``lengths``: the task's average prompt/answer tokens for the cost model (default: the task's preset, the
@@ -169,6 +174,7 @@ async def aoptimize(
     if wanted < min(batch_size, 1):
         raise ValueError(f"{task.name} has {examples_available} questions: too few for n_test={n_test} and a search")
     objective_ = make_objective(objective)
+    method_options = _with_objective(method, dict(method_options or {}), objective_.spec())
     run_path = Path(run_dir) if run_dir is not None else _default_run_dir(task.name, method)
     task_name, task_options = _task_spec(task)
     config = RunConfig(
@@ -177,7 +183,7 @@ async def aoptimize(
         task_options=task_options,
         split=split,
         method=method,
-        method_options=dict(method_options or {}),
+        method_options=method_options,
         objective=objective_.spec(),
         budget=budget,
         models=models,
@@ -426,11 +432,14 @@ class _Run:
         )
 
     async def _validate(self) -> None:
-        if not self.config.top_k or not self.config.validation_size:
+        if not self.config.validation_size:
             return
         examples = self.search[: self.config.validation_size]
         done = {e.fingerprint for e in self.state.evaluations if e.phase == "validate"}
-        candidates = self._ranked()[: self.config.top_k]
+        ranked = self._ranked()
+        front = {p.fingerprint for p in pareto(self.state.evaluations, phase="search")}
+        top = {fp for fp, _ in ranked[: self.config.top_k]}
+        candidates = [(fp, entries) for fp, entries in ranked if fp in top or fp in front]
         for i, (fingerprint, entries) in enumerate(candidates, 1):
             if fingerprint in done:
                 continue
@@ -445,7 +454,8 @@ class _Run:
         ranked = self._ranked()
         if not ranked:
             raise OptimizationError(f"the search evaluated no graph ({self.state.stop_reason}): nothing to choose from")
-        validated = {e.fingerprint: e for e in self.state.evaluations if e.phase == "validate"}
+        top = {fp for fp, _ in ranked[: self.config.top_k]}
+        validated = {e.fingerprint: e for e in self.state.evaluations if e.phase == "validate" and e.fingerprint in top}
         search_rank = {fp: i for i, (fp, _) in enumerate(ranked)}
         if validated:
             fingerprint = max(validated, key=lambda fp: (validated[fp].score, -search_rank[fp]))
@@ -593,22 +603,38 @@ class _Run:
         )
 
 
-def pareto(evaluations: Sequence[Evaluation]) -> list[ParetoPoint]:
-    """The search graphs no other search graph beats on both mean accuracy and mean latency, fastest first."""
+def pareto(evaluations: Sequence[Evaluation], *, phase: Phase | None = None) -> list[ParetoPoint]:
+    """The graphs no other beats on both accuracy and latency, fastest first, each with its graph.
+
+    Measured on the validation questions (the same for every point) when the run validated any graph, else (or
+    with ``phase="search"``) on the mean of each graph's search evaluations (different batches).
+    """
+    phase = phase or ("validate" if any(e.phase == "validate" for e in evaluations) else "search")
     groups: dict[str, list[Evaluation]] = {}
     for e in evaluations:
-        if e.phase == "search":
+        if e.phase == phase:
             groups.setdefault(e.fingerprint, []).append(e)
     points = [
         ParetoPoint(
             fingerprint=fp,
+            graph=es[0].graph,
             accuracy=statistics.fmean(e.outcome.accuracy for e in es),
             latency_s=statistics.fmean(e.outcome.latency_s for e in es),
             modelled_flops=es[0].modelled_flops,
+            measured_on=phase,
+            questions=len({q for e in es for q in e.outcome.question_ids}),
         )
         for fp, es in groups.items()
     ]
     return [points[i] for i in pareto_front([(p.latency_s, p.accuracy) for p in points])]
+
+
+def _with_objective(method: str, options: dict[str, Any], objective: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``objective_kind="joint"`` for a method that takes it, under the joint objective."""
+    takes_kind = "objective_kind" in inspect.signature(METHODS[method]).parameters
+    if objective.get("name") == "joint" and takes_kind:
+        return {"objective_kind": "joint", **options}
+    return options
 
 
 def _mean(entries: Sequence[Evaluation]) -> float:

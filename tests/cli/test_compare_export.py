@@ -166,3 +166,19 @@ def test_compare_on_a_dead_server_fails(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     one_line_error(err)
     assert "questions failed after the pool's retries" in err and "HTTP 503" in err
+
+
+def test_export_a_runs_chosen_graph_or_any_pareto_point(tmp_path: Path, capsys) -> None:
+    from tests.optimize.synthetic_run import run
+
+    result = run("grid", str(tmp_path / "run"), top_k=1)
+    assert len(result.pareto) > 1
+    assert main(["export", str(tmp_path / "run"), "--format", "json"]) == 0
+    assert CollaborationGraph.from_json(capsys.readouterr().out) == result.graph
+    for k, point in enumerate(result.pareto):
+        assert main(["export", str(tmp_path / "run"), "--pareto", str(k), "--format", "yaml"]) == 0
+        assert CollaborationGraph.from_dict(yaml.safe_load(capsys.readouterr().out)).fingerprint() == point.fingerprint
+    assert main(["export", str(tmp_path / "run"), "--pareto", "99", "--format", "json"]) == 2
+    assert "Pareto front has" in capsys.readouterr().err
+    assert main(["export", str(GRAPHS / "chain2.yaml"), "--pareto", "0", "--format", "json"]) == 2
+    assert "needs an optimize run directory" in capsys.readouterr().err

@@ -94,6 +94,36 @@ def test_joint_objective_binds_its_latency_reference_and_reports_the_pareto_fron
     assert [p.latency_s for p in front] == sorted(p.latency_s for p in front)
 
 
+def test_the_pareto_front_is_measured_on_the_validation_questions_and_each_point_exports(tmp_path: Path) -> None:
+    result = run("grid", str(tmp_path), top_k=1)
+    validated = [e for e in result.ledger if e.phase == "validate"]
+    assert len({tuple(e.outcome.question_ids) for e in validated}) == 1  # every candidate on the same questions
+    search_front = {p.fingerprint for p in pareto(result.ledger, phase="search")}
+    assert search_front <= {e.fingerprint for e in validated} and len(validated) > 1  # top 1 + the front
+    assert result.chosen.fingerprint == result.ledger[validated[0].index].fingerprint  # chosen among the top 1
+    for k, point in enumerate(result.pareto):
+        assert point.measured_on == "validate" and point.questions == 8
+        assert result.pareto_graph(k).fingerprint() == point.fingerprint and point.graph is not None
+    assert "Pareto front (accuracy vs latency, on the same 8 validation questions" in result.summary()
+    with pytest.raises(ValueError, match="Pareto front has"):
+        result.pareto_graph(len(result.pareto))
+
+
+def test_the_joint_objective_reaches_the_agent(tmp_path: Path) -> None:
+    from langtts.optimize import optimize
+    from tests.fakes import fake_pool
+    from tests.optimize.synthetic_run import BUDGET_UNITS, MODELS, settings
+    from tests.optimize.test_agent_reinforce import ScriptedAgent
+
+    agent = ScriptedAgent()
+    pool, _ = fake_pool(agent, {m: m for m in (*MODELS, "qwen2.5-coder-1.5b")})
+    options = settings("agent-reinforce", iterations=2, top_k=1, validation_size=4)
+    joint = {"name": "joint", "weight": 0.5}
+    result = optimize("gsm8k", pool, BUDGET_UNITS, run_dir=tmp_path, evaluator=evaluator(), objective=joint, **options)
+    assert result.config.method_options == {"objective_kind": "joint"}
+    assert any("Latency rules" in prompt for prompts in agent.prompts.values() for prompt in prompts)
+
+
 def test_custom_objective_function(tmp_path: Path) -> None:
     def fewest_flops(outcome: Outcome) -> float:
         return -outcome.flops
