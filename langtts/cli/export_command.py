@@ -71,7 +71,7 @@ def run_export(args: argparse.Namespace) -> int:
     graph = _graph(args)
     if args.map:
         mapping = parse_mapping(args.map)
-        used = {n.model for n in graph.nodes}
+        used = {n.model for n in graph.nodes if n.calls_model}
         if unused := [m for m in mapping if m not in used]:
             raise ValueError(
                 f"--map names model {unused[0]!r}, which the graph does not use ({', '.join(sorted(used))})"

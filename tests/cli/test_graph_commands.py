@@ -124,3 +124,5 @@ def test_show_cost_and_export_handle_a_vote_sink(tmp_path: Path, capsys) -> None
     assert main(["export", path, "--format", "yaml", "--map", "qwen2.5-coder-0.5b=other"]) == 0
     exported = capsys.readouterr().out
     assert "- {id: sink, role: vote}" in exported and "model: other, temperature: 0.7}" in exported
+    assert main(["export", path, "--format", "yaml", "--map", "nope=other"]) == 2
+    assert "which the graph does not use (qwen2.5-coder-0.5b)" in capsys.readouterr().err
