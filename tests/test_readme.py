@@ -31,6 +31,11 @@ def test_graph_files_named_in_the_readme_exist_and_are_valid() -> None:
         load_graph(ROOT / path).check()
 
 
+def test_python_blocks_use_graphs_that_ship_with_langtts() -> None:
+    for block in _blocks("python"):
+        assert "examples/" not in block, "an installed langtts has no examples/ directory: build graphs with shapes"
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("index", range(len(_blocks("python"))))
 def test_python_block_runs(index: int, embedded_server, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -1,5 +1,5 @@
-"""``langtts export``: write a graph as JSON, YAML, Mermaid text or a PNG/SVG drawing, optionally retargeted to other
-model ids."""
+"""``langtts export``: write a graph as JSON, YAML, Mermaid text, a PNG/SVG drawing or a standalone LangGraph
+program, optionally retargeted to other model ids."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ from langtts.cli.common import TASK_HELP, task_lengths_for
 if TYPE_CHECKING:
     from langtts.graph import CollaborationGraph
 
-FORMATS = ("json", "yaml", "mermaid", "png", "svg")
+FORMATS = ("json", "yaml", "mermaid", "png", "svg", "python")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "export",
-        help="write a graph as JSON, YAML, Mermaid, PNG or SVG; --map retargets it to other model ids",
+        help="write a graph as JSON, YAML, Mermaid, PNG, SVG or a standalone Python program; --map retargets it",
         description=(
             "Convert a graph file. --map OLD=NEW,... replaces model ids (e.g. to run a graph on another pool). "
-            "Text formats print to stdout unless --out is given; png and svg need --out."
+            "Text formats print to stdout unless --out is given; png and svg need --out. --format python writes a "
+            "LangGraph program for --task that needs only langgraph and langchain-openai (no votes yet)."
         ),
     )
     parser.add_argument(
@@ -37,7 +38,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, metavar="FILE", help="output file (required for png and svg)")
     parser.add_argument("--map", metavar="OLD=NEW,...", help="model-id mapping, e.g. llama-3.2-1b=my-1b")
     parser.add_argument("--models", type=Path, metavar="CATALOG", help="png/svg: YAML/JSON file of extra model specs")
-    parser.add_argument("--task", help=f"png/svg: lengths for the FLOPs shares: {TASK_HELP} (default: the math preset)")
+    parser.add_argument(
+        "--task", help=f"{TASK_HELP}; python: the task it answers (required); png/svg: lengths for the FLOPs shares"
+    )
+    parser.add_argument(
+        "--pool", type=Path, metavar="POOL_FILE", help="python: the models' served names and stop sequences from here"
+    )
     parser.set_defaults(handler=run_export)
 
 
@@ -64,7 +70,17 @@ def _graph(args: argparse.Namespace) -> CollaborationGraph:
             raise ValueError("--pareto K needs an optimize run directory, not a graph file")
         return load_graph(args.graph)
     result = OptimizationResult.load(args.graph / "result.json")
-    return result.graph if args.pareto is None else result.pareto_graph(args.pareto)
+    return (result.graph if args.pareto is None else result.pareto_graph(args.pareto)).pruned()  # what runs
+
+
+def _program(graph: CollaborationGraph, args: argparse.Namespace) -> str:
+    from langtts.export_python import export_python
+    from langtts.models.config import PoolConfig
+    from langtts.tasks import get_task
+
+    if not args.task:
+        raise ValueError("--format python needs --task (the program inlines the task's prompts and answer reading)")
+    return export_python(graph, get_task(args.task), pool=PoolConfig.load(args.pool) if args.pool else None)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -92,7 +108,8 @@ def run_export(args: argparse.Namespace) -> int:
             catalog = catalog.merged(ModelCatalog.from_file(args.models))
         draw_graph(graph, args.out, catalog=catalog, lengths=lengths)
     else:
-        text = {"json": graph.to_json, "yaml": graph.to_yaml, "mermaid": graph.to_mermaid}[args.format]()
+        writers = {"json": graph.to_json, "yaml": graph.to_yaml, "mermaid": graph.to_mermaid}
+        text = _program(graph, args) if args.format == "python" else writers[args.format]()
         if args.out is None:
             print(text, end="")
             return 0

@@ -1,9 +1,10 @@
 """What a run directory holds: the run's configuration, its resumable state and its final result.
 
-``RUN_DIR/config.json`` (:class:`RunConfig`) is written once; ``RUN_DIR/state.json`` (:class:`RunState`: the
-ledger of every evaluation, the optimizer's state, progress, cost so far) is replaced atomically after every
-evaluation; ``RUN_DIR/result.json`` (:class:`OptimizationResult`) is written when the run ends. Every file
-carries ``schema_version``.
+``RUN_DIR/config.json`` (:class:`RunConfig`) is written when the run starts (a resume may change its stop
+conditions); ``RUN_DIR/state.json`` (:class:`RunState`: the ledger of every evaluation, the optimizer's state,
+progress, cost so far) is replaced atomically after every evaluation; ``RUN_DIR/result.json``
+(:class:`OptimizationResult`) is written when the run ends, with ``RUN_DIR/graph.json``, the chosen graph without
+the nodes that never run (no path to the sink). Every JSON file but graph.json carries ``schema_version``.
 """
 
 from __future__ import annotations

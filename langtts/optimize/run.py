@@ -352,7 +352,7 @@ class _Run:
         self.state.phase = "done"
         result = self._result(chosen, test)
         result.save(self.run_dir / "result.json")
-        chosen.collaboration_graph().save(self.run_dir / "graph.json")
+        chosen.collaboration_graph().pruned().save(self.run_dir / "graph.json")  # what runs: no unreachable nodes
         self._save()
         return result
 

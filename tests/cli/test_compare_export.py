@@ -182,3 +182,14 @@ def test_export_a_runs_chosen_graph_or_any_pareto_point(tmp_path: Path, capsys) 
     assert "Pareto front has" in capsys.readouterr().err
     assert main(["export", str(GRAPHS / "chain2.yaml"), "--pareto", "0", "--format", "json"]) == 2
     assert "needs an optimize run directory" in capsys.readouterr().err
+
+
+def test_export_a_standalone_program(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "duo_app.py"
+    argv = ["export", str(GRAPHS / "parallel3.json"), "--format", "python"]
+    assert main([*argv, "--task", "mmlu", "--out", str(out)]) == 0
+    source = out.read_text()
+    assert "def build_app(" in source and "from langgraph.graph import" in source and "import langtts" not in source
+    compile(source, str(out), "exec")
+    assert main(argv) == 2
+    assert "--format python needs --task" in capsys.readouterr().err

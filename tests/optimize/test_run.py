@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from langtts.graph import CollaborationGraph
 from langtts.optimize import (
     EvaluationError,
     OptimizationError,
@@ -46,6 +47,8 @@ def test_ledger_has_every_phase_once_and_every_graph_fits(method: str, tmp_path:
     assert all(e.modelled_flops <= budget * (1 + 1e-9) for e in result.ledger)
     saved = OptimizationResult.load(tmp_path / "result.json")
     assert saved == result
+    graph = CollaborationGraph.from_json((tmp_path / "graph.json").read_text())
+    assert graph == result.graph.pruned() and not graph.check().unreachable  # graph.json: only nodes that run
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["phase"] == "done" and len(state["evaluations"]) == len(result.ledger)
 

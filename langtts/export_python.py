@@ -1,0 +1,233 @@
+"""Export a collaboration graph as a small, standalone LangGraph program (``langtts export --format python``).
+
+The program depends only on langgraph and langchain-openai. It inlines what the compiled app
+(:mod:`langtts.compile`) uses: each node's prompt and sampling settings, the sample seeds, the task's answer
+extraction and answer line, and the answer-recovery call, so it sends the same requests and returns the same
+answer. The model servers' URLs are parameters. Not exported: vote nodes, the context-window guard (the program
+sends prompts as they are), the call cache, retries and the usage trace.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pprint
+import re
+import string
+import textwrap
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from langtts import __version__
+from langtts.compile import (
+    GENERIC_ANSWER_FORMAT,
+    RECOVERY_MAX_TOKENS,
+    ROLE_PLACEHOLDERS,
+    GenerationSettings,
+    default_settings,
+)
+from langtts.graph import CollaborationGraph
+from langtts.models.config import PoolConfig
+from langtts.prompts import PromptLibrary
+from langtts.tasks.base import Task
+
+_TEMPLATE = string.Template((Path(__file__).parent / "data" / "standalone_app.py.txt").read_text(encoding="utf-8"))
+
+
+def export_python(
+    graph: CollaborationGraph,
+    task: Task,
+    *,
+    settings: GenerationSettings | None = None,
+    prompts: PromptLibrary | None = None,
+    pool: PoolConfig | None = None,
+) -> str:
+    """The source of a standalone program running ``graph`` on ``task`` as :func:`~langtts.compile.compile_graph`
+    does with the same ``settings`` (default: the task family's) and ``prompts``; ``pool`` supplies the names the
+    servers know the models by and their stop sequences (default: the model ids, none)."""
+    graph = graph.pruned()
+    if votes := [n.id for n in graph.nodes if not n.calls_model]:
+        raise ValueError(f"vote node {votes[0]!r}: graphs with votes cannot be exported as a program yet")
+    prompts = prompts or PromptLibrary()
+    settings = settings or default_settings(task.family)
+    kinds = {n.id: _kind(graph, n.id) for n in graph.nodes}
+    templates = {}
+    for kind in sorted(set(kinds.values())):
+        template = prompts.first(f"roles/{task.family}/{kind}", f"roles/generic/{kind}")
+        template.check(*ROLE_PLACEHOLDERS[kind])
+        templates[kind] = (template.system, template.user)
+    answer_format = task.answer_format or GENERIC_ANSWER_FORMAT
+    schema = task.answer_schema()
+    recovery: list[dict[str, str]] | None = None
+    if schema is not None:
+        template = prompts.first(f"roles/{task.family}/recover", "roles/generic/recover")
+        template.check(*ROLE_PLACEHOLDERS["recover"])
+        recovery = template.messages(answer_format=answer_format)
+    layers = graph.layers()
+    nodes = {}
+    for layer, ids in enumerate(layers):
+        for node_id in ids:
+            node = graph.node(node_id)
+            s = settings if node.temperature is None else replace(settings, temperature=float(node.temperature))
+            nodes[node_id] = {
+                "model": node.model,
+                "role": node.role,
+                "inputs": list(graph.predecessors(node_id)),
+                "layer": layer,
+                "prompt": kinds[node_id],
+                "temperature": s.temperature,
+                "max_tokens": s.max_tokens,
+                "stop": list(s.stop),
+                "seed": s.seed,
+            }
+    models = sorted({n.model for n in graph.nodes})
+    served = {m.id: m for m in pool.models} if pool else {}
+    values = {
+        "title": f"The {task.name} collaboration graph {graph.fingerprint()[:12]} as a standalone LangGraph program.",
+        "task": task.name,
+        "version": __version__,
+        "nodes": _literal(nodes),
+        "layers": _literal(layers),
+        "sink": repr(graph.sink.id),
+        "served_names": _literal({m: served[m].name_on_server if m in served else m for m in models}),
+        "stops": _literal({m: list(served[m].stop) if m in served else [] for m in models}),
+        "answer_format": repr(answer_format),
+        "prompts": _literal(templates),
+        "recovery_messages": _literal(recovery),
+        "recovery_format": _literal(
+            None
+            if schema is None
+            else {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+        ),
+        "recovery_max_tokens": str(RECOVERY_MAX_TOKENS),
+    }
+    values["imports"], values["answer_code"] = _answer_code(task)
+    return _TEMPLATE.substitute(values)
+
+
+def _kind(graph: CollaborationGraph, node_id: str) -> str:
+    """The node's prompt, as :mod:`langtts.compile` chooses it."""
+    role, has_inputs = graph.node(node_id).role, bool(graph.predecessors(node_id))
+    if role == "decider":
+        return "decider" if has_inputs else "decider_alone"
+    if role == "fuser":
+        return "fuser"
+    return "assistant_with_inputs" if has_inputs else "assistant"
+
+
+def _answer_code(task: Task) -> tuple[str, str]:
+    """The imports and the code of ``extract(text)`` and ``format_answer(answer)`` of ``task``, with the
+    module-level helpers they use."""
+    imports: set[str] = set()
+    constants: dict[str, str] = {}
+    functions: dict[str, str] = {}
+    methods = []
+    for name in ("extract", "format_answer"):
+        method = getattr(type(task), name)
+        source = textwrap.dedent(inspect.getsource(method)).replace(f"def {name}(self, ", f"def {name}(", 1)
+        if "self" in source.split(":", 1)[1]:
+            raise ValueError(f"task {task.name!r} cannot be exported: its {name} reads the task object")
+        methods.append(source)
+        _collect(method, imports, constants, functions)
+    sections = ["\n".join(f"{name} = {value}" for name, value in constants.items()), *functions.values(), *methods]
+    return _imports(imports), "\n\n\n".join(s.rstrip() for s in sections if s.strip())
+
+
+def _imports(extra: set[str]) -> str:
+    """The program's standard-library imports, sorted as isort does (``import``s first)."""
+    lines = {"import argparse", "import hashlib", "import json", "from typing import Annotated, Any, TypedDict", *extra}
+    plain = sorted(line for line in lines if line.startswith("import "))
+    return "\n".join([*plain, *sorted(lines - set(plain))])
+
+
+def _collect(function: Callable[..., Any], imports: set[str], constants: dict[str, str], functions: dict[str, str]):
+    """Add the module-level names ``function`` refers to: imports, constants and functions (recursively)."""
+    for name in sorted(_names(function.__code__)):
+        if name in constants or name in functions or name not in function.__globals__:
+            continue
+        value = function.__globals__[name]
+        if isinstance(value, types.ModuleType):
+            imports.add(f"import {value.__name__}")
+        elif isinstance(value, types.FunctionType):
+            functions[name] = textwrap.dedent(inspect.getsource(value))
+            _collect(value, imports, constants, functions)
+        elif isinstance(value, type) and not value.__module__.startswith("langtts"):
+            imports.add(f"from {value.__module__} import {value.__name__}")
+        elif _is_data(value):
+            if _has_pattern(value):
+                imports.add("import re")
+            constants[name] = _literal(value)
+        else:
+            raise ValueError(f"cannot inline {name!r} ({type(value).__name__}) into the exported program")
+
+
+def _names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
+
+
+def _is_data(value: Any) -> bool:
+    if isinstance(value, str | int | float | bool | re.Pattern) or value is None:
+        return True
+    if isinstance(value, tuple | list | frozenset):
+        return all(_is_data(v) for v in value)
+    return isinstance(value, Mapping) and all(_is_data(k) and _is_data(v) for k, v in value.items())
+
+
+def _has_pattern(value: Any) -> bool:
+    if isinstance(value, re.Pattern):
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_pattern(v) for v in value.values())
+    return isinstance(value, tuple | list | frozenset) and any(_has_pattern(v) for v in value)
+
+
+def _literal(value: Any, indent: int = 0) -> str:
+    """Python source of ``value`` (data and compiled patterns) for a line indented by ``indent``."""
+    if isinstance(value, re.Pattern):
+        flags = re.RegexFlag(value.flags & ~re.UNICODE)
+        return f"re.compile({_string(value.pattern)}{', ' + repr(flags) if flags else ''})"
+    if isinstance(value, dict) and value and not _has_pattern(value):  # one entry a line
+        entries = "".join(
+            f"{' ' * (indent + 4)}{k!r}: {_indented(v, indent + len(repr(k)) + 6)},\n" for k, v in value.items()
+        )
+        return "{\n" + entries + " " * indent + "}"
+    if not _has_pattern(value):
+        return _indented(value, indent)
+    if isinstance(value, tuple | list):
+        items = [_literal(v, indent + 4) for v in value]
+        one_line = ", ".join(items) + ("," if isinstance(value, tuple) and len(items) == 1 else "")
+        brackets = "()" if isinstance(value, tuple) else "[]"
+        if len(one_line) + indent < 100:
+            return brackets[0] + one_line + brackets[1]
+        return (
+            brackets[0]
+            + "\n"
+            + "".join(f"{' ' * (indent + 4)}{item},\n" for item in items)
+            + " " * indent
+            + brackets[1]
+        )
+    if isinstance(value, frozenset):
+        return f"frozenset({_literal(sorted(value), indent)})"
+    return "{" + ", ".join(f"{k!r}: {_literal(v, indent)}" for k, v in value.items()) + "}"
+
+
+def _indented(value: Any, indent: int) -> str:
+    """``pprint`` of ``value`` whose continuation lines are indented by ``indent``."""
+    text = pprint.pformat(value, width=116 - indent, sort_dicts=False)
+    return text.replace("\n", "\n" + " " * indent)
+
+
+def _string(text: str) -> str:
+    """A raw string literal of ``text`` when one can hold it, else its repr."""
+    if "'" in text or "\n" in text or text.endswith("\\"):
+        return repr(text)
+    return f"r'{text}'"
+
+
+__all__ = ["export_python"]
