@@ -31,8 +31,12 @@ from langtts.compile import (
 from langtts.graph import CollaborationGraph
 from langtts.models.config import PoolConfig
 from langtts.prompts import PromptLibrary
-from langtts.tasks.base import Task
+from langtts.tasks.base import Task, extract_answer_line
+from langtts.tasks.gsm8k import GSM8KTask
+from langtts.tasks.jsonl import JsonlTask
+from langtts.tasks.scorers import AnswerScorer, ChoiceScorer, NumberScorer, RegexScorer, extract_choice, extract_match
 
+_API = ("extract", "format_answer")
 _TEMPLATE = string.Template((Path(__file__).parent / "data" / "standalone_app.py.txt").read_text(encoding="utf-8"))
 
 
@@ -124,15 +128,43 @@ def _answer_code(task: Task) -> tuple[str, str]:
     constants: dict[str, str] = {}
     functions: dict[str, str] = {}
     methods = []
-    for name in ("extract", "format_answer"):
-        method = getattr(type(task), name)
-        source = textwrap.dedent(inspect.getsource(method)).replace(f"def {name}(self, ", f"def {name}(", 1)
+    for name, (source, uses, called) in _answer_api(task).items():
         if "self" in source.split(":", 1)[1]:
             raise ValueError(f"task {task.name!r} cannot be exported: its {name} reads the task object")
         methods.append(source)
-        _collect(method, imports, constants, functions)
+        if called:
+            functions[uses.__name__] = textwrap.dedent(inspect.getsource(uses))
+        _collect(uses, imports, constants, functions)
     sections = ["\n".join(f"{name} = {value}" for name, value in constants.items()), *functions.values(), *methods]
     return _imports(imports), "\n\n\n".join(s.rstrip() for s in sections if s.strip())
+
+
+def _answer_api(task: Task) -> dict[str, tuple[str, Callable[..., Any], bool]]:
+    """``extract`` and ``format_answer`` as the program's source, the function whose module-level names it needs,
+    and whether the source calls that function (then inlined too). A JSONL task's come from its scorer (a Python
+    scorer's answers are read from the answer line: the program needs no checker)."""
+    if not isinstance(task, JsonlTask):
+        return {name: (_method_source(getattr(type(task), name)), getattr(type(task), name), False) for name in _API}
+    scorer = task.scorer
+    format_answer = (_method_source(AnswerScorer.format_answer), AnswerScorer.format_answer, False)
+    if isinstance(scorer, NumberScorer):
+        return {
+            "extract": (_method_source(GSM8KTask.extract), GSM8KTask.extract, False),
+            "format_answer": format_answer,
+        }
+    call: tuple[Callable[..., Any], str] = (extract_answer_line, "extract_answer_line(text)")
+    if isinstance(scorer, ChoiceScorer):
+        call = (extract_choice, f"extract_choice(text, {scorer.letters!r})")
+    elif isinstance(scorer, RegexScorer):
+        call = (extract_match, f"extract_match(text, {_string(scorer.pattern)})")
+    source = f"def extract(text: str) -> str | None:\n    return {call[1]}\n"
+    return {"extract": (source, call[0], True), "format_answer": format_answer}
+
+
+def _method_source(method: Callable[..., Any]) -> str:
+    """A method's source as a module-level function (without ``self``)."""
+    name = method.__name__
+    return textwrap.dedent(inspect.getsource(method)).replace(f"def {name}(self, ", f"def {name}(", 1)
 
 
 def _imports(extra: set[str]) -> str:

@@ -89,3 +89,34 @@ def test_the_program_imports_no_langtts_and_runs_as_a_script(tmp_path: Path) -> 
 def test_votes_are_not_exported_yet() -> None:
     with pytest.raises(ValueError, match="votes cannot be exported"):
         export_python(shapes.self_consistency(QWEN, 3), get_task("gsm8k"))
+
+
+def recovering_reply(request: dict) -> str:
+    """Like `reply`, answering the recovery call in the type its schema asks for."""
+    if "response_format" in request:
+        answer = request["response_format"]["json_schema"]["schema"]["properties"]["answer"]
+        return json.dumps({"answer": answer["enum"][1] if "enum" in answer else 7})
+    return reply(request)
+
+
+@pytest.mark.parametrize(
+    "scorer", ["exact", "number", "choice:ABC", r"regex:RESULT=(\d+)", "tests.tasks.test_scorers:contains_gold"]
+)
+def test_jsonl_tasks_export_their_scorers_answer_reading(scorer: str, tmp_path: Path) -> None:
+    rows = [{"id": "a", "question": "Tom has 5 apples and buys 7. How many?", "answer": "12"}]
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    task = get_task(str(tmp_path / "mine.jsonl"), scorer=scorer)
+    graph = shapes.fused([SMOL, QWEN], sink_model=QWEN)
+    questions = [rows[0]["question"], "I am stuck: what is 3 + 4?"]
+    with StubServer(models=[QWEN, SMOL], reply=recovering_reply) as server:
+        models = [PoolModel(id=m, endpoints=[Endpoint(base_url=server.base_url)]) for m in (QWEN, SMOL)]
+        with ModelPool(PoolConfig(models=models)) as pool:
+            app = compile_graph(graph, pool, task)
+            expected = [app.invoke({"question": q})["answer"] for q in questions]
+        sent_by_langtts = sorted(json.dumps(r) for r in server.requests)
+        server.requests.clear()
+        program = load_program(export_python(graph, task), tmp_path / "mine_app.py")
+        standalone = program.build_app({QWEN: server.base_url, SMOL: server.base_url})
+        assert [standalone.invoke({"question": q})["answer"] for q in questions] == expected
+        assert sorted(json.dumps(r) for r in server.requests) == sent_by_langtts
+    assert task.extract(expected[1]) is not None  # the stuck question was recovered

@@ -41,6 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--task", help=f"{TASK_HELP}; python: the task it answers (required); png/svg: lengths for the FLOPs shares"
     )
+    parser.add_argument("--scorer", help="python, with --task FILE.jsonl: its scorer (as for evaluate)")
     parser.add_argument(
         "--pool", type=Path, metavar="POOL_FILE", help="python: the models' served names and stop sequences from here"
     )
@@ -76,11 +77,12 @@ def _graph(args: argparse.Namespace) -> CollaborationGraph:
 def _program(graph: CollaborationGraph, args: argparse.Namespace) -> str:
     from langtts.export_python import export_python
     from langtts.models.config import PoolConfig
-    from langtts.tasks import get_task
+    from langtts.tasks import get_task, is_task_file
 
     if not args.task:
         raise ValueError("--format python needs --task (the program inlines the task's prompts and answer reading)")
-    return export_python(graph, get_task(args.task), pool=PoolConfig.load(args.pool) if args.pool else None)
+    task = get_task(args.task, scorer=args.scorer) if is_task_file(args.task) else get_task(args.task)
+    return export_python(graph, task, pool=PoolConfig.load(args.pool) if args.pool else None)
 
 
 def run_export(args: argparse.Namespace) -> int:

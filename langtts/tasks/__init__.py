@@ -34,7 +34,7 @@ def get_task(name: str, /, **options: Any) -> Task:
     """The registered task `name`, or the JSONL task of the file `name`, built with `options` (e.g.
     ``get_task("mmlu", split="dev")``, ``get_task("mine.jsonl", scorer="exact")``)."""
     if is_task_file(name):
-        if "scorer" not in options:
+        if not options.get("scorer"):
             raise ValueError(f"task file {name} needs a scorer: {SCORER_KINDS}")
         return JsonlTask(name, **options)
     try:

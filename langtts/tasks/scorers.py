@@ -101,9 +101,7 @@ class ChoiceScorer(AnswerScorer):
             )
 
     def extract(self, text: str) -> str | None:
-        line = extract_answer_line(text)
-        match = re.match(rf"\(?([{self.letters}])\)?(?![A-Za-z])", line.upper() if line else "")
-        return match.group(1) if match else None
+        return extract_choice(text, self.letters)
 
     def equivalent(self, a: str, b: str) -> bool:
         return a.strip().upper() == b.strip().upper()
@@ -131,11 +129,7 @@ class RegexScorer(AnswerScorer):
             raise ValueError(f"scorer regex {self.pattern!r} does not compile: {error}") from None
 
     def extract(self, text: str) -> str | None:
-        matches = list(re.finditer(self.pattern, text))
-        if not matches:
-            return super().extract(text)
-        last = matches[-1]
-        return (last.group(1) if last.re.groups else last.group(0)).strip()
+        return extract_match(text, self.pattern)
 
 
 @dataclass(frozen=True)
@@ -153,6 +147,22 @@ class PythonScorer(AnswerScorer):
         if result is None or isinstance(result, str):
             raise TypeError(f"scorer {self.spec or self.function!r} returned {result!r}, expected a bool or a Score")
         return Score(correct=bool(result), prediction=self.extract(text))
+
+
+def extract_choice(text: str, letters: str) -> str | None:
+    """The letter of the answer line (``B``, ``(b)``, ``B. Mars``) when it is one of ``letters``, else None."""
+    line = extract_answer_line(text)
+    match = re.match(rf"\(?([{letters}])\)?(?![A-Za-z])", line.upper() if line else "")
+    return match.group(1) if match else None
+
+
+def extract_match(text: str, pattern: str) -> str | None:
+    """The last match of ``pattern`` (its first group if it has one), else the answer line."""
+    matches = list(re.finditer(pattern, text))
+    if not matches:
+        return extract_answer_line(text)
+    last = matches[-1]
+    return (last.group(1) if last.re.groups else last.group(0)).strip()
 
 
 def make_scorer(spec: str) -> AnswerScorer:

@@ -193,3 +193,13 @@ def test_export_a_standalone_program(tmp_path: Path, capsys) -> None:
     compile(source, str(out), "exec")
     assert main(argv) == 2
     assert "--format python needs --task" in capsys.readouterr().err
+
+
+def test_export_a_program_for_a_jsonl_task(tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"id": 1, "question": "q", "answer": "B"}\n')
+    argv = ["export", str(GRAPHS / "single.json"), "--format", "python", "--task", str(mine)]
+    assert main(argv) == 2
+    assert "needs a scorer" in capsys.readouterr().err
+    assert main([*argv, "--scorer", "choice"]) == 0
+    assert "return extract_choice(text, 'ABCD')" in capsys.readouterr().out
