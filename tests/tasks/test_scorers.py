@@ -91,3 +91,17 @@ def test_a_changed_file_is_refused(tmp_path: Path) -> None:
     _write(path, [{"id": "a", "question": "q", "answer": "y"}])
     with pytest.raises(ValueError, match="changed since the run started"):
         get_task(str(path), **options)
+
+
+def test_a_vote_counts_a_jsonl_tasks_answers_with_its_scorer(tmp_path: Path) -> None:
+    from langtts import compile_graph, shapes
+    from tests.fakes import fake_pool
+
+    path = _write(tmp_path / "sums.jsonl", [{"id": "a", "question": "5 + 7?", "answer": 12}])
+    task = get_task(str(path), scorer="number")
+    replies = iter(["So it is\nAnswer: 12", "Answer: 1,2", "Answer: 12.0"])
+    pool, _ = fake_pool(lambda model, messages, kwargs: next(replies))
+    app = compile_graph(shapes.self_consistency("qwen2.5-coder-0.5b", 3), pool, task)
+    out = app.invoke({"question": "5 + 7?"})
+    assert task.extract(out["answer"]) == "12" and "2 of 3" in out["answer"]
+    assert task.score(out["answer"], task.load()[0]).correct
