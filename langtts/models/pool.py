@@ -39,7 +39,7 @@ from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_me
 from langchain_core.runnables import ensure_config
 from langchain_openai import ChatOpenAI
 from langsmith.utils import tracing_is_enabled
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from langtts.cost import ModelCatalog, ModelSpec, call_flops, default_catalog
@@ -566,7 +566,7 @@ class ModelPool:
                 client = ChatOpenAI(
                     model=model.name_on_server,
                     base_url=endpoint.base_url,
-                    api_key=_api_key(endpoint) or DUMMY_API_KEY,
+                    api_key=SecretStr(_api_key(endpoint) or DUMMY_API_KEY),
                     timeout=self.timeout,
                     max_retries=0,
                     stream_usage=True,  # streamed when a callback asks for tokens (LangGraph's "messages")
@@ -633,13 +633,15 @@ class ModelPool:
         return runner.run(coro, contextvars.copy_context())
 
     async def aclose(self) -> None:
-        """Close the HTTP clients of the running event loop."""
+        """Close the HTTP clients of the running event loop (those of `ChatOpenAI` clients; a
+        `chat_model_factory` client may have none)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._clients.pop(id(loop), None)
         if entry is not None and entry.loop is loop:
             for client in entry.clients.values():
-                await client.http_async_client.aclose()
+                if isinstance(client, ChatOpenAI) and isinstance(client.http_async_client, httpx.AsyncClient):
+                    await client.http_async_client.aclose()
 
     def close(self) -> None:
         """Stop the thread that serves the blocking calls and close its clients."""

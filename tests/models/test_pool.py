@@ -10,8 +10,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
 from langtts.cost import call_flops, default_catalog
@@ -31,6 +33,7 @@ from langtts.models import (
     sample_seed,
     track,
 )
+from tests.fakes import fake_pool
 from tests.models.helpers import MODEL, SPEC, pool_config, user
 from tests.models.stub_server import StubServer
 
@@ -290,6 +293,29 @@ def test_pool_reused_across_asyncio_runs(stub: StubServer, make_pool: MakePool) 
     pool = make_pool(stub, max_concurrency=1)
     for i in range(3):
         assert asyncio.run(pool.achat(MODEL, user(f"run {i}"))).text == f"echo: run {i}"
+
+
+def test_aclose_closes_the_http_clients(stub: StubServer, make_pool: MakePool) -> None:
+    pool = make_pool(stub)
+
+    async def run() -> httpx.AsyncClient:
+        await pool.achat(MODEL, user("q"))
+        (client,) = pool._clients[id(asyncio.get_running_loop())].clients.values()
+        assert isinstance(client, ChatOpenAI)
+        await pool.aclose()
+        return client.http_async_client
+
+    assert asyncio.run(run()).is_closed
+
+
+def test_aclose_with_factory_clients_that_have_no_http_client() -> None:
+    pool, _ = fake_pool(lambda model_id, messages, options: "ok")
+
+    async def run() -> None:
+        assert (await pool.achat("smollm2-135m", user("q"))).text == "ok"
+        await pool.aclose()  # a fake chat model has no http_async_client: nothing to close
+
+    asyncio.run(run())
 
 
 def test_cancelled_waiters_free_their_slots(make_stub: MakeStub, make_pool: MakePool) -> None:
