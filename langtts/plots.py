@@ -158,21 +158,25 @@ def accuracy_vs_cost(
     results: Mapping[str, EvaluationResult], path: str | Path, *, x: CostAxis = "flops", title: str | None = None
 ) -> Path:
     """Evaluation results, one point per name: accuracy with its 95% CI against measured FLOPs per question
-    (``x="flops"``) or median latency (``x="latency"``), with the Pareto front as a step line."""
+    (``x="flops"``) or median latency (``x="latency"``), with the Pareto front as a step line. A result whose
+    accuracy is undetermined (every question ended in an error) has no point."""
     path = _check_path(path)
     _check_axis(x)
     if not results:
         raise ValueError("no results to plot")
-    names = list(results)
-    cost = [r.flops / r.n if x == "flops" else r.latency_p50_s for r in results.values()]
-    accuracy = [r.accuracy for r in results.values()]
-    fig = _figure((6, 4.5 + 0.2 * len(results)))
+    points = [
+        (name, r.flops / r.n if x == "flops" else r.latency_p50_s, r.accuracy, r.ci_low, r.ci_high)
+        for name, r in results.items()
+        if r.accuracy is not None and r.ci_low is not None and r.ci_high is not None
+    ]
+    if not points:
+        raise ValueError(f"no result with a determined accuracy to plot ({', '.join(results)})")
+    fig = _figure((6, 4.5 + 0.2 * len(points)))
     ax = fig.add_subplot()
-    for name, c, result in zip(names, cost, results.values(), strict=True):
-        below, above = result.accuracy - result.ci_low, result.ci_high - result.accuracy
-        yerr = [[max(below, 0.0)], [max(above, 0.0)]]
-        ax.errorbar([c], [result.accuracy], yerr=yerr, fmt="o", capsize=3, label=name)
-    _front_line(ax, cost, accuracy)
+    for name, c, acc, low, high in points:
+        yerr = [[max(acc - low, 0.0)], [max(high - acc, 0.0)]]
+        ax.errorbar([c], [acc], yerr=yerr, fmt="o", capsize=3, label=name)
+    _front_line(ax, [p[1] for p in points], [p[2] for p in points])
     _finish_cost_axes(fig, ax, x, title, "measured", ncol=1)
     return _save(fig, path)
 

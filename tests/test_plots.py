@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from langtts.cost import ModelCatalog, ModelSpec, task_lengths
+from langtts.evaluate import EvaluationResult
 from langtts.graph import load_graph
 from langtts.optimize.base import Evaluation, Outcome
-from langtts.plots import draw_graph, pareto_front, scatter, search_curves
+from langtts.plots import accuracy_vs_cost, draw_graph, pareto_front, scatter, search_curves
 from langtts.shapes import single
 
 GRAPHS = Path(__file__).resolve().parents[1] / "examples" / "graphs"
@@ -132,3 +133,24 @@ def test_scatter_rejects_bad_arguments(tmp_path):
         scatter([evaluation(0, 0.5)], tmp_path / "s.png", x="tokens")
     with pytest.raises(ValueError, match="no evaluations"):
         scatter([], tmp_path / "s.png")
+
+
+def result(accuracy: float | None, flops: float) -> EvaluationResult:
+    low, high = (None, None) if accuracy is None else (max(accuracy - 0.1, 0.0), min(accuracy + 0.1, 1.0))
+    return EvaluationResult(
+        task="t", split=None, graph=None, fingerprint=None, n=10, accuracy=accuracy, ci_low=low, ci_high=high,
+        errors_as_wrong=False, n_correct=0, n_errors=10 if accuracy is None else 0, n_no_answer=0, n_truncated=0,
+        extraction_failure_rate=0.0, error_rate=1.0 if accuracy is None else 0.0, prompt_tokens=0,
+        completion_tokens=0, flops=flops, analytic_flops=flops, flops_ratio=1.0, lengths=None, latency_mean_s=1.0,
+        latency_p50_s=1.0, latency_p95_s=1.0, calls=10, cache_hits=0, wall_time_s=1.0, records=[],
+    )  # fmt: skip
+
+
+def test_accuracy_vs_cost_leaves_out_undetermined_accuracy(tmp_path):
+    results = {"small": result(0.4, 1e12), "large": result(0.7, 4e12), "broken": result(None, 2e12)}
+    path = accuracy_vs_cost(results, tmp_path / "compare.svg")
+    assert_image(path)
+    text = path.read_text()
+    assert "large" in text and "Pareto front" in text and "broken" not in text
+    with pytest.raises(ValueError, match="no result with a determined accuracy"):
+        accuracy_vs_cost({"broken": result(None, 2e12)}, tmp_path / "none.svg")
