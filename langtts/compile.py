@@ -279,15 +279,16 @@ class _Compiler:
         request = self.request(node_id, state)
         key = self.request_key(request)
         s = request.settings
-        kwargs = {
+        index = self.sample_index(node_id, key, state)
+        kwargs: dict[str, Any] = {
             "temperature": s.temperature,
             "max_tokens": s.max_tokens,
             "stop": list(s.stop) or None,
             "seed": s.seed,
-            "sample_index": self.sample_index(node_id, key, state),
+            "sample_index": index,
             "tags": {**self.tags, "node": node_id},
         }
-        return request, key, kwargs["sample_index"], kwargs
+        return request, key, index, kwargs
 
     def _recovery(
         self, node_id: str, request: _Request, result: ChatResult

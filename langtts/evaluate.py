@@ -231,7 +231,7 @@ def evaluate(graph: CollaborationGraph, task: Task, pool: ModelPool, **options: 
 
 
 async def _run_one(app: Any, task: Task, example: Example) -> QuestionRecord:
-    base = {"id": example.id, "gold": example.answer}
+    base: dict[str, Any] = {"id": example.id, "gold": example.answer}
     try:
         out = await app.ainvoke({"question": task.format_question(example)})
     except ModelCallError as error:

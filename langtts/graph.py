@@ -148,9 +148,9 @@ class CollaborationGraph:
         """In-degree of every node (of this graph, not of the pruned one)."""
         return {n.id: len(self._pred[n.id]) for n in self.nodes}
 
-    def to_networkx(self) -> nx.DiGraph:
+    def to_networkx(self) -> nx.DiGraph[str]:
         """A networkx view: node attributes ``role`` and ``model``, nodes and edges in this graph's order."""
-        g = nx.DiGraph()
+        g: nx.DiGraph[str] = nx.DiGraph()
         g.add_nodes_from((n.id, {"role": n.role, "model": n.model}) for n in self.nodes)
         g.add_edges_from(self.edges)
         return g
@@ -271,7 +271,7 @@ class CollaborationGraph:
         if version > 1 and not isinstance(sink, str):
             raise GraphError(f"'sink' must be a node id, got {type(sink).__name__}")
         nodes = [_node(raw, i, version) for i, raw in enumerate(raw_nodes)]
-        return cls(nodes=tuple(nodes), edges=data["edges"], sink_id=sink)
+        return cls(nodes=tuple(nodes), edges=tuple(data["edges"]), sink_id=sink)
 
     def to_json(self) -> str:
         """JSON text, one node or edge per line."""
@@ -338,7 +338,7 @@ class CollaborationGraph:
                 "    classDef votesink fill:#e2d9f3,stroke:#6f42c1,stroke-width:3px",
             ]
         for n in self.nodes:
-            cls = "pruned" if n.id not in kept else None if n.role == "assistant" else n.role
+            cls: str | None = "pruned" if n.id not in kept else None if n.role == "assistant" else n.role
             cls = "votesink" if cls == "vote" and n.id == self.sink_id else cls
             if cls:
                 lines.append(f"    class {ids[n.id]} {cls}")
@@ -472,12 +472,12 @@ def _validate(
             raise GraphError(f"edge {u} -> {v} joins two fusers (a fuser may not feed a fuser)")
         if role[u] == role[v] == "vote":
             raise GraphError(f"edge {u} -> {v} joins two votes (a vote may not feed a vote)")
-    for n in role:
-        if role[n] == "vote" and len(pred[n]) < 2:
-            raise GraphError(f"vote {n!r} has {len(pred[n])} input(s); a vote needs at least 2")
-    for n in workers:
-        if role[n] == "fuser" and not any(role[p] == "assistant" for p in pred[n]):
-            raise GraphError(f"fuser {n!r} has no assistant predecessor")
+    for node_id in role:
+        if role[node_id] == "vote" and len(pred[node_id]) < 2:
+            raise GraphError(f"vote {node_id!r} has {len(pred[node_id])} input(s); a vote needs at least 2")
+    for node_id in workers:
+        if role[node_id] == "fuser" and not any(role[p] == "assistant" for p in pred[node_id]):
+            raise GraphError(f"fuser {node_id!r} has no assistant predecessor")
     if workers and not pred[sink]:
         raise GraphError(f"sink {sink!r} has no predecessors although the graph has {len(workers)} worker node(s)")
     return sink, {n: tuple(p) for n, p in pred.items()}, {n: tuple(s) for n, s in succ.items()}

@@ -32,6 +32,7 @@ from langtts.graph import CollaborationGraph, Node
 
 SINK_ID = "sink"
 DEFAULT_MAX_NODES = 8
+DEFAULT_FUSER_BONUS = 0.5
 
 
 def worker_id(index: int) -> str:
@@ -94,11 +95,11 @@ class ProbabilisticGraph:
     lengths: TaskLengths
     catalog: ModelCatalog
     edge_offset: float = 2.0
-    fuser_bonus: float = 0.5
+    fuser_bonus: float = DEFAULT_FUSER_BONUS
     max_edge_attempts: int = 50
-    edge_logits: np.ndarray = field(default=None)  # type: ignore[assignment]
-    role_logits: np.ndarray = field(default=None)  # type: ignore[assignment]
-    model_logits: np.ndarray = field(default=None)  # type: ignore[assignment]
+    edge_logits: np.ndarray = field(default=None)  # type: ignore[arg-type]  # None: zeros, set in __post_init__
+    role_logits: np.ndarray = field(default=None)  # type: ignore[arg-type]  # None: zeros, set in __post_init__
+    model_logits: np.ndarray = field(default=None)  # type: ignore[arg-type]  # None: zeros, set in __post_init__
 
     def __post_init__(self) -> None:
         self.models = tuple(self.models)
@@ -216,7 +217,7 @@ class ProbabilisticGraph:
         sink = self.n_nodes
         candidates = [(i, j) for i in kept for j in [*kept, sink] if i != j]
         order = rng.permutation(len(candidates))
-        dag = nx.DiGraph()
+        dag: nx.DiGraph[int] = nx.DiGraph()
         dag.add_nodes_from([*kept, sink])
         in_degree = dict.fromkeys([*kept, sink], 0)
         spent = self._sink_cost(0) + sum(self._worker_costs(0)[assigned[i]] for i in kept)
@@ -241,7 +242,7 @@ class ProbabilisticGraph:
     def _draw_roles(
         self, kept: list[int], edges: list[tuple[int, int]], rng: np.random.Generator
     ) -> tuple[list[RoleDraw], set[int]]:
-        dag = nx.DiGraph()
+        dag: nx.DiGraph[int] = nx.DiGraph()
         dag.add_nodes_from(kept)
         dag.add_edges_from((i, j) for i, j in edges if j != self.n_nodes)
         fusers: set[int] = set()
@@ -272,14 +273,14 @@ class ProbabilisticGraph:
     def log_prob(self, sample: Sample) -> float:
         """log p of the draws in ``sample`` under the current parameters."""
         total = 0.0
-        for draw in sample.models:
-            total += math.log(self.model_probabilities(draw.node, draw.allowed)[draw.choice])
-        for draw in sample.edges:
-            p = self.edge_probability(draw.source, draw.target)
-            total += math.log(p if draw.included else 1.0 - p)
-        for draw in sample.roles:
-            p = self.fuser_probability(draw.node)
-            total += math.log(p if draw.fuser else 1.0 - p)
+        for model_draw in sample.models:
+            total += math.log(self.model_probabilities(model_draw.node, model_draw.allowed)[model_draw.choice])
+        for edge_draw in sample.edges:
+            p = self.edge_probability(edge_draw.source, edge_draw.target)
+            total += math.log(p if edge_draw.included else 1.0 - p)
+        for role_draw in sample.roles:
+            p = self.fuser_probability(role_draw.node)
+            total += math.log(p if role_draw.fuser else 1.0 - p)
         return total
 
     def grad_log_prob(self, sample: Sample) -> Gradients:
@@ -287,18 +288,18 @@ class ProbabilisticGraph:
         grads = Gradients(
             np.zeros_like(self.edge_logits), np.zeros_like(self.role_logits), np.zeros_like(self.model_logits)
         )
-        for draw in sample.models:
-            probs = self.model_probabilities(draw.node, draw.allowed)
-            grads.model[draw.node] -= probs
-            grads.model[draw.node, draw.choice] += 1.0
-        for draw in sample.edges:
-            p = self.edge_probability(draw.source, draw.target)
-            grads.edge[draw.source, draw.target] += (1.0 - p) if draw.included else -p
-        for draw in sample.roles:
-            p = self.fuser_probability(draw.node)
-            step = (1.0 - p) if draw.fuser else -p
-            grads.role[draw.node, 1] += step
-            grads.role[draw.node, 0] -= step
+        for model_draw in sample.models:
+            probs = self.model_probabilities(model_draw.node, model_draw.allowed)
+            grads.model[model_draw.node] -= probs
+            grads.model[model_draw.node, model_draw.choice] += 1.0
+        for edge_draw in sample.edges:
+            p = self.edge_probability(edge_draw.source, edge_draw.target)
+            grads.edge[edge_draw.source, edge_draw.target] += (1.0 - p) if edge_draw.included else -p
+        for role_draw in sample.roles:
+            p = self.fuser_probability(role_draw.node)
+            step = (1.0 - p) if role_draw.fuser else -p
+            grads.role[role_draw.node, 1] += step
+            grads.role[role_draw.node, 0] -= step
         return grads
 
     def explain(self, graph: CollaborationGraph) -> Sample:
@@ -325,7 +326,7 @@ class ProbabilisticGraph:
         sink = self.n_nodes
         present = {(index[u], sink if v == graph.sink.id else index[v]) for u, v in graph.edges}
         kept = sorted(assigned)
-        dag = nx.DiGraph()
+        dag: nx.DiGraph[int] = nx.DiGraph()
         dag.add_nodes_from([*kept, sink])
         dag.add_edges_from(present)
         in_degree = {j: dag.in_degree(j) for j in dag}

@@ -73,7 +73,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _print_table(result: ComparisonResult, task: str, n: int) -> None:
     header = ("graph", "accuracy", "95% CI", "FLOPs/q", "latency p50", "Δ vs ref", "Δ 95% CI", "McNemar p")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for name, res in result.results.items():
         cells = [name, "undetermined", ""]
         if res.accuracy is not None:

@@ -112,10 +112,10 @@ class CallCache:
     def default(cls) -> CallCache:
         """`calls.sqlite` in the cache root of `langtts.serve`: `$LANGTTS_CACHE_DIR`, else
         `$XDG_CACHE_HOME/langtts`, else `~/.cache/langtts`."""
-        root = os.environ.get("LANGTTS_CACHE_DIR")
-        if not root:
-            root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "langtts"
-        return cls(Path(root).expanduser() / "calls.sqlite")
+        env_root = os.environ.get("LANGTTS_CACHE_DIR")
+        xdg_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        root = Path(env_root) if env_root else xdg_cache / "langtts"
+        return cls(root.expanduser() / "calls.sqlite")
 
     @classmethod
     def disabled(cls) -> CallCache:
@@ -127,6 +127,8 @@ class CallCache:
 
     def _connection(self) -> sqlite3.Connection:
         """The open connection (call with the lock held); reopened in a forked child."""
+        if self.path is None:
+            raise RuntimeError("a disabled CallCache has no connection")
         if self._conn is None or self._pid != os.getpid():
             conn = sqlite3.connect(
                 self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -151,8 +153,17 @@ class CallCache:
                 self.misses += 1
                 return None
             self.hits += 1
-        *fields, top = row
-        return CachedAnswer(*fields, top_logprobs=None if top is None else tuple(json.loads(top)))
+        model, text, prompt_tokens, completion_tokens, finish_reason, latency_s, endpoint, top = row
+        return CachedAnswer(
+            model,
+            text,
+            prompt_tokens,
+            completion_tokens,
+            finish_reason,
+            latency_s,
+            endpoint,
+            top_logprobs=None if top is None else tuple(json.loads(top)),
+        )
 
     def put(self, key: str, answer: CachedAnswer) -> None:
         """Store an answer unless the key already has one."""

@@ -31,17 +31,24 @@ class CachedChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name}
 
-    def _message(self, chunk: bool) -> AIMessage:
+    def _usage_and_metadata(self) -> tuple[UsageMetadata, dict[str, Any]]:
         answer = self.answer
         usage = UsageMetadata(
             input_tokens=answer.prompt_tokens,
             output_tokens=answer.completion_tokens,
             total_tokens=answer.prompt_tokens + answer.completion_tokens,
         )
-        metadata = {"finish_reason": answer.finish_reason, "model_name": self.model_name, "cached": True}
-        if chunk:
-            return AIMessageChunk(answer.text, usage_metadata=usage, response_metadata=metadata, chunk_position="last")
-        return AIMessage(answer.text, usage_metadata=usage, response_metadata=metadata)
+        return usage, {"finish_reason": answer.finish_reason, "model_name": self.model_name, "cached": True}
+
+    def _message(self) -> AIMessage:
+        usage, metadata = self._usage_and_metadata()
+        return AIMessage(content=self.answer.text, usage_metadata=usage, response_metadata=metadata)
+
+    def _chunk(self) -> AIMessageChunk:
+        usage, metadata = self._usage_and_metadata()
+        return AIMessageChunk(
+            content=self.answer.text, usage_metadata=usage, response_metadata=metadata, chunk_position="last"
+        )
 
     def _generate(
         self,
@@ -50,7 +57,7 @@ class CachedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=self._message(chunk=False))])
+        return ChatResult(generations=[ChatGeneration(message=self._message())])
 
     async def _astream(
         self,
@@ -59,4 +66,4 @@ class CachedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        yield ChatGenerationChunk(message=self._message(chunk=True))  # the caller emits it as a new token
+        yield ChatGenerationChunk(message=self._chunk())  # the caller emits it as a new token

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar
 
 import numpy as np
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -351,8 +352,8 @@ class AgentReinforce:
         if r == 1 or self.variant == "maas":
             graph, status = draw(pg, multiset, self._rng(2, r)).graph, "sampled"
         else:
-            graph, status, errors = await self._propose(r, pg, multiset, state.get("history", []))
-            graph = graph or draw(pg, multiset, self._rng(2, r)).graph
+            proposed, status, errors = await self._propose(r, pg, multiset, state.get("history", []))
+            graph = proposed or draw(pg, multiset, self._rng(2, r)).graph
         self.context.report(f"[agent round {r}] sample: {status} proposal" + _first_error(errors))
         proposal = {"round": r, "graph": graph.to_dict(), "status": status, "errors": errors}
         return {"round": r, "proposal": proposal, "evaluation": None, "feedback": None}
@@ -372,20 +373,21 @@ class AgentReinforce:
             placement_schema(workers, list(pg.models), self.fusers, multiset),
             lambda d: parse_placement(d, multiset=multiset, fusers=self.fusers),
         )
-        if placed.value is None:
+        placed_value = placed.value
+        if placed_value is None:
             return None, "fallback", placed.errors
-        placement = {node: placed.value[node] for node in workers}
+        placement = {node: placed_value[node] for node in workers}
         caps, sink_cap = self.prompts.input_caps(placement)
         wired = await self._ask(
             "sample",
             [
                 *messages,
-                {"role": "assistant", "content": json.dumps(placed.value)},
+                {"role": "assistant", "content": json.dumps(placed_value)},
                 {"role": "user", "content": self.prompts.wiring(placement)},
             ],
             wiring_schema(workers, {node: fields["role"] for node, fields in placement.items()}, caps, sink_cap),
             lambda d: parse_proposal(
-                combine_proposal(placed.value, d, workers),
+                combine_proposal(placed_value, d, workers),
                 multiset=multiset,
                 space=self.space,
                 fusers=self.fusers,
@@ -408,6 +410,7 @@ class AgentReinforce:
     async def _feedback(self, state: AgentState) -> dict[str, Any]:
         r, evaluation = state["round"], state["evaluation"]
         assert evaluation is not None
+        feedback: dict[str, Any]
         if self._numeric_round(r):
             feedback = {"round": r, "text": "", "status": "skipped", "errors": []}
         else:
@@ -544,7 +547,7 @@ class AgentReinforce:
         return np.random.default_rng([self.seed & 0xFFFFFFFF, *keys])
 
     @property
-    def _config(self) -> dict[str, Any]:
+    def _config(self) -> RunnableConfig:
         return {"configurable": {"thread_id": self.thread_id}}
 
     @asynccontextmanager

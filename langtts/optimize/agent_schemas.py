@@ -5,6 +5,7 @@ message is fed back to the agent for a repair).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import Counter
@@ -141,7 +142,11 @@ def placement_schema(
         return schema(lambda k: models)
     if len(orders) == 1:
         return schema(lambda k: [orders[0][k]])
-    return {"title": "graph_placement", "anyOf": [schema(lambda k, o=o: [o[k]]) for o in orders]}
+    return {"title": "graph_placement", "anyOf": [schema(functools.partial(_at, o)) for o in orders]}
+
+
+def _at(order: Sequence[str], k: int) -> list[str]:
+    return [order[k]]
 
 
 def _arrangements(items: Sequence[str], limit: int) -> list[tuple[str, ...]]:
@@ -397,7 +402,7 @@ def parse_proposal(
                 )
         roles_by_node[node] = role
         edges += [(source, node) for source in inputs]
-        nodes.append(Node(node, role, model))  # type: ignore[arg-type]
+        nodes.append(Node(node, role, model))
     sink_inputs = _flags(answer["sink_inputs"], workers, '"sink_inputs"')
     if not sink_inputs:
         raise AgentOutputError('the sink has no input: set at least one node to true in "sink_inputs"')
@@ -493,11 +498,11 @@ def apply_update(
         raise AgentOutputError(f"the likely edges (p >= 0.5) form a cycle {names}: lower one of them")
 
     probabilities = np.array([pg.model_probabilities(i) for i in range(n)])
-    for i, given in rows.items():
-        row = _fill_row(probabilities[i], given)
-        if abs(row.sum() - 1) > 0.02:
-            coercions.append(f"model probabilities of {worker_id(i)} summed to {row.sum():.2f}: renormalised")
-        probabilities[i] = row / row.sum()
+    for i, given_row in rows.items():
+        filled = _fill_row(probabilities[i], given_row)
+        if abs(filled.sum() - 1) > 0.02:
+            coercions.append(f"model probabilities of {worker_id(i)} summed to {filled.sum():.2f}: renormalised")
+        probabilities[i] = filled / filled.sum()
         new.model_logits[i] = np.log(np.clip(probabilities[i], _P_MIN, 1.0))
     for k, model in enumerate(pg.models if rows else ()):
         expected, count = probabilities[:, k].sum(), multiset.count(model)

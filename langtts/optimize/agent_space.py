@@ -17,7 +17,7 @@ import numpy as np
 from langtts.cost import node_flops
 from langtts.graph import CollaborationGraph
 from langtts.optimize.base import SearchSpace
-from langtts.space import ModelDraw, ProbabilisticGraph, Sample
+from langtts.space import DEFAULT_FUSER_BONUS, ModelDraw, ProbabilisticGraph, Sample
 
 ASSIGN_LOGIT = 4.0  # initial model logit of a worker's own model (p ≈ 0.98 against one other model)
 NO_FUSER_BONUS = -30.0  # fusers=False: P(fuser) ≈ 1e-13
@@ -37,7 +37,7 @@ def initial_distribution(space: SearchSpace, multiset: Sequence[str], *, fusers:
         lengths=space.lengths,
         catalog=space.catalog,
         model_logits=model_logits,
-        **({} if fusers else {"fuser_bonus": NO_FUSER_BONUS}),
+        fuser_bonus=DEFAULT_FUSER_BONUS if fusers else NO_FUSER_BONUS,
     )
 
 

@@ -148,6 +148,8 @@ class Optimizer(Protocol):
 
     name: ClassVar[str]
 
+    def __init__(self, context: MethodContext, **options: Any) -> None: ...
+
     async def propose(self) -> CollaborationGraph | None:
         """The next graph to evaluate (budget-feasible), or None when the method has nothing left to try."""
 
@@ -173,8 +175,8 @@ def register(name: str) -> Callable[[C], C]:
     def add(cls: C) -> C:
         if name in METHODS and METHODS[name] is not cls:
             raise ValueError(f"method {name!r} is already registered by {METHODS[name].__qualname__}")
-        cls.name = name  # type: ignore[attr-defined]
-        METHODS[name] = cls  # type: ignore[assignment]
+        cls.name = name  # type: ignore[attr-defined]  # C is any class; name is the Optimizer ClassVar
+        METHODS[name] = cls
         return cls
 
     return add

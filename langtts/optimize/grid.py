@@ -9,6 +9,7 @@ done when every candidate has been evaluated once.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -25,9 +26,9 @@ def candidates(space: SearchSpace) -> list[CollaborationGraph]:
     for model in models:
         groups += [
             [shapes.single(model)] if space.feasible(shapes.single(model)) else [],
-            _fitting(space, lambda n, m=model: shapes.parallel(m, n), start=1),
-            _fitting(space, lambda d, m=model: shapes.chain(m, d), start=1),
-            _fitting(space, lambda n, m=model: shapes.fused(m, n), start=2),
+            _fitting(space, functools.partial(shapes.parallel, model), start=1),
+            _fitting(space, functools.partial(shapes.chain, model), start=1),
+            _fitting(space, functools.partial(shapes.fused, model), start=2),
             [g for w in range(2, space.max_nodes + 1) for g in _fitting(space, _layers(model, w), start=2)],
         ]
     interleaved = itertools.chain.from_iterable(itertools.zip_longest(*groups))

@@ -155,7 +155,8 @@ def start_vllm(
     run.mkdir(parents=True, exist_ok=True)
     gpus = detect_gpus() if gpus is None else list(gpus)
     jobs = [(model_id, k) for model_id in models for k in range(replicas)]
-    groups = gpu_groups(len(jobs), gpus, tensor_parallel * data_parallel) if gpus else [()] * len(jobs)
+    no_gpus: list[tuple[int, ...]] = [()] * len(jobs)
+    groups = gpu_groups(len(jobs), gpus, tensor_parallel * data_parallel) if gpus else no_gpus
     sharing = {g: groups.count(g) for g in groups}
     name = advertise or (socket.getfqdn() if host in WILDCARD_HOSTS else host)
     servers: list[VllmServer] = []

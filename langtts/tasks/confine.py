@@ -144,7 +144,13 @@ def command(backend: str, exe: str, bootstrap: list[str], base: str, uid: int) -
     """The argv that runs ``exe -I -c SETUP+program LIMITS...`` (`bootstrap`) confined by `backend`, with
     ``base/work`` as the working directory and ``base/root`` as the mount point of the new root."""
     ops = mounts(exe, os.path.join(base, "work"))
-    spec = {"unshare": 0, "root": None, "ops": ops, "pivot_root": _PIVOT_ROOT.get(platform.machine()), "uid": uid}
+    spec: dict[str, object] = {
+        "unshare": 0,
+        "root": None,
+        "ops": ops,
+        "pivot_root": _PIVOT_ROOT.get(platform.machine()),
+        "uid": uid,
+    }
     spec["cwd"] = WORKDIR
     if backend == "bwrap":
         spec["ops"] = []

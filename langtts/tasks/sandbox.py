@@ -114,7 +114,7 @@ _PROBE_LOCK = threading.Lock()
 
 @lru_cache(maxsize=1)
 def _probe() -> tuple[str, str]:
-    reasons = []
+    reasons: list[str] = []
     for backend in confine.BACKENDS:
         reason = backend_failure(backend)
         if reason is None:
@@ -212,7 +212,6 @@ def _run(
     confined: bool = False,
 ) -> SandboxResult:
     """Run `argv` as `uid` (None: as this process, e.g. a confined run's setup, which drops to its uid itself)."""
-    ids = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
     try:
         proc = subprocess.Popen(
             argv,
@@ -222,7 +221,9 @@ def _run(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            **ids,
+            user=uid,  # None: no change, as for group and extra_groups
+            group=uid,
+            extra_groups=None if uid is None else [],
         )
     except OSError as e:
         as_uid = "" if uid is None else f" as uid {uid}"
