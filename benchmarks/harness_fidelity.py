@@ -3,7 +3,8 @@
 For each model and task, on shuffled questions (seeded):
 
 1. **Prompt choice on a dev slice** (questions disjoint from the main ones): the single-model graph with the
-   shipped reasoning prompt (``roles/<family>/``) and with a direct prompt (``roles/<family>_direct/``), at a
+   shipped prompt (``roles/<family>/``) and with the other variant — direct (``roles/<family>_direct/``) where a
+   chain-of-thought prompt is shipped, chain of thought (``roles/<family>_cot/``) where a direct one is — at a
    generous ``--dev-max-tokens``, so the reply-length distribution (p50/p95/p99) is measured uncut.
 2. **The main measurement**: the single-model graph with the shipped prompts and the task family's default
    ``max_tokens`` on ``--n`` questions: accuracy with its CI, extraction failures and truncations *before* answer
@@ -40,6 +41,7 @@ from langtts.compare import paired_comparison
 from langtts.compile import GenerationSettings, default_settings
 from langtts.evaluate import EvaluationResult, evaluate
 from langtts.models import CallCache, ModelPool
+from langtts.prompts import PromptLibrary
 from langtts.shapes import single
 from langtts.tasks import Example, Task, get_task
 from langtts.tasks.mmlu import LETTERS
@@ -84,6 +86,15 @@ def questions(task: Task, seed: int, n: int, dev_n: int) -> tuple[list[Example],
         return examples[:n], []
     rng.shuffle(examples)
     return examples[:n], examples[n : n + dev_n]
+
+
+def prompt_variants(family: str) -> list[tuple[str, str]]:
+    """The shipped prompts (``roles/<family>/``) and the other variant (``roles/<family>_direct/`` or
+    ``roles/<family>_cot/``, whichever exists), as (label, prompt family) pairs."""
+    library = PromptLibrary()
+    other = "direct" if library.exists(f"roles/{family}_direct/decider_alone") else "cot"
+    shipped = "cot" if other == "direct" else "direct"
+    return [(f"{shipped} (shipped)", family), (other, f"{family}_{other}")]
 
 
 def length_stats(result: EvaluationResult) -> dict[str, float]:
@@ -192,12 +203,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for model in args.models:
             say(f"--- {model} on {task_name}: {len(main)} questions, dev slice {len(dev)}")
             options = {"concurrency": args.concurrency, "progress": not args.quiet}
-            for variant in ("reasoning", "direct") if dev else ():
-                family = task.family if variant == "reasoning" else f"{task.family}_direct"
+            for variant, family in prompt_variants(task.family) if dev else ():
                 settings = GenerationSettings(max_tokens=args.dev_max_tokens)
                 result = evaluate(single(model), task, pool, examples=dev, family=family, settings=settings, **options)
                 dev_rows.append({"model": model, "task": task_name, "prompt": variant, **summary(result)})
-                say(f"  dev {variant:9s} {result.summary()}")
+                say(f"  dev {variant:14s} {result.summary()}")
+            if args.dev_only:
+                continue
             settings = default_settings(task.family)
             result = evaluate(single(model), task, pool, examples=main, settings=settings, **options)
             say(f"  main      {result.summary()}")
@@ -256,6 +268,7 @@ def main() -> None:
     parser.add_argument("--cache", help="call cache (default: the user cache's calls.sqlite)")
     parser.add_argument("--out", default=str(default_out("harness_fidelity")))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--dev-only", action="store_true", help="only the dev-slice prompt comparison")
     parser.add_argument("--smoke", action="store_true", help="2 questions, dev slice 1, 1 reference question")
     args = parser.parse_args()
     args.models, args.tasks = args.models.split(","), args.tasks.split(",")
