@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from langtts.cli.common import TASK_HELP, task_lengths_for
 from langtts.cost import ModelCatalog, TaskLengths, default_catalog, graph_cost
@@ -60,7 +61,7 @@ def run_cost(args: argparse.Namespace) -> int:
     graph.check(catalog.ids())
     cost = graph_cost(graph, catalog, _lengths(args), unit_model=args.unit_model)
     pruned = graph.pruned()
-    report = {
+    report: dict[str, Any] = {
         "graph": str(args.graph),
         "flops": cost.flops,
         "units": cost.units,

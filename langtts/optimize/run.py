@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langtts.compile import GenerationSettings, default_settings
 from langtts.cost import Budget, TaskLengths, default_catalog, smallest_model, task_lengths
@@ -556,7 +556,7 @@ class _Run:
 
     def _evaluator(self, evaluator: EvaluatorLike | None) -> Evaluator:
         if evaluator is not None:
-            return evaluator if hasattr(evaluator, "evaluate") else evaluator(self.space)  # type: ignore[operator]
+            return evaluator if hasattr(evaluator, "evaluate") else evaluator(self.space)
         assert self.pool is not None
         defaults = default_settings(self.task.family)
         settings = GenerationSettings(
@@ -603,7 +603,9 @@ class _Run:
         )
 
 
-def pareto(evaluations: Sequence[Evaluation], *, phase: Phase | None = None) -> list[ParetoPoint]:
+def pareto(
+    evaluations: Sequence[Evaluation], *, phase: Literal["validate", "search"] | None = None
+) -> list[ParetoPoint]:
     """The graphs no other beats on both accuracy and latency, fastest first, each with its graph.
 
     Measured on the validation questions (the same for every point) when the run validated any graph, else (or
