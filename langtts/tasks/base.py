@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
@@ -12,6 +12,13 @@ from typing import Any, ClassVar, Literal
 Family = Literal["math", "mmlu", "code", "gsm8k", "generic"]
 FAMILIES: tuple[Family, ...] = ("math", "mmlu", "code", "gsm8k", "generic")
 _ANSWER_LINE = re.compile(r"(?im)^[ \t*_#>]*(?:final\s+)?answer[ \t*_]*[:：][ \t*_]*(\S.*?)[ \t*_.]*$")
+
+
+def judge_answer(prediction: str | None, ex: Example, equivalent: Callable[[str, str], bool]) -> Score:
+    """The score of an extracted answer (None: ``no_answer``) against the gold answer of `ex`."""
+    if prediction is None:
+        return Score(correct=False, prediction=None, error="no_answer", detail="no answer in output")
+    return Score(correct=equivalent(prediction, ex.answer), prediction=prediction, detail=f"gold {ex.answer}")
 
 
 def extract_answer_line(text: str) -> str | None:
@@ -96,10 +103,7 @@ class Task(ABC):
 
     def score(self, text: str, ex: Example) -> Score:
         """Judge a reply `text` against the gold answer of `ex`."""
-        prediction = self.extract(text)
-        if prediction is None:
-            return Score(correct=False, prediction=None, error="no_answer", detail="no answer in output")
-        return Score(correct=self.equivalent(prediction, ex.answer), prediction=prediction, detail=f"gold {ex.answer}")
+        return judge_answer(self.extract(text), ex, self.equivalent)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

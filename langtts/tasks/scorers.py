@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from langtts.tasks.base import Example, Score, Task, extract_answer_line
+from langtts.tasks.base import Example, Score, Task, extract_answer_line, judge_answer
 
 SCORER_KINDS = "exact, number, choice[:LETTERS], regex:PATTERN or module:function"
 ANSWER_LINE = 'End your reply with a final line of the form "Answer: <your final answer>".'
@@ -60,10 +60,7 @@ class AnswerScorer:
         return f"Answer: {answer}"
 
     def judge(self, text: str, ex: Example) -> Score:
-        prediction = self.extract(text)
-        if prediction is None:
-            return Score(correct=False, prediction=None, error="no_answer", detail="no answer in output")
-        return Score(correct=self.equivalent(prediction, ex.answer), prediction=prediction, detail=f"gold {ex.answer}")
+        return judge_answer(self.extract(text), ex, self.equivalent)
 
 
 @dataclass(frozen=True)
