@@ -17,6 +17,9 @@ majority as ``Vote: 3 of 5 inputs agree.`` followed by the task's answer line (0
 a task with an answer schema: code tasks offer no vote (compiling one raises ValueError). An LLM node feeding a
 vote samples at its own ``temperature`` from the graph file, else at :data:`~langtts.graph.SAMPLE_TEMPERATURE`
 (``node_settings`` override both); other nodes at ``settings``' temperature unless the graph file sets theirs.
+When callbacks or tracing are active, a vote emits its reply as one model call (one chunk in LangGraph's
+``stream_mode="messages"``; :class:`~langtts.models.replay.CachedChatModel` with ``cached: False``), still without
+a pool call.
 
 Every trace entry carries ``answer`` (``task.extract`` of its text, None without a task) and ``agreement``: for a
 node with at least 2 inputs, the share of its inputs giving their majority answer (the vote rule; None for fewer
@@ -48,7 +51,9 @@ from langgraph.graph.state import CompiledStateGraph
 
 from langtts.cost import VOTE_TEXT_TOKENS
 from langtts.graph import SAMPLE_TEMPERATURE, CollaborationGraph
+from langtts.models.cache import CachedAnswer
 from langtts.models.pool import ChatResult, ModelPool
+from langtts.models.replay import CachedChatModel, callbacks_active
 from langtts.prompts import PromptLibrary, PromptTemplate
 from langtts.tasks.base import Task
 from langtts.vote import Tally, tally
@@ -129,6 +134,13 @@ class _Request:
     settings: GenerationSettings
     inputs_truncated: bool
     estimated_prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class _VoteCall:
+    model: CachedChatModel
+    messages: list[dict[str, str]]
+    config: RunnableConfig
 
 
 class _Compiler:
@@ -425,11 +437,37 @@ class _Compiler:
         }
         return {"outputs": {node_id: trace}}
 
+    def _vote_call(self, node_id: str, state: Mapping[str, Any], update: dict[str, Any]) -> _VoteCall:
+        """The vote's reply as one model call for callbacks (streaming, tracing): no pool call, 0 tokens. Its
+        messages are what the vote reads: its inputs' replies."""
+        preds = self.graph.predecessors(node_id)
+        inputs = _format_inputs(self.graph, preds, [state["outputs"][p]["text"] for p in preds])
+        answer = CachedAnswer(model="vote", text=update["outputs"][node_id]["text"], prompt_tokens=0,
+                              completion_tokens=0, finish_reason="stop", latency_s=0.0)  # fmt: skip
+        return _VoteCall(
+            CachedChatModel(answer=answer, model_name="vote", cached=False),
+            [{"role": "user", "content": inputs}],
+            {"metadata": {**self.tags, "node": node_id}},
+        )
+
     def node_runnable(self, node_id: str) -> RunnableLambda:
         if not self.graph.node(node_id).calls_model:
-            return RunnableLambda(
-                lambda state: self._finalise(node_id, state, self._vote(node_id, state)), name=node_id
-            )
+
+            def vote(state: CollaborationState) -> dict[str, Any]:
+                update = self._vote(node_id, state)
+                if callbacks_active():
+                    call = self._vote_call(node_id, state, update)
+                    call.model.invoke(call.messages, config=call.config)
+                return self._finalise(node_id, state, update)
+
+            async def avote(state: CollaborationState) -> dict[str, Any]:
+                update = self._vote(node_id, state)
+                if callbacks_active():
+                    call = self._vote_call(node_id, state, update)
+                    await call.model.ainvoke(call.messages, config=call.config)
+                return self._finalise(node_id, state, update)
+
+            return RunnableLambda(vote, afunc=avote, name=node_id)
 
         def run(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
             request, key, _, kwargs = self._prepare(node_id, state)

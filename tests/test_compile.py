@@ -307,6 +307,33 @@ def test_a_vote_sink_makes_no_call_adds_no_flops_and_writes_the_majority_with_it
     assert [e["agreement"] for e in out["trace"][:3]] == [None] * 3  # no inputs
 
 
+def test_a_vote_sink_streams_its_reply_as_one_chunk_without_a_call():
+    pool, log = fake_pool(by_sample("Answer: Paris", "Answer: Lyon", "answer: PARIS"))
+    app = compile_graph(self_consistency(QWEN, 3), pool, Capitals())
+    question = {"question": "Capital of France?"}
+    streamed = [(chunk, meta) for chunk, meta in app.stream(question, stream_mode="messages")]
+    sink = [chunk for chunk, meta in streamed if meta["langgraph_node"] == "sink"]
+    assert [(c.text, type(c).__name__) for c in sink] == [
+        ("Vote: 2 of 3 inputs agree.\nAnswer: Paris", "AIMessageChunk")
+    ]
+    assert sink[0].response_metadata["cached"] is False and sink[0].usage_metadata["total_tokens"] == 0
+    assert len(log.calls) == 3 and len(pool.ledger.records()) == 3  # no call, nothing counted
+
+    async def events() -> list[tuple[str, str]]:
+        return [
+            (event["event"], event["metadata"]["langgraph_node"])
+            async for event in app.astream_events(question, version="v2")
+            if event["event"].startswith("on_chat_model") and event["metadata"]["langgraph_node"] == "sink"
+        ]
+
+    assert asyncio.run(events()) == [
+        ("on_chat_model_start", "sink"),
+        ("on_chat_model_stream", "sink"),
+        ("on_chat_model_end", "sink"),
+    ]
+    assert len(log.calls) == 6 and len(pool.ledger.records()) == 6
+
+
 def test_a_vote_ties_to_the_larger_model_and_ignores_inputs_without_an_answer():
     graph = CollaborationGraph(
         nodes=(

@@ -36,9 +36,7 @@ import httpx
 import openai
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
-from langchain_core.runnables import ensure_config
 from langchain_openai import ChatOpenAI
-from langsmith.utils import tracing_is_enabled
 from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -55,7 +53,7 @@ from langtts.models.errors import (
     UnknownModelError,
 )
 from langtts.models.ledger import CallRecord, UsageLedger, active_ledgers
-from langtts.models.replay import CachedChatModel
+from langtts.models.replay import CachedChatModel, callbacks_active
 
 if TYPE_CHECKING:
     from langtts.graph import CollaborationGraph
@@ -311,7 +309,7 @@ class ModelPool:
         tags = dict(tags or {})
         answer = self.cache.get(key) if self.cache is not None else None
         if answer is not None:
-            if ensure_config().get("callbacks") or tracing_is_enabled():  # emit the callbacks of a model call
+            if callbacks_active():  # emit the callbacks of a model call
                 replay = CachedChatModel(answer=answer, model_name=model.name_on_server)
                 await replay.ainvoke(_openai_messages(messages), config={"metadata": tags})
             return self._finish(model, answer, sample_index, tags, cached=True, retries=0)

@@ -1,27 +1,36 @@
-"""A chat model that answers from the call cache, so a cache hit emits the callbacks of a model call.
+"""A chat model that replays a known answer, so a cache hit (or a vote's reply) emits the callbacks of a model call.
 
-Tracing (LangSmith), `astream_events` and LangGraph's `stream_mode="messages"` see a cached answer as one model
-call that streams its whole text as a single chunk; its `response_metadata` has `cached: True`.
+Tracing (LangSmith), `astream_events` and LangGraph's `stream_mode="messages"` see the answer as one model call that
+streams its whole text as a single chunk; its `response_metadata` has `cached: True` for a cache hit.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import ensure_config
+from langsmith.utils import tracing_is_enabled
 
 from langtts.models.cache import CachedAnswer
 
 
+def callbacks_active() -> bool:
+    """Whether the running call has callbacks (streaming, `astream_events`) or LangSmith tracing to emit to."""
+    return bool(ensure_config().get("callbacks") or tracing_is_enabled())
+
+
 class CachedChatModel(BaseChatModel):
-    """Answers every request with `answer` (the pool only invokes it for the request that `answer` is cached for)."""
+    """Answers every request with `answer` (the pool only invokes it for the request that `answer` is cached for;
+    a vote node, with `cached=False`, for its own reply)."""
 
     answer: CachedAnswer
     model_name: str
+    cached: bool = True
 
     @property
     def _llm_type(self) -> str:
@@ -38,7 +47,7 @@ class CachedChatModel(BaseChatModel):
             output_tokens=answer.completion_tokens,
             total_tokens=answer.prompt_tokens + answer.completion_tokens,
         )
-        return usage, {"finish_reason": answer.finish_reason, "model_name": self.model_name, "cached": True}
+        return usage, {"finish_reason": answer.finish_reason, "model_name": self.model_name, "cached": self.cached}
 
     def _message(self) -> AIMessage:
         usage, metadata = self._usage_and_metadata()
@@ -58,6 +67,15 @@ class CachedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self._message())])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        yield ChatGenerationChunk(message=self._chunk())  # the caller emits it as a new token
 
     async def _astream(
         self,
