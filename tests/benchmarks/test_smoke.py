@@ -1,7 +1,8 @@
 """Smoke runs of the benchmark scripts: each runs for real at its ``--smoke`` size and writes a result file.
 
-``overhead.py`` needs only its own stub server and ``sandbox.py`` no model at all (offline); ``throughput.py``
-and ``cache.py`` use the session's embedded server through ``--pool`` (integration); ``vllm_path.py`` runs only
+``overhead.py`` needs only its own stub server and ``sandbox.py`` no model at all (offline); ``throughput.py``,
+``cache.py``, ``harness_fidelity.py`` and the others use the session's embedded server through ``--pool``
+(integration); ``vllm_path.py`` runs only
 when a vLLM environment is given (opt-in, as for the vLLM launcher's real test).
 """
 
@@ -106,6 +107,29 @@ def test_search_efficiency_smoke(embedded_server, tmp_path: Path) -> None:
     # resumable: a second call reads the finished runs back instead of searching again
     again = run_script("search_efficiency.py", tmp_path / "again.json", *args, timeout=300)
     assert again["methods"]["random"]["chosen"] == methods["random"]["chosen"]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_harness_fidelity_smoke(embedded_server, tmp_path: Path) -> None:
+    out = tmp_path / "harness_fidelity.json"
+    pool, cache = str(embedded_server.pool_file), str(tmp_path / "calls.sqlite")
+    args = ("--pool", pool, "--cache", cache, "--models", "qwen2.5-coder-0.5b", "--quiet")
+    data = run_script("harness_fidelity.py", out, *args, timeout=900)
+    rows = {row["task"]: row for row in data["rows"]}
+    assert set(rows) == {"gsm8k", "mmlu"}
+    for row in rows.values():
+        assert row["model"] == "qwen2.5-coder-0.5b" and row["n"] == 2
+        assert 0 <= row["ci_low"] <= row["accuracy"] <= row["ci_high"] <= 1
+        for key in ("extraction_failure_rate", "truncation_rate", "mean_completion_tokens", "published_source"):
+            assert row[key] is not None, key
+        assert "recovery_rate" in row and "published_accuracy" in row
+        assert row["reference_accuracy"] is not None and row["paired_ci_low"] <= row["paired_ci_high"]
+    assert (rows["mmlu"]["reference_n"], rows["gsm8k"]["reference_n"]) == (2, 1)
+    # the dev slice compares the shipped prompt with the other variant, per task
+    assert sorted((d["task"], d["prompt"]) for d in data["dev"]) == [
+        ("gsm8k", "cot (shipped)"), ("gsm8k", "direct"), ("mmlu", "cot"), ("mmlu", "direct (shipped)"),
+    ]  # fmt: skip
 
 
 @pytest.mark.integration
