@@ -2,9 +2,10 @@
 
 The program depends only on langgraph and langchain-openai. It inlines what the compiled app
 (:mod:`langtts.compile`) uses: each node's prompt and sampling settings, the sample seeds, the task's answer
-extraction and answer line, and the answer-recovery call, so it sends the same requests and returns the same
-answer. The model servers' URLs are parameters. Not exported: vote nodes, the context-window guard (the program
-sends prompts as they are), the call cache, retries and the usage trace.
+extraction and answer line, the answer-recovery call and, for vote nodes, the vote rule (:mod:`langtts.vote`) with
+the task's answer equivalence and the inputs' model sizes, so it sends the same requests and returns the same
+answer. The model servers' URLs are parameters. Not exported: the context-window guard (the program sends prompts
+as they are), the call cache, retries and the usage trace.
 """
 
 from __future__ import annotations
@@ -28,15 +29,19 @@ from langtts.compile import (
     GenerationSettings,
     default_settings,
 )
-from langtts.graph import CollaborationGraph
+from langtts.cost import default_catalog
+from langtts.graph import SAMPLE_TEMPERATURE, CollaborationGraph
 from langtts.models.config import PoolConfig
+from langtts.models.pool import ModelPool
 from langtts.prompts import PromptLibrary
 from langtts.tasks.base import Task, extract_answer_line
 from langtts.tasks.gsm8k import GSM8KTask
 from langtts.tasks.jsonl import JsonlTask
 from langtts.tasks.scorers import AnswerScorer, ChoiceScorer, NumberScorer, RegexScorer, extract_choice, extract_match
+from langtts.vote import NO_ANSWER_TEXT, Tally, _same, tally
 
-_API = ("extract", "format_answer")
+_API = ("extract", "format_answer", "equivalent")
+_VOTE_IMPORTS = {"from collections.abc import Callable, Sequence", "from dataclasses import dataclass"}
 _TEMPLATE = string.Template((Path(__file__).parent / "data" / "standalone_app.py.txt").read_text(encoding="utf-8"))
 
 
@@ -52,11 +57,12 @@ def export_python(
     does with the same ``settings`` (default: the task family's) and ``prompts``; ``pool`` supplies the names the
     servers know the models by and their stop sequences (default: the model ids, none)."""
     graph = graph.pruned()
-    if votes := [n.id for n in graph.nodes if not n.calls_model]:
-        raise ValueError(f"vote node {votes[0]!r}: graphs with votes cannot be exported as a program yet")
+    votes = [n.id for n in graph.nodes if not n.calls_model]
+    if votes and task.answer_schema() is None:
+        raise ValueError(f"vote node {votes[0]!r} needs answers to count: task {task.name!r} has none")
     prompts = prompts or PromptLibrary()
     settings = settings or default_settings(task.family)
-    kinds = {n.id: _kind(graph, n.id) for n in graph.nodes}
+    kinds = {n.id: _kind(graph, n.id) for n in graph.nodes if n.calls_model}
     templates = {}
     for kind in sorted(set(kinds.values())):
         template = prompts.first(f"roles/{task.family}/{kind}", f"roles/generic/{kind}")
@@ -70,15 +76,25 @@ def export_python(
         template.check(*ROLE_PLACEHOLDERS["recover"])
         recovery = template.messages(answer_format=answer_format)
     layers = graph.layers()
-    nodes = {}
+    served = {m.id: m for m in pool.models} if pool else {}
+    feeds_vote = {p for v in votes for p in graph.predecessors(v)}
+    nodes: dict[str, dict[str, Any]] = {}
     for layer, ids in enumerate(layers):
         for node_id in ids:
             node = graph.node(node_id)
-            s = settings if node.temperature is None else replace(settings, temperature=float(node.temperature))
+            inputs = list(graph.predecessors(node_id))
+            if not node.calls_model:
+                sizes = [_params(graph.node(p).model, pool) if graph.node(p).calls_model else 0.0 for p in inputs]
+                nodes[node_id] = {"model": None, "role": "vote", "inputs": inputs, "layer": layer, "sizes": sizes}
+                continue
+            temperature = node.temperature
+            if temperature is None and node_id in feeds_vote:
+                temperature = SAMPLE_TEMPERATURE
+            s = settings if temperature is None else replace(settings, temperature=float(temperature))
             nodes[node_id] = {
                 "model": node.model,
                 "role": node.role,
-                "inputs": list(graph.predecessors(node_id)),
+                "inputs": inputs,
                 "layer": layer,
                 "prompt": kinds[node_id],
                 "temperature": s.temperature,
@@ -86,8 +102,7 @@ def export_python(
                 "stop": list(s.stop),
                 "seed": s.seed,
             }
-    models = sorted({n.model for n in graph.nodes})
-    served = {m.id: m for m in pool.models} if pool else {}
+    models = sorted({n.model for n in graph.nodes if n.calls_model})
     values = {
         "title": f"The {task.name} collaboration graph {graph.fingerprint()[:12]} as a standalone LangGraph program.",
         "task": task.name,
@@ -95,6 +110,7 @@ def export_python(
         "nodes": _literal(nodes),
         "layers": _literal(layers),
         "sink": repr(graph.sink.id),
+        "recovered": _literal(sorted({graph.sink.id, *feeds_vote} - set(votes)) if schema is not None else []),
         "served_names": _literal({m: served[m].name_on_server if m in served else m for m in models}),
         "stops": _literal({m: list(served[m].stop) if m in served else [] for m in models}),
         "answer_format": repr(answer_format),
@@ -107,8 +123,37 @@ def export_python(
         ),
         "recovery_max_tokens": str(RECOVERY_MAX_TOKENS),
     }
-    values["imports"], values["answer_code"] = _answer_code(task)
+    values["imports"], values["answer_code"] = _answer_code(task, votes=bool(votes))
+    values["vote_code"] = _vote_code() if votes else ""
+    values["runner"] = 'voter(node) if spec["role"] == "vote" else runner(node)' if votes else "runner(node)"
     return _TEMPLATE.substitute(values)
+
+
+def _params(model_id: str, pool: PoolConfig | None) -> float:
+    """The model's matmul parameters, which break a vote's ties (from the pool file's spec, else the catalog)."""
+    if pool is not None and model_id in {m.id for m in pool.models}:
+        return ModelPool(pool).spec(model_id).params
+    return default_catalog().get(model_id).params
+
+
+def _vote_code() -> str:
+    """The vote rule of :mod:`langtts.vote` and a vote node's runner."""
+    sources = [inspect.getsource(Tally), inspect.getsource(tally), inspect.getsource(_same)]
+    voter = """def voter(node: str) -> Any:
+    \"\"\"A vote node: the majority of its inputs' answers (no model call).\"\"\"
+
+    def run(state: State) -> dict[str, Any]:
+        spec = NODES[node]
+        answers = [extract(state["outputs"][p]["text"]) for p in spec["inputs"]]
+        return output(node, tally(answers, equivalent, spec["sizes"]).text(format_answer), None)
+
+    return run
+"""
+    header = (
+        "# ---- votes (langtts.vote, inlined): the majority under `equivalent`; ties to the larger model, then the\n"
+        f"# earlier input\n\nNO_ANSWER_TEXT = {NO_ANSWER_TEXT!r}\n"
+    )
+    return "\n\n".join([header, *sources, voter]).rstrip() + "\n\n\n"
 
 
 def _kind(graph: CollaborationGraph, node_id: str) -> str:
@@ -121,14 +166,17 @@ def _kind(graph: CollaborationGraph, node_id: str) -> str:
     return "assistant_with_inputs" if has_inputs else "assistant"
 
 
-def _answer_code(task: Task) -> tuple[str, str]:
-    """The imports and the code of ``extract(text)`` and ``format_answer(answer)`` of ``task``, with the
-    module-level helpers they use."""
-    imports: set[str] = set()
+def _answer_code(task: Task, *, votes: bool) -> tuple[str, str]:
+    """The imports and the code of ``extract(text)`` and ``format_answer(answer)`` of ``task`` (and, for
+    ``votes``, ``equivalent(a, b)``), with the module-level helpers they use."""
+    imports: set[str] = set(_VOTE_IMPORTS) if votes else set()
     constants: dict[str, str] = {}
     functions: dict[str, str] = {}
     methods = []
-    for name, (source, uses, called) in _answer_api(task).items():
+    api = _answer_api(task)
+    if not votes:
+        del api["equivalent"]
+    for name, (source, uses, called) in api.items():
         if "self" in source.split(":", 1)[1]:
             raise ValueError(f"task {task.name!r} cannot be exported: its {name} reads the task object")
         methods.append(source)
@@ -140,9 +188,9 @@ def _answer_code(task: Task) -> tuple[str, str]:
 
 
 def _answer_api(task: Task) -> dict[str, tuple[str, Callable[..., Any], bool]]:
-    """``extract`` and ``format_answer`` as the program's source, the function whose module-level names it needs,
-    and whether the source calls that function (then inlined too). A JSONL task's come from its scorer (a Python
-    scorer's answers are read from the answer line: the program needs no checker)."""
+    """``extract``, ``format_answer`` and ``equivalent`` as the program's source, the function whose module-level
+    names it needs, and whether the source calls that function (then inlined too). A JSONL task's come from its
+    scorer (a Python scorer's answers are read from the answer line: the program needs no checker)."""
     if not isinstance(task, JsonlTask):
         return {name: (_method_source(getattr(type(task), name)), getattr(type(task), name), False) for name in _API}
     scorer = task.scorer
@@ -151,14 +199,20 @@ def _answer_api(task: Task) -> dict[str, tuple[str, Callable[..., Any], bool]]:
         return {
             "extract": (_method_source(GSM8KTask.extract), GSM8KTask.extract, False),
             "format_answer": format_answer,
+            "equivalent": (_method_source(GSM8KTask.equivalent), GSM8KTask.equivalent, False),
         }
+    equivalent = type(scorer).equivalent
     call: tuple[Callable[..., Any], str] = (extract_answer_line, "extract_answer_line(text)")
     if isinstance(scorer, ChoiceScorer):
         call = (extract_choice, f"extract_choice(text, {scorer.letters!r})")
     elif isinstance(scorer, RegexScorer):
         call = (extract_match, f"extract_match(text, {_string(scorer.pattern)})")
     source = f"def extract(text: str) -> str | None:\n    return {call[1]}\n"
-    return {"extract": (source, call[0], True), "format_answer": format_answer}
+    return {
+        "extract": (source, call[0], True),
+        "format_answer": format_answer,
+        "equivalent": (_method_source(equivalent), equivalent, False),
+    }
 
 
 def _method_source(method: Callable[..., Any]) -> str:

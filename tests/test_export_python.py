@@ -86,17 +86,62 @@ def test_the_program_imports_no_langtts_and_runs_as_a_script(tmp_path: Path) -> 
     assert done.stdout.strip().endswith("Answer: B")
 
 
-def test_votes_are_not_exported_yet() -> None:
-    with pytest.raises(ValueError, match="votes cannot be exported"):
-        export_python(shapes.self_consistency(QWEN, 3), get_task("gsm8k"))
-
-
 def recovering_reply(request: dict) -> str:
     """Like `reply`, answering the recovery call in the type its schema asks for."""
     if "response_format" in request:
         answer = request["response_format"]["json_schema"]["schema"]["properties"]["answer"]
         return json.dumps({"answer": answer["enum"][1] if "enum" in answer else 7})
     return reply(request)
+
+
+def sampled_reply(request: dict) -> str:
+    """An answer chosen by the sample's seed (a number, or a letter for a question with options): samples 0 to 4
+    answer 3, 3, 1, 0, 2 (as letters D, D, B, A, C); on questions mentioning 'stuck' sample 0 gives no answer
+    (recovered as 7 or B: a three-way tie, or B's majority with k = 3)."""
+    if "response_format" in request:
+        return recovering_reply(request)
+    seed, text = request["seed"], request["messages"][-1]["content"]
+    if "stuck" in text and seed % 5 == 0:
+        return "I cannot decide."
+    answer = "ABCD"[seed % 7 % 4] if "\nA. " in text else str(seed % 7 + 10)
+    return f"Thinking [seed {seed}].\nAnswer: {answer}"
+
+
+@pytest.mark.parametrize(
+    ("task_name", "questions"),
+    [
+        ("gsm8k", ["Tom has 5 apples and buys 7. How many?", "I am stuck: what is 3 + 4?"]),
+        ("mmlu", ["Which planet is red?\nA. Venus\nB. Mars\nC. Jupiter\nD. Saturn", "I am stuck.\nA. x\nB. y"]),
+    ],
+)
+@pytest.mark.parametrize("k", [3, 5])
+def test_a_self_consistency_program_votes_as_the_compiled_app(
+    task_name: str, questions: list[str], k: int, tmp_path: Path
+) -> None:
+    task, graph = get_task(task_name), shapes.self_consistency(QWEN, k)
+    with StubServer(models=[QWEN], reply=sampled_reply) as server:
+        models = [PoolModel(id=QWEN, endpoints=[Endpoint(base_url=server.base_url)])]
+        with ModelPool(PoolConfig(models=models)) as pool:
+            app = compile_graph(graph, pool, task)
+            expected = [app.invoke({"question": q})["answer"] for q in questions]
+        sent_by_langtts = sorted(json.dumps(r) for r in server.requests)
+        server.requests.clear()
+        source = export_python(graph, task)
+        program = load_program(source, tmp_path / "sc_app.py")
+        standalone = program.build_app({QWEN: server.base_url})
+        answers = [standalone.invoke({"question": q})["answer"] for q in questions]
+        sent_by_program = sorted(json.dumps(r) for r in server.requests)
+    assert answers == expected and all(a.startswith("Vote: ") for a in answers)
+    assert "import langtts" not in source and "from langtts" not in source
+    assert sent_by_program == sent_by_langtts
+    assert len({json.loads(r)["seed"] for r in sent_by_program}) > 1  # the inputs sample with distinct seeds
+    assert {json.loads(r)["temperature"] for r in sent_by_program if "response_format" not in r} == {0.7}
+    assert any("response_format" in r for r in sent_by_program)  # an input without an answer was recovered
+
+
+def test_votes_need_a_task_with_answers() -> None:
+    with pytest.raises(ValueError, match="vote node 'sink' needs answers to count: task 'humaneval'"):
+        export_python(shapes.self_consistency(QWEN, 3), get_task("humaneval"))
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description=(
             "Convert a graph file. --map OLD=NEW,... replaces model ids (e.g. to run a graph on another pool). "
             "Text formats print to stdout unless --out is given; png and svg need --out. --format python writes a "
-            "LangGraph program for --task that needs only langgraph and langchain-openai (no votes yet)."
+            "LangGraph program for --task that needs only langgraph and langchain-openai."
         ),
     )
     parser.add_argument(
