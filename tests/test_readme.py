@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from langtts import shapes
 from langtts.graph import load_graph
 from langtts.models.config import PoolConfig
 
@@ -29,6 +30,12 @@ def test_pool_file_example_is_a_valid_pool() -> None:
 def test_graph_files_named_in_the_readme_exist_and_are_valid() -> None:
     for path in re.findall(r"examples/graphs/[\w.]+", README):
         load_graph(ROOT / path).check()
+
+
+def test_the_example_graph_named_for_a_shape_is_that_shape() -> None:
+    graph = load_graph(ROOT / "examples/graphs/self_consistency5.json")
+    assert "examples/graphs/self_consistency5.json" in README
+    assert graph.fingerprint() == shapes.self_consistency(graph.nodes[0].model, 5).fingerprint()
 
 
 def test_python_blocks_use_graphs_that_ship_with_langtts() -> None:
