@@ -1,11 +1,11 @@
 """Export a collaboration graph as a small, standalone LangGraph program (``langtts export --format python``).
 
-The program depends only on langgraph and langchain-openai. It inlines what the compiled app
-(:mod:`langtts.compile`) uses: each node's prompt and sampling settings, the sample seeds, the task's answer
-extraction and answer line, the answer-recovery call and, for vote nodes, the vote rule (:mod:`langtts.vote`) with
-the task's answer equivalence and the inputs' model sizes, so it sends the same requests and returns the same
-answer. The model servers' URLs are parameters. Not exported: the context-window guard (the program sends prompts
-as they are), the call cache, retries and the usage trace.
+The program depends only on langgraph and langchain-openai (and, for MATH with votes, math-verify). It inlines what
+the compiled app (:mod:`langtts.compile`) uses: each node's prompt and sampling settings, the sample seeds, the
+task's answer extraction and answer line, the answer-recovery call and, for vote nodes, the vote rule
+(:mod:`langtts.vote`) with the task's answer equivalence and the inputs' model sizes, so it sends the same requests
+and returns the same answer. The model servers' URLs are parameters. Not exported: the context-window guard (the
+program sends prompts as they are), the call cache, retries and the usage trace.
 """
 
 from __future__ import annotations
@@ -37,11 +37,22 @@ from langtts.prompts import PromptLibrary
 from langtts.tasks.base import Task, extract_answer_line
 from langtts.tasks.gsm8k import GSM8KTask
 from langtts.tasks.jsonl import JsonlTask
+from langtts.tasks.math500 import Math500Task
 from langtts.tasks.scorers import AnswerScorer, ChoiceScorer, NumberScorer, RegexScorer, extract_choice, extract_match
 from langtts.vote import NO_ANSWER_TEXT, Tally, _same, tally
 
 _API = ("extract", "format_answer", "equivalent")
 _VOTE_IMPORTS = {"from collections.abc import Callable, Sequence", "from dataclasses import dataclass"}
+_MATH_EQUIVALENT = r'''def equivalent(a: str, b: str) -> bool:
+    """math-verify's verdict, as langtts reaches it (langtts also bounds each check's time; this program waits)."""
+    import math_verify  # slow to import (sympy): only votes need it
+
+    config = [math_verify.LatexExtractionConfig()]
+    gold, prediction = (
+        math_verify.parse("\\boxed{" + x + "}", extraction_config=config, parsing_timeout=None) for x in (b, a)
+    )
+    return math_verify.verify(gold, prediction, timeout_seconds=None)
+'''
 _TEMPLATE = string.Template((Path(__file__).parent / "data" / "standalone_app.py.txt").read_text(encoding="utf-8"))
 
 
@@ -180,6 +191,8 @@ def _answer_code(task: Task, *, votes: bool) -> tuple[str, str]:
         if "self" in source.split(":", 1)[1]:
             raise ValueError(f"task {task.name!r} cannot be exported: its {name} reads the task object")
         methods.append(source)
+        if uses is None:
+            continue
         if called:
             functions[uses.__name__] = textwrap.dedent(inspect.getsource(uses))
         _collect(uses, imports, constants, functions)
@@ -187,12 +200,16 @@ def _answer_code(task: Task, *, votes: bool) -> tuple[str, str]:
     return _imports(imports), "\n\n\n".join(s.rstrip() for s in sections if s.strip())
 
 
-def _answer_api(task: Task) -> dict[str, tuple[str, Callable[..., Any], bool]]:
+def _answer_api(task: Task) -> dict[str, tuple[str, Callable[..., Any] | None, bool]]:
     """``extract``, ``format_answer`` and ``equivalent`` as the program's source, the function whose module-level
-    names it needs, and whether the source calls that function (then inlined too). A JSONL task's come from its
-    scorer (a Python scorer's answers are read from the answer line: the program needs no checker)."""
+    names it needs (None: none), and whether the source calls that function (then inlined too). A JSONL task's
+    come from its scorer (a Python scorer's answers are read from the answer line: the program needs no checker);
+    MATH's equivalence calls math-verify."""
     if not isinstance(task, JsonlTask):
-        return {name: (_method_source(getattr(type(task), name)), getattr(type(task), name), False) for name in _API}
+        api = {name: (_method_source(getattr(type(task), name)), getattr(type(task), name), False) for name in _API}
+        if isinstance(task, Math500Task):
+            api["equivalent"] = (_MATH_EQUIVALENT, None, False)
+        return api
     scorer = task.scorer
     format_answer = (_method_source(AnswerScorer.format_answer), AnswerScorer.format_answer, False)
     if isinstance(scorer, NumberScorer):

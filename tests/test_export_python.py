@@ -95,14 +95,17 @@ def recovering_reply(request: dict) -> str:
 
 
 def sampled_reply(request: dict) -> str:
-    """An answer chosen by the sample's seed (a number, or a letter for a question with options): samples 0 to 4
-    answer 3, 3, 1, 0, 2 (as letters D, D, B, A, C); on questions mentioning 'stuck' sample 0 gives no answer
-    (recovered as 7 or B: a three-way tie, or B's majority with k = 3)."""
+    """An answer chosen by the sample's seed: samples 0 to 4 answer 13, 13, 11, 10, 12, or letters D, D, B, A, C to
+    a question with options, or 1/2, 0.5, 2, 0.5, 3 (in LaTeX, boxed) to a question about a half; on questions
+    mentioning 'stuck' sample 0 gives no answer (recovered as 7 or B: a three-way tie, or B's majority with k = 3)."""
     if "response_format" in request:
         return recovering_reply(request)
     seed, text = request["seed"], request["messages"][-1]["content"]
     if "stuck" in text and seed % 5 == 0:
         return "I cannot decide."
+    if "half" in text:
+        half = (r"\frac{1}{2}", "0.5", "3", "2")[seed % 5]
+        return f"Thinking [seed {seed}]. So $\\boxed{{{half}}}$"
     answer = "ABCD"[seed % 7 % 4] if "\nA. " in text else str(seed % 7 + 10)
     return f"Thinking [seed {seed}].\nAnswer: {answer}"
 
@@ -112,6 +115,7 @@ def sampled_reply(request: dict) -> str:
     [
         ("gsm8k", ["Tom has 5 apples and buys 7. How many?", "I am stuck: what is 3 + 4?"]),
         ("mmlu", ["Which planet is red?\nA. Venus\nB. Mars\nC. Jupiter\nD. Saturn", "I am stuck.\nA. x\nB. y"]),
+        ("math500", ["What is half of one?", "I am stuck: what is half of one?"]),
     ],
 )
 @pytest.mark.parametrize("k", [3, 5])
