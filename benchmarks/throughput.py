@@ -15,7 +15,7 @@ each (questions in flight for evaluate and the pool's per-endpoint cap; requests
 
     python benchmarks/throughput.py --pool /tmp/bench-srv/pool.yaml --n 8
     python benchmarks/throughput.py --n 8             # starts its own server with qwen2.5-coder-0.5b only
-    python benchmarks/throughput.py --smoke --pool ...  # 1 question (3 calls), 16 tokens, sweep 1-2
+    python benchmarks/throughput.py --smoke --pool ...  # 1 question (3 calls + recovery), 16 tokens, sweep 1-2
 """
 
 from __future__ import annotations
@@ -154,11 +154,18 @@ async def amain(args: argparse.Namespace, pool_file: Path) -> dict[str, Any]:
         graph, task, pool, examples=examples, concurrency=args.eval_concurrency, settings=settings, progress=False
     )
     await pool.aclose()
-    calls = [(e["model"], e["prompt_tokens"], e["completion_tokens"]) for r in result.records for e in r.trace]
+    calls = [  # every model call: each node's own and its answer-recovery call (votes make none)
+        (e["model"], call["prompt_tokens"], call["completion_tokens"])
+        for r in result.records
+        for e in r.trace
+        for call in (e, e.get("recovery"))
+        if call is not None and e["model"] is not None
+    ]
     evaluation = {
         "shape": args.shape,
         "questions": result.n,
         "calls": result.calls,
+        "recovery_calls": result.n_recovery_calls,
         "errors": result.n_errors,
         "accuracy": result.accuracy,
         "wall_s": result.wall_time_s,

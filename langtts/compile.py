@@ -498,8 +498,9 @@ class _Compiler:
         outputs = {**state.get("outputs", {}), **update["outputs"]}
         trace = [outputs[n] for layer in self.layers for n in layer]
         finish: dict[str, float] = {}
-        for entry in trace:  # critical path: a node starts when its last input is done
-            finish[entry["node"]] = max((finish[p] for p in entry["inputs"]), default=0.0) + entry["latency_s"]
+        for entry in trace:  # critical path: a node starts when its last input is done (its recovery call included)
+            own = entry["latency_s"] + (entry["recovery"] or {}).get("latency_s", 0.0)
+            finish[entry["node"]] = max((finish[p] for p in entry["inputs"]), default=0.0) + own
         sink = outputs[node_id]
         recoveries = [e["recovery"] for e in trace if e.get("recovery")]
         return {
@@ -507,7 +508,7 @@ class _Compiler:
             "answer": sink["text"],
             "trace": trace,
             "flops": sum(e["flops"] for e in trace) + sum(r["flops"] for r in recoveries),
-            "latency_s": finish[node_id] + sum(r["latency_s"] for r in recoveries),
+            "latency_s": finish[node_id],
             "prompt_tokens": sum(e["prompt_tokens"] for e in trace) + sum(r["prompt_tokens"] for r in recoveries),
             "completion_tokens": sum(e["completion_tokens"] for e in trace)
             + sum(r["completion_tokens"] for r in recoveries),
