@@ -88,7 +88,8 @@ class GenerationSettings:
 DEFAULT_MAX_TOKENS = {"math": 640, "gsm8k": 640, "mmlu": 512, "code": 512, "generic": 512}
 """Per family, above the 99th percentile of the reasoning replies' lengths measured by
 ``benchmarks/harness_fidelity.py`` (GSM8K, MMLU: qwen2.5-coder-0.5b, 12-question dev slices, p99 519 and 376
-completion tokens; docs/benchmarks.md); math and code are not measured yet. A reply cut there is answer-recovered."""
+completion tokens; docs/benchmarks.md §8; on the 100 main GSM8K questions 4 % reached 640 and were answer-recovered);
+math and code are not measured yet."""
 
 
 def default_settings(family: str = "generic") -> GenerationSettings:
