@@ -329,7 +329,7 @@ class _Compiler:
             "seed": request.settings.seed,
             "sample_index": result.sample_index,
             "response_format": self.recovery_format,
-            "tags": {**self.tags, "node": node_id, "purpose": "recovery"},
+            "tags": {**self.tags, "node": node_id, "call": "recovery"},  # the run's purpose tag stays: it is its cost
         }
         return reason, messages, kwargs
 

@@ -206,7 +206,7 @@ def test_a_reply_with_an_answer_is_not_recovered():
 
 def test_a_reply_without_an_answer_is_continued_once_with_the_answer_schema(tmp_path):
     pool, log = fake_pool(_replies("Mars is the red one, I think."), cache=CallCache(tmp_path / "c.sqlite"))
-    app = compile_graph(single(QWEN), pool, get_task("mmlu"))
+    app = compile_graph(single(QWEN), pool, get_task("mmlu"), tags={"purpose": "evaluate"})
     out = app.invoke({"question": MMLU_Q})
     assert len(log.calls) == 2 and out["calls"] == 2
     _, messages, kwargs, *_ = log.calls[1]
@@ -225,7 +225,8 @@ def test_a_reply_without_an_answer_is_continued_once_with_the_answer_schema(tmp_
     node = out["trace"][0]
     assert out["completion_tokens"] == node["completion_tokens"] + recovery["completion_tokens"]
     assert out["flops"] == pytest.approx(node["flops"] + recovery["flops"]) and recovery["flops"] > 0
-    assert [r.tags.get("purpose") for r in pool.ledger.records()] == [None, "recovery"]
+    assert [r.tags.get("call") for r in pool.ledger.records()] == [None, "recovery"]
+    assert {r.tags["purpose"] for r in pool.ledger.records()} == {"evaluate"}  # counted in the run's cost
     # cached: a second run replays both calls
     again = app.invoke({"question": MMLU_Q})
     assert len(log.calls) == 2 and again["cache_hits"] == 2 and again["answer"] == out["answer"]
