@@ -39,7 +39,9 @@ def test_two_rounds_on_gsm8k(pool: ModelPool, method: str, tmp_path: Path) -> No
     )
     print(result.summary())
     search = [e for e in result.ledger if e.phase == "search"]
-    assert len(search) == 2 and [e.phase for e in result.ledger[2:]] == ["validate", "test"]
+    # the top graph is validated, and so is any other Pareto-front graph (accuracy against latency); then the test
+    after = [e.phase for e in result.ledger[2:]]
+    assert len(search) == 2 and after[-1] == "test" and set(after[:-1]) == {"validate"}
     assert all(e.modelled_flops <= result.config.budget.flops * (1 + 1e-9) for e in result.ledger)
     assert all(e.outcome.calls > 0 and e.outcome.flops > 0 and e.outcome.errors == 0 for e in result.ledger)
     # validation re-runs the chosen graph on the first batch's questions: same calls, served by the cache
