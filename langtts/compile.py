@@ -10,7 +10,8 @@ and ``app.get_graph().draw_mermaid()`` draws it.
 Role behaviour (method.md §1) comes from prompt templates (:mod:`langtts.prompts`), chosen per node as
 ``roles/<task family>/<kind>`` with ``roles/generic/<kind>`` as the default, where kind is ``assistant`` (no
 inputs), ``assistant_with_inputs``, ``fuser``, ``decider`` (the sink with inputs) or ``decider_alone`` (the sink of
-the single-model graph).
+the single-model graph). Their ``{answer_format}`` is the task's ``answers/`` file and their ``{inputs}`` the inputs'
+replies, each laid out by ``inputs/answer`` (a text cut to fit the context window ends with ``inputs/truncated``).
 
 Vote nodes (:mod:`langtts.vote`) make no LLM call: they read their inputs' extracted answers and write the
 majority as ``Vote: 3 of 5 inputs agree.`` followed by the task's answer line (0 tokens, 0 FLOPs, 0 s). They need
@@ -67,10 +68,10 @@ ROLE_PLACEHOLDERS = {
     "decider": ({"question", "inputs"}, {"question", "inputs", "n_inputs", "answer_format"}),
     "decider_alone": ({"question"}, {"question", "answer_format"}),
 }
-GENERIC_ANSWER_FORMAT = "State your final answer clearly on the last line."
+INPUT_PLACEHOLDERS = {"number", "node", "role", "text"}
+"""The placeholders of ``inputs/answer``, the heading and text of one input in a prompt's ``{inputs}``."""
 CHARS_PER_TOKEN = 3.0
 """Conservative characters-per-token estimate for the context guard (English averages about 4)."""
-TRUNCATION_MARK = "\n[... truncated to fit the context window]"
 RECOVERY_MAX_TOKENS = 64
 """Completion tokens of an answer-recovery call: room for a JSON object holding one short answer."""
 
@@ -161,7 +162,9 @@ class _Compiler:
         self.pool = pool
         self.family = family
         self.task = task
-        self.answer_format = (task.answer_format if task else "") or GENERIC_ANSWER_FORMAT
+        self.answer_format = answer_format(task, prompts)
+        self.input_template = input_template(prompts)
+        self.truncation_mark = "\n" + prompts.text("inputs/truncated")
         schema = task.answer_schema() if task else None
         self.recovery_format = (
             None if schema is None
@@ -249,7 +252,7 @@ class _Compiler:
             "answer_format": self.answer_format,
             "n_inputs": str(len(preds)),
         }
-        messages = self.templates[node_id].messages(**values, inputs=_format_inputs(self.graph, preds, texts))
+        messages = self.templates[node_id].messages(**values, inputs=self._format_inputs(preds, texts))
         estimate = _tokens("".join(m["content"] for m in messages))
         window = self.pool.context_window(node.model)
         truncated = False
@@ -259,8 +262,8 @@ class _Compiler:
                     f"node {node_id!r} ({node.model}): prompt of about {estimate} tokens plus max_tokens "
                     f"{settings.max_tokens} exceeds the context window of {window} tokens"
                 )
-            texts, truncated = _shorten(texts, estimate + settings.max_tokens - window), True
-            messages = self.templates[node_id].messages(**values, inputs=_format_inputs(self.graph, preds, texts))
+            texts, truncated = _shorten(texts, estimate + settings.max_tokens - window, self.truncation_mark), True
+            messages = self.templates[node_id].messages(**values, inputs=self._format_inputs(preds, texts))
             estimate = _tokens("".join(m["content"] for m in messages))
         return _Request(node.model, messages, settings, truncated, estimate)
 
@@ -352,6 +355,13 @@ class _Compiler:
             "cached": result.cached,
         }
 
+    def _format_inputs(self, preds: tuple[str, ...], texts: list[str]) -> str:
+        """The ``{inputs}`` of a prompt: each input's text under its heading (``inputs/answer``)."""
+        return "\n\n".join(
+            self.input_template.user.format(number=i, node=p, role=self.graph.node(p).role, text=text.strip())
+            for i, (p, text) in enumerate(zip(preds, texts, strict=True), start=1)
+        )
+
     def _extract(self, text: str) -> str | None:
         return self.task.extract(text) if self.task is not None else None
 
@@ -442,7 +452,7 @@ class _Compiler:
         """The vote's reply as one model call for callbacks (streaming, tracing): no pool call, 0 tokens. Its
         messages are what the vote reads: its inputs' replies."""
         preds = self.graph.predecessors(node_id)
-        inputs = _format_inputs(self.graph, preds, [state["outputs"][p]["text"] for p in preds])
+        inputs = self._format_inputs(preds, [state["outputs"][p]["text"] for p in preds])
         answer = CachedAnswer(model="vote", text=update["outputs"][node_id]["text"], prompt_tokens=0,
                               completion_tokens=0, finish_reason="stop", latency_s=0.0)  # fmt: skip
         return _VoteCall(
@@ -576,20 +586,25 @@ def _tokens(text: str) -> int:
     return int(len(text) / CHARS_PER_TOKEN) + 1
 
 
-def _format_inputs(graph: CollaborationGraph, preds: tuple[str, ...], texts: list[str]) -> str:
-    return "\n\n".join(
-        f"[Answer {i} — from {p} ({graph.node(p).role})]\n{text.strip()}"
-        for i, (p, text) in enumerate(zip(preds, texts, strict=True), start=1)
-    )
+def answer_format(task: Task | None, prompts: PromptLibrary) -> str:
+    """The role prompts' ``{answer_format}``: the task's, else ``answers/generic``."""
+    return (task.answer_format_in(prompts) if task else "") or prompts.text("answers/generic")
 
 
-def _shorten(texts: list[str], excess_tokens: int) -> list[str]:
-    """Cut the longest texts first until about ``excess_tokens`` are removed."""
-    cut = int(excess_tokens * CHARS_PER_TOKEN) + len(TRUNCATION_MARK) * len(texts)
+def input_template(prompts: PromptLibrary) -> PromptTemplate:
+    """``inputs/answer``, checked: the heading and text of one input."""
+    template = prompts.get("inputs/answer")
+    template.check(INPUT_PLACEHOLDERS, INPUT_PLACEHOLDERS)
+    return template
+
+
+def _shorten(texts: list[str], excess_tokens: int, mark: str) -> list[str]:
+    """Cut the longest texts first until about ``excess_tokens`` are removed, marking each cut text with ``mark``."""
+    cut = int(excess_tokens * CHARS_PER_TOKEN) + len(mark) * len(texts)
     lengths = [len(t) for t in texts]
     while cut > 0 and max(lengths) > 0:
         longest = max(range(len(lengths)), key=lengths.__getitem__)
         step = min(cut, max(1, lengths[longest] - sorted(lengths)[-2] if len(lengths) > 1 else lengths[longest]))
         lengths[longest] -= step
         cut -= step
-    return [t if n == len(t) else t[:n] + TRUNCATION_MARK for t, n in zip(texts, lengths, strict=True)]
+    return [t if n == len(t) else t[:n] + mark for t, n in zip(texts, lengths, strict=True)]
