@@ -125,20 +125,26 @@ def test_the_humaneval_question_and_the_base_model_template_are_unchanged() -> N
     assert PromptLibrary().file("serve/base_model.jinja").read_text(encoding="utf-8") == BASE_MODEL_TEMPLATE
 
 
-def provided(name: str) -> tuple[set[str], set[str]]:
+VALUES = {  # (required, provided) values of the files the code fills in beside the roles (ROLE_PLACEHOLDERS)
+    "answers/choice": ({"letters"}, {"letters"}),
+    "inputs/answer": (INPUT_PLACEHOLDERS, INPUT_PLACEHOLDERS),
+    "questions/humaneval": ({"prompt"}, {"prompt"}),
+}
+
+
+def provided(name: str) -> tuple[set[str], set[str]] | None:
     """The placeholders the code requires and the values it provides when it renders the prompt file ``name``."""
-    kind = name.rsplit("/", 1)[-1]
     if name.startswith("roles/"):
-        return ROLE_PLACEHOLDERS[kind]
-    return {
-        "answers/choice": ({"letters"}, {"letters"}),
-        "inputs/answer": (INPUT_PLACEHOLDERS, INPUT_PLACEHOLDERS),
-        "questions/humaneval": ({"prompt"}, {"prompt"}),
-    }.get(name, (set(), set()) if name.startswith(("answers/", "inputs/")) else None)  # type: ignore[return-value]
+        return ROLE_PLACEHOLDERS[name.rsplit("/", 1)[1]]
+    if name in VALUES:
+        return VALUES[name]
+    return (set(), set()) if name.startswith(("answers/", "inputs/")) else None
 
 
 SHIPPED = sorted(
-    str(p.relative_to(SHIPPED_DIR).with_suffix("")) for p in SHIPPED_DIR.rglob("*.txt") if p.parts[-2:-1] != ("agent",)
+    name
+    for path in SHIPPED_DIR.rglob("*.txt")
+    if not (name := str(path.relative_to(SHIPPED_DIR).with_suffix(""))).startswith("agent/")
 )  # agent/: the Agent-REINFORCE prompts, checked against their values when the agent starts
 
 
@@ -147,7 +153,9 @@ def test_every_prompt_file_is_filled_by_the_values_the_code_provides(name: str) 
     needs = provided(name)
     assert needs is not None, f"no code renders prompts/{name}.txt"
     required, values = needs
-    rendered = "\n".join(m["content"] for m in PromptLibrary().get(name).messages(**{v: f"<<{v}>>" for v in values}))
+    rendered = "\n".join(
+        m["content"] for m in PromptLibrary(SHIPPED_DIR).get(name).messages(**{v: f"<<{v}>>" for v in values})
+    )
     assert not re.findall(r"\{[A-Za-z_]\w*\}", rendered), "a placeholder is left unfilled"
     assert all(f"<<{v}>>" in rendered for v in required), "a required value is unused"
 
