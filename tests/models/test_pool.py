@@ -26,7 +26,6 @@ from langtts.models import (
     PoolConfig,
     PoolError,
     PoolModel,
-    SampleCounter,
     StructuredOutputError,
     UnknownModelError,
     request_key,
@@ -415,16 +414,18 @@ def test_greedy_calls_pass_the_seed_unchanged(stub: StubServer, make_pool: MakeP
     assert stub.requests[-1]["seed"] == 5
 
 
-def test_sample_counter_with_request_key(make_stub: MakeStub, make_pool: MakePool, tmp_path: Path) -> None:
+def test_samples_of_one_request_share_its_request_key(make_stub: MakeStub, make_pool: MakePool, tmp_path: Path) -> None:
     server = make_stub()
     pool = make_pool(server, cache=CallCache(tmp_path / "c.sqlite"))
-    counter = SampleCounter()
-    messages = user("same question")
-    key = pool.request_key(MODEL, messages, temperature=0.7)
-    assert key == pool.request_key(MODEL, [HumanMessage("same question")], temperature=0.7)
-    assert key != pool.request_key(MODEL, messages, temperature=0.7, max_tokens=10)
-    texts = [pool.chat(MODEL, messages, temperature=0.7, sample_index=counter.next(key)).text for _ in range(3)]
+    request = pool.request(MODEL, user("same question"), temperature=0.7)
+    assert request.request_key == pool.request(MODEL, [HumanMessage("same question")], temperature=0.7).request_key
+    assert request.request_key != pool.request(MODEL, user("same question"), temperature=0.7, max_tokens=10).request_key
+    samples = [request.sample(i) for i in range(3)]
+    assert {s.request_key for s in samples} == {request.request_key} and len({s.key for s in samples}) == 3
+    assert samples[0].key == request.key == pool.request(MODEL, user("same question"), temperature=0.7).key
+    texts = [pool.send(s).text for s in samples]
     assert len(set(texts)) == 3
+    assert [pool.chat(MODEL, user("same question"), temperature=0.7, sample_index=i).text for i in range(3)] == texts
 
 
 def test_failed_calls_are_not_cached(make_stub: MakeStub, make_pool: MakePool, tmp_path: Path) -> None:
@@ -565,8 +566,8 @@ def test_request_key_without_logprobs_is_unchanged(stub: StubServer, make_pool: 
             "response_format": None,
         }
     )
-    assert pool.request_key(MODEL, user("q")) == before
-    assert pool.request_key(MODEL, user("q"), logprobs=20) != before
+    assert pool.request(MODEL, user("q")).request_key == before
+    assert pool.request(MODEL, user("q"), logprobs=20).request_key != before
 
 
 def test_missing_logprobs_is_an_error(make_stub: MakeStub, make_pool: MakePool) -> None:
