@@ -1,6 +1,6 @@
 """The model pool: every LLM call of langtts, with retries, concurrency caps, a call cache and a ledger."""
 
-from langtts.models.cache import CachedAnswer, CallCache, cache_key, request_key
+from langtts.models.cache import CachedAnswer, CallCache
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
 from langtts.models.errors import (
     ErrorKind,
@@ -32,8 +32,6 @@ __all__ = [
     "UnknownModelError",
     "Usage",
     "UsageLedger",
-    "cache_key",
-    "request_key",
     "sample_seed",
     "track",
 ]

@@ -27,11 +27,11 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import httpx
 import openai
@@ -42,6 +42,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from langtts.cost import ModelCatalog, ModelSpec, call_flops, default_catalog
+from langtts.graph import CollaborationGraph
 from langtts.models.breaker import Breaker
 from langtts.models.cache import CachedAnswer, CallCache, cache_key, request_key
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
@@ -55,9 +56,6 @@ from langtts.models.errors import (
 )
 from langtts.models.ledger import CallRecord, UsageLedger, active_ledgers
 from langtts.models.replay import CachedChatModel, callbacks_active
-
-if TYPE_CHECKING:
-    from langtts.graph import CollaborationGraph
 
 Message = Mapping[str, Any] | BaseMessage
 T = TypeVar("T")
@@ -204,16 +202,22 @@ class ModelPool:
         try:
             return self._models[model_id]
         except KeyError:
-            raise UnknownModelError(model_id, self._models) from None
+            raise UnknownModelError(model_id, self._models, where="the pool has") from None
 
     def spec(self, model_id: str) -> ModelSpec:
         self.model(model_id)
         return self._specs[model_id]
 
-    def catalog_for(self, graph: CollaborationGraph) -> ModelCatalog:
-        """The FLOPs specs of the graph's models, keyed by their pool ids (for `langtts.cost.graph_cost`)."""
-        ids = {node.model for node in graph.nodes if node.calls_model}
-        return ModelCatalog(self.spec(i).model_copy(update={"id": i}) for i in sorted(ids))
+    def catalog_for(self, models: CollaborationGraph | Iterable[str] | None = None) -> ModelCatalog:
+        """The FLOPs specs of a graph's models, of the given model ids, or of every model (None), keyed by their
+        pool ids (for `langtts.cost.graph_cost`)."""
+        if models is None:
+            ids: Iterable[str] = self._models
+        elif isinstance(models, CollaborationGraph):
+            ids = sorted({node.model for node in models.nodes if node.calls_model})
+        else:
+            ids = models
+        return ModelCatalog(self.spec(i).model_copy(update={"id": i}) for i in ids)
 
     def context_window(self, model_id: str) -> int | None:
         """Tokens per request: the pool file's value, else the spec's, else unknown (`None`)."""

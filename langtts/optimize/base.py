@@ -182,12 +182,6 @@ def register(name: str) -> Callable[[C], C]:
     return add
 
 
-def pool_catalog(pool: ModelPool, model_ids: tuple[str, ...] | None = None) -> ModelCatalog:
-    """The FLOPs specs of the pool's models, keyed by pool model id."""
-    ids = pool.ids() if model_ids is None else model_ids
-    return ModelCatalog(pool.spec(i).model_copy(update={"id": i}) for i in ids)
-
-
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
     return dict(rng.bit_generator.state)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from langtts.models import CachedAnswer, CallCache, cache_key, request_key
+from langtts.models import CachedAnswer, CallCache
+from langtts.models.cache import cache_key, request_key
 
 
 def answer(text: str = "42", latency: float = 1.5) -> CachedAnswer:

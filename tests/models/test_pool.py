@@ -16,6 +16,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
+import langtts.cost
 from langtts.cost import call_flops, default_catalog
 from langtts.models import (
     CallCache,
@@ -28,10 +29,11 @@ from langtts.models import (
     PoolModel,
     StructuredOutputError,
     UnknownModelError,
-    request_key,
     sample_seed,
     track,
 )
+from langtts.models.cache import request_key
+from langtts.shapes import single
 from tests.fakes import fake_pool
 from tests.models.helpers import MODEL, SPEC, pool_config, user
 from tests.models.stub_server import StubServer
@@ -87,9 +89,18 @@ def test_unknown_model_lists_ids(stub: StubServer, make_pool: MakePool) -> None:
     pool = make_pool(stub)
     with pytest.raises(UnknownModelError, match=r"unknown model 'nope'; the pool has: m"):
         pool.chat("nope", user("x"))
-    with pytest.raises(UnknownModelError):
+    with pytest.raises(UnknownModelError) as info:
         pool.model("nope")
+    assert (info.value.model_id, info.value.known) == ("nope", [MODEL])
+    assert UnknownModelError is langtts.cost.UnknownModelError  # one error for catalogs and pools
     assert pool.ids() == [MODEL]
+
+
+def test_catalog_for_a_graph_some_models_or_the_whole_pool() -> None:
+    pool, _ = fake_pool(lambda *_: "")
+    assert pool.catalog_for().ids() == ("qwen2.5-coder-0.5b", "smollm2-135m")
+    assert pool.catalog_for(["smollm2-135m"]).ids() == ("smollm2-135m",)
+    assert pool.catalog_for(single("smollm2-135m")).get("smollm2-135m") == pool.spec("smollm2-135m")
 
 
 def test_bad_spec_fails_at_construction(stub: StubServer) -> None:
