@@ -66,29 +66,6 @@ class RunConfig(BaseModel):
     )
 
 
-class CostTotals(BaseModel):
-    """Summed pool usage of one purpose (evaluation or optimizer LLM calls) over every session of a run."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    flops: float = 0.0
-    flops_spent: float = 0.0  # calls actually computed (not served from the cache)
-
-    def plus(self, usage: Usage) -> CostTotals:
-        return CostTotals(
-            calls=self.calls + usage.calls,
-            cache_hits=self.cache_hits + usage.hits,
-            errors=self.errors + usage.errors,
-            prompt_tokens=self.prompt_tokens + usage.prompt_tokens,
-            completion_tokens=self.completion_tokens + usage.completion_tokens,
-            flops=self.flops + usage.flops,
-            flops_spent=self.flops_spent + usage.flops_spent,
-        )
-
-
 class RunState(BaseModel):
     """The resumable state, saved after every evaluation."""
 
@@ -104,8 +81,8 @@ class RunState(BaseModel):
     best_scores: list[float] = Field(default_factory=list)
     objective: dict[str, Any] = Field(default_factory=dict)  # the bound objective (e.g. its latency reference)
     stop_reason: str | None = None
-    evaluation_cost: CostTotals = Field(default_factory=CostTotals)
-    optimizer_cost: CostTotals = Field(default_factory=CostTotals)
+    evaluation_cost: Usage = Field(default_factory=Usage)  # pool usage of evaluations over every session
+    optimizer_cost: Usage = Field(default_factory=Usage)  # and of the optimizer's LLM calls
     sessions: int = 0
     error: str | None = None
 
@@ -152,8 +129,8 @@ class OptimizationResult(BaseModel):
     rounds: int
     ledger: list[Evaluation]
     pareto: list[ParetoPoint]
-    evaluation_cost: CostTotals
-    optimizer_cost: CostTotals
+    evaluation_cost: Usage
+    optimizer_cost: Usage
     wall_time_s: float
     method_report: dict[str, Any] = Field(default_factory=dict)
 
@@ -196,7 +173,7 @@ class OptimizationResult(BaseModel):
             ]
         ev, op = self.evaluation_cost, self.optimizer_cost
         lines.append(
-            f"search cost: {ev.calls} evaluation calls ({ev.cache_hits} from the cache, {ev.flops:.3g} FLOPs); "
+            f"search cost: {ev.calls} evaluation calls ({ev.hits} from the cache, {ev.flops:.3g} FLOPs); "
             f"{op.calls} optimizer-LLM calls ({op.flops:.3g} FLOPs)"
         )
         return "\n".join(lines)

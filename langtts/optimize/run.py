@@ -548,8 +548,8 @@ class _Run:
 
     def _save(self) -> None:
         evaluation_cost, optimizer_cost = self.base_costs
-        self.state.evaluation_cost = evaluation_cost.plus(self.session.totals(purpose="evaluate"))
-        self.state.optimizer_cost = optimizer_cost.plus(self.session.totals(purpose="optimizer"))
+        self.state.evaluation_cost = evaluation_cost + self.session.totals(purpose="evaluate")
+        self.state.optimizer_cost = optimizer_cost + self.session.totals(purpose="optimizer")
         self.state.elapsed_s = self._elapsed()
         write_json(self.state_file, self.state.model_dump(mode="json"))
 
