@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -21,6 +21,9 @@ from langtts.graph import CollaborationGraph
 from langtts.models.pool import ModelPool
 from langtts.space import DEFAULT_MAX_NODES, ProbabilisticGraph
 from langtts.tasks.base import Task
+
+if TYPE_CHECKING:
+    from langtts.evaluate import EvaluationResult
 
 Phase = Literal["calibrate", "search", "validate", "test"]
 
@@ -54,6 +57,22 @@ class Outcome(BaseModel):
     wall_time_s: float
     node_accuracy: dict[str, float] = {}  # node id -> its own answers' accuracy (nodes that ran on a question)
     node_agreement: dict[str, float] = {}  # node id -> mean agreement among its inputs (nodes with >= 2 inputs)
+
+    @classmethod
+    def of(cls, result: EvaluationResult) -> Outcome:
+        """What ``result`` measured: the fields both records name alike, per question and per node figures, the
+        median latency. Its accuracy must be determined (not every question an error)."""
+        shared = {name: getattr(result, name) for name in cls.model_fields if name in type(result).model_fields}
+        return cls(
+            **shared,
+            question_ids=[r.id for r in result.records],
+            correct=[bool(r.correct) for r in result.records],
+            latency_s=result.latency_p50_s,
+            errors=result.n_errors,
+            context_overflows=sum(r.error == "context_overflow" for r in result.records),
+            node_accuracy={s.id: s.accuracy for s in result.nodes if s.accuracy is not None},
+            node_agreement={s.id: s.agreement for s in result.nodes if s.agreement is not None},
+        )
 
 
 class Evaluation(BaseModel):
