@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
@@ -94,6 +95,11 @@ class Evaluation(BaseModel):
         return self.outcome.accuracy
 
     def collaboration_graph(self) -> CollaborationGraph:
+        """``graph``, parsed once."""
+        return self._graph
+
+    @cached_property
+    def _graph(self) -> CollaborationGraph:
         return CollaborationGraph.from_dict(self.graph)
 
 

@@ -10,6 +10,7 @@ the nodes that never run (no path to the sink). Every JSON file but graph.json c
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,6 +91,8 @@ class RunState(BaseModel):
 class Choice(BaseModel):
     """The chosen graph and why: its search and validation scores."""
 
+    model_config = ConfigDict(frozen=True)
+
     fingerprint: str
     graph: dict[str, Any]
     modelled_flops: float
@@ -100,6 +103,11 @@ class Choice(BaseModel):
     ledger_index: int
 
     def collaboration_graph(self) -> CollaborationGraph:
+        """``graph``, parsed once."""
+        return self._graph
+
+    @cached_property
+    def _graph(self) -> CollaborationGraph:
         return CollaborationGraph.from_dict(self.graph)
 
 
@@ -143,8 +151,9 @@ class OptimizationResult(BaseModel):
         if not 0 <= k < len(self.pareto):
             raise ValueError(f"the run's Pareto front has {len(self.pareto)} points (K from 0), not {k}")
         point = self.pareto[k]
-        graph = point.graph or next(e.graph for e in self.ledger if e.fingerprint == point.fingerprint)
-        return CollaborationGraph.from_dict(graph)
+        if point.graph is not None:
+            return CollaborationGraph.from_dict(point.graph)
+        return next(e.collaboration_graph() for e in self.ledger if e.fingerprint == point.fingerprint)
 
     def summary(self) -> str:
         """A few human-readable lines."""
