@@ -7,7 +7,7 @@ request after a fixed delay (50 ms):
 - **graph**: ``compile_graph(graph, pool, task).ainvoke({"question": q})``;
 - **hand**: the same pool calls (``pool.asend``), layer by layer with ``asyncio.gather`` — the requests built by the
   compiler's own request builder (same prompt templates, inputs, generation settings) and the same sample
-  indices, just no LangGraph and no per-node bookkeeping (request keys, traces, totals).
+  indices, just no LangGraph and no per-node bookkeeping (traces, totals).
 
 Both use one ``ModelPool`` with the call cache disabled, the same questions and the same cap on questions in
 flight. Each repeat runs both modes back to back, in alternating order (graph, hand, hand, graph, …), so drift
