@@ -135,7 +135,8 @@ def sample_seed(seed: int | None, sample_index: int) -> int:
 
 
 class ModelPool:
-    """The models of a pool file behind one small API: `chat`/`achat`, `structured`/`astructured`.
+    """The models of a pool file behind one small API: `chat`/`achat` (or `request` then `send`/`asend`),
+    `structured`/`astructured`.
 
     Every call (cache hit, answer or failure) is recorded in `pool.ledger` and in any ledger opened with
     `langtts.models.track()`. Failed calls raise `ModelCallError` and are never cached.
