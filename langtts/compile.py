@@ -41,7 +41,8 @@ parallel assistants with the same model and prompt draw distinct samples, while 
 from __future__ import annotations
 
 import json
-import operator
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, TypedDict
@@ -53,7 +54,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langtts.cost import VOTE_TEXT_TOKENS
 from langtts.graph import SAMPLE_TEMPERATURE, CollaborationGraph
 from langtts.models.cache import CachedAnswer
-from langtts.models.pool import ChatResult, ModelPool
+from langtts.models.pool import ChatRequest, ChatResult, ModelPool
 from langtts.models.replay import CachedChatModel, callbacks_active
 from langtts.prompts import PromptLibrary, PromptTemplate
 from langtts.tasks.base import Task
@@ -74,6 +75,8 @@ CHARS_PER_TOKEN = 3.0
 """Conservative characters-per-token estimate for the context guard (English averages about 4)."""
 RECOVERY_MAX_TOKENS = 64
 """Completion tokens of an answer-recovery call: room for a JSON object holding one short answer."""
+BUILT_LAYERS = 256
+"""How many layers' numbered requests a compiled app keeps (per question and layer; the least recent go)."""
 
 
 @dataclass(frozen=True)
@@ -126,16 +129,12 @@ class CollaborationOutput(TypedDict, total=False):
 
 class CollaborationState(CollaborationOutput, total=False):
     outputs: Annotated[dict[str, dict[str, Any]], _merge]
-    calls_list: Annotated[list[str], operator.add]
 
 
 @dataclass(frozen=True)
 class _Request:
-    model: str
-    messages: list[dict[str, str]]
-    settings: GenerationSettings
+    chat: ChatRequest
     inputs_truncated: bool
-    estimated_prompt_tokens: int
 
 
 @dataclass(frozen=True)
@@ -186,6 +185,8 @@ class _Compiler:
         self.templates = {n.id: self._template(prompts, n.id) for n in self.calls}
         self.sizes = {n.id: pool.spec(n.model).params for n in self.calls}  # unknown model ids fail here
         self._check_static_context()
+        self._built: OrderedDict[tuple[Any, ...], dict[str, _Request]] = OrderedDict()
+        self._built_lock = threading.Lock()
 
     def _settings(self, node_id: str, settings: GenerationSettings) -> GenerationSettings:
         """The node's temperature from the graph file, else the sampling temperature if it feeds a vote."""
@@ -264,53 +265,41 @@ class _Compiler:
                 )
             texts, truncated = _shorten(texts, estimate + settings.max_tokens - window, self.truncation_mark), True
             messages = self.templates[node_id].messages(**values, inputs=self._format_inputs(preds, texts))
-            estimate = _tokens("".join(m["content"] for m in messages))
-        return _Request(node.model, messages, settings, truncated, estimate)
-
-    def request_key(self, request: _Request) -> str:
-        s = request.settings
-        return self.pool.request_key(
-            request.model, request.messages, temperature=s.temperature, max_tokens=s.max_tokens,
-            stop=list(s.stop) or None, seed=s.seed,
+        chat = self.pool.request(
+            node.model, messages, temperature=settings.temperature, max_tokens=settings.max_tokens,
+            stop=list(settings.stop) or None, seed=settings.seed,
         )  # fmt: skip
+        return _Request(chat, truncated)
 
-    def sample_index(self, node_id: str, key: str, state: Mapping[str, Any]) -> int:
-        """How many identical requests come before this node in (layer, node order) within this execution."""
-        layer = self.layer_of[node_id]
-        earlier = sum(
-            1 for other, out in state.get("outputs", {}).items() if self.layer_of.get(other, layer) < layer
-            and out["request_key"] == key
-        )  # fmt: skip
-        peers = self.layers[layer]
-        same_layer = sum(
-            1
-            for other in peers[: peers.index(node_id)]
-            if other in self.settings and self.request_key(self.request(other, state)) == key
-        )
-        return earlier + same_layer
+    def layer_requests(self, layer: int, state: Mapping[str, Any]) -> dict[str, _Request]:
+        """The requests of the layer's LLM nodes, numbered: identical requests get sample indices 0, 1, 2, ... in
+        (layer, node order) within one execution. Built once per question and layer: they depend only on the
+        question and the earlier nodes' texts."""
+        outputs: Mapping[str, Mapping[str, Any]] = state.get("outputs") or {}
+        memo = (layer, state["question"], tuple((n, out["text"]) for n, out in sorted(outputs.items())))
+        with self._built_lock:
+            if (built := self._built.get(memo)) is not None:
+                self._built.move_to_end(memo)
+                return built
+        seen = Counter(out["request_key"] for n, out in outputs.items() if self.layer_of.get(n, layer) < layer)
+        built = {}
+        for node_id in self.layers[layer]:
+            if node_id in self.settings:
+                request = self.request(node_id, state)
+                key = request.chat.request_key
+                built[node_id] = replace(request, chat=request.chat.sample(seen[key]))
+                seen[key] += 1
+        with self._built_lock:
+            self._built[memo] = built
+            if len(self._built) > BUILT_LAYERS:
+                self._built.popitem(last=False)
+        return built
 
     # ---- LangGraph nodes ---------------------------------------------------------------------------------------
 
-    def _prepare(self, node_id: str, state: Mapping[str, Any]) -> tuple[_Request, str, int, dict[str, Any]]:
-        request = self.request(node_id, state)
-        key = self.request_key(request)
-        s = request.settings
-        index = self.sample_index(node_id, key, state)
-        kwargs: dict[str, Any] = {
-            "temperature": s.temperature,
-            "max_tokens": s.max_tokens,
-            "stop": list(s.stop) or None,
-            "seed": s.seed,
-            "sample_index": index,
-            "tags": {**self.tags, "node": node_id},
-        }
-        return request, key, index, kwargs
-
-    def _recovery(
-        self, node_id: str, request: _Request, result: ChatResult
-    ) -> tuple[str, list[dict[str, str]], dict[str, Any]] | None:
-        """The reason, messages and call options of an answer-recovery call, when the reply of the sink or of a
-        vote's input needs one."""
+    def _recovery(self, node_id: str, request: _Request, result: ChatResult) -> tuple[str, ChatRequest] | None:
+        """The reason and request of an answer-recovery call, when the reply of the sink or of a vote's input
+        needs one."""
         if self.recover_template is None or self.task is None:
             return None
         if node_id != self.graph.sink.id and not self._feeds_vote(node_id):
@@ -322,19 +311,15 @@ class _Compiler:
         else:
             return None
         messages = [
-            *request.messages,
+            *request.chat.messages,
             {"role": "assistant", "content": result.text},
             *self.recover_template.messages(answer_format=self.answer_format),
         ]
-        kwargs = {
-            "temperature": 0.0,
-            "max_tokens": RECOVERY_MAX_TOKENS,
-            "seed": request.settings.seed,
-            "sample_index": result.sample_index,
-            "response_format": self.recovery_format,
-            "tags": {**self.tags, "node": node_id, "call": "recovery"},  # the run's purpose tag stays: it is its cost
-        }
-        return reason, messages, kwargs
+        recovery = self.pool.request(
+            request.chat.model.id, messages, temperature=0.0, max_tokens=RECOVERY_MAX_TOKENS,
+            seed=request.chat.seed, sample_index=result.sample_index, response_format=self.recovery_format,
+        )  # fmt: skip
+        return reason, recovery
 
     def _recovered(self, reason: str, reply: str, result: ChatResult) -> dict[str, Any]:
         """The trace record of a recovery call; ``answer`` is None when its JSON did not parse."""
@@ -382,7 +367,6 @@ class _Compiler:
         node_id: str,
         state: Mapping[str, Any],
         request: _Request,
-        key: str,
         result: ChatResult,
         recovery: dict[str, Any] | None,
     ) -> dict[str, Any]:
@@ -409,11 +393,10 @@ class _Compiler:
             "empty": not text.strip(),
             "inputs_truncated": request.inputs_truncated,
             "sample_index": result.sample_index,
-            "request_key": key,
+            "request_key": request.chat.request_key,
             "recovery": recovery,
         }
-        update: dict[str, Any] = {"outputs": {node_id: trace}}
-        return update
+        return {"outputs": {node_id: trace}}
 
     def _vote(self, node_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
         """A vote node's update: the majority of its inputs' answers, no call."""
@@ -480,25 +463,29 @@ class _Compiler:
 
             return RunnableLambda(vote, afunc=avote, name=node_id)
 
+        layer = self.layer_of[node_id]
+        tags = {**self.tags, "node": node_id}
+        recovery_tags = {**tags, "call": "recovery"}  # the run's purpose tag stays: it is its cost
+
         def run(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
-            request, key, _, kwargs = self._prepare(node_id, state)
-            result = self.pool.chat(request.model, request.messages, **kwargs)
+            request = self.layer_requests(layer, state)[node_id]
+            result = self.pool.send(request.chat, tags=tags)
             recovery = None
             if (needed := self._recovery(node_id, request, result)) is not None:
-                reason, messages, options = needed
-                extra = self.pool.chat(request.model, messages, **options)
+                reason, recovery_request = needed
+                extra = self.pool.send(recovery_request, tags=recovery_tags)
                 recovery = self._recovered(reason, result.text, extra)
-            return self._finalise(node_id, state, self._update(node_id, state, request, key, result, recovery))
+            return self._finalise(node_id, state, self._update(node_id, state, request, result, recovery))
 
         async def arun(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
-            request, key, _, kwargs = self._prepare(node_id, state)
-            result = await self.pool.achat(request.model, request.messages, **kwargs)
+            request = self.layer_requests(layer, state)[node_id]
+            result = await self.pool.asend(request.chat, tags=tags)
             recovery = None
             if (needed := self._recovery(node_id, request, result)) is not None:
-                reason, messages, options = needed
-                extra = await self.pool.achat(request.model, messages, **options)
+                reason, recovery_request = needed
+                extra = await self.pool.asend(recovery_request, tags=recovery_tags)
                 recovery = self._recovered(reason, result.text, extra)
-            return self._finalise(node_id, state, self._update(node_id, state, request, key, result, recovery))
+            return self._finalise(node_id, state, self._update(node_id, state, request, result, recovery))
 
         return RunnableLambda(run, afunc=arun, name=node_id)
 
@@ -576,10 +563,6 @@ def compile_graph(
         context_policy,
         tags or {},
     ).build()
-
-
-def with_max_tokens(settings: GenerationSettings, max_tokens: int) -> GenerationSettings:
-    return replace(settings, max_tokens=max_tokens)
 
 
 def _tokens(text: str) -> int:

@@ -262,10 +262,6 @@ def _text(template: PromptTemplate, **values: str) -> str:
     return template.messages(**values)[-1]["content"]
 
 
-def _indent(text: str) -> str:
-    return "\n".join(f"  {line}" for line in text.splitlines())
-
-
 def clip(text: str, limit: int) -> str:
     """``text`` on one line, cut to ``limit`` characters."""
     text = " ".join(text.split())
