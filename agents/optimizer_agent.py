@@ -21,12 +21,12 @@ import os
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
-from langtts.cost import Budget, smallest_model, task_lengths
 from langtts.graph import CollaborationGraph
 from langtts.models import ModelPool
 from langtts.optimize.agent_reinforce import AgentReinforce
-from langtts.optimize.base import Evaluation, MethodContext, SearchSpace
+from langtts.optimize.base import Evaluation, MethodContext
 from langtts.optimize.evaluator import PoolEvaluator
+from langtts.optimize.run import run_config, search_space
 from langtts.tasks import get_task
 
 
@@ -37,17 +37,15 @@ def make_graph(config: RunnableConfig) -> CompiledStateGraph:
         raise ValueError("set LANGTTS_POOL to a pool file (see `langtts serve`)")
     pool = ModelPool.from_file(env["LANGTTS_POOL"])
     task = get_task(env.get("LANGTTS_TASK", "gsm8k"))
-    catalog = pool.catalog_for()
-    models = [m.strip() for m in env["LANGTTS_MODELS"].split(",")] if env.get("LANGTTS_MODELS") else pool.ids()
-    lengths = task_lengths(task.lengths_key or "math")
-    unit = catalog.get(smallest_model(models, catalog))
-    space = SearchSpace(
-        models=tuple(models),
-        sink_model=env.get("LANGTTS_SINK_MODEL") or max(models, key=lambda m: catalog.get(m).params),
-        budget=Budget.from_units(float(env.get("LANGTTS_BUDGET", "18")), unit, lengths),
-        lengths=lengths,
-        catalog=catalog,
+    run = run_config(
+        task,
+        pool,
+        float(env.get("LANGTTS_BUDGET", "18")),
+        models=[m.strip() for m in env["LANGTTS_MODELS"].split(",")] if env.get("LANGTTS_MODELS") else None,
+        sink_model=env.get("LANGTTS_SINK_MODEL") or None,
+        seed=int(env.get("LANGTTS_SEED", "0")),
     )
+    space = search_space(run, pool)
     evaluator = PoolEvaluator(task, pool, tags={"purpose": "evaluate"})
 
     async def calibrate(graph: CollaborationGraph, n: int) -> Evaluation:
@@ -64,7 +62,7 @@ def make_graph(config: RunnableConfig) -> CompiledStateGraph:
 
     context = MethodContext(
         space=space,
-        seed=int(env.get("LANGTTS_SEED", "0")),
+        seed=run.seed,
         pool=pool,
         task=task,
         tags={"purpose": "optimizer"},

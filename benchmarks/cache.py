@@ -29,7 +29,7 @@ from common import chat_model_factory, default_out, header, say, server_extra_bo
 
 from langtts.models import CallCache, ModelPool, PoolConfig
 from langtts.optimize import optimize
-from langtts.optimize.records import OptimizationResult
+from langtts.optimize.run import options_in
 
 DEFAULT_MODELS = ("qwen2.5-coder-0.5b", "smollm2-135m")
 
@@ -40,25 +40,9 @@ def run_once(
     cache = CallCache(cache_file) if cache_file is not None else None
     factory = chat_model_factory(server_extra_body(args.server_prompt_cache))
     with ModelPool(PoolConfig.load(pool_file), cache=cache, chat_model_factory=factory) as pool:
-        models = args.models or pool.ids()
         started = time.perf_counter()
-        result: OptimizationResult = optimize(
-            args.task,
-            pool,
-            args.budget,
-            method=args.method,
-            models=models,
-            iterations=args.iterations,
-            batch_size=args.batch_size,
-            top_k=args.top_k,
-            validation_size=args.validation_size,
-            n_test=args.n_test,
-            max_tokens=args.max_tokens,
-            concurrency=args.concurrency,
-            seed=args.seed,
-            run_dir=run_dir,
-            progress=False,
-        )
+        options = options_in(vars(args))
+        result = optimize(args.task, pool, args.budget, run_dir=run_dir, progress=False, **options)
         wall = time.perf_counter() - started
     ev, op = result.evaluation_cost, result.optimizer_cost
     calls, hits = ev.calls + op.calls, ev.hits + op.hits

@@ -30,6 +30,7 @@ from langtts.compile import GenerationSettings, default_settings
 from langtts.evaluate import evaluate
 from langtts.models import CallCache, ModelPool
 from langtts.optimize import OptimizationResult, optimize
+from langtts.optimize.run import options_in
 from langtts.plots import search_curves
 from langtts.tasks import get_task
 
@@ -48,17 +49,12 @@ def run_method(name: str, seed: int, pool: ModelPool, args: argparse.Namespace) 
         args.budget,
         method=method,
         method_options=options,
-        models=args.models.split(",") if args.models else None,
         iterations=args.evaluations,
         max_evaluations=args.evaluations,
-        batch_size=args.batch_size,
-        top_k=args.top_k,
-        validation_size=args.validation_size,
-        n_test=args.n_test,
-        max_tokens=args.max_tokens,
         seed=seed,
         run_dir=Path(args.work_dir) / f"{name}-seed{seed}",
         progress=say,
+        **options_in(vars(args)),  # models, batch_size, top_k, validation_size, n_test, max_tokens
     )
 
 
@@ -111,7 +107,9 @@ def main() -> None:
     parser.add_argument("--pool", required=True, help="pool file of a running server (langtts serve)")
     parser.add_argument("--task", default="mmlu")
     parser.add_argument("--budget", type=float, default=12.0, help="units of the smallest model")
-    parser.add_argument("--models", help="comma-separated worker models (default: the whole pool)")
+    parser.add_argument(
+        "--models", type=lambda text: text.split(","), help="comma-separated worker models (default: the whole pool)"
+    )
     parser.add_argument("--agent-model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seeds", type=int, default=3)

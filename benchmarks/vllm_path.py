@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from common import default_out, header, parse_shape, say, warm_up, write_json
 
 from langtts.compile import GenerationSettings
@@ -37,7 +38,8 @@ from langtts.evaluate import evaluate
 from langtts.graph import CollaborationGraph
 from langtts.models import ModelPool
 from langtts.serve.cache import cache_dir
-from langtts.serve.embedded import EmbeddedServer, process_family
+from langtts.serve.embedded import EmbeddedServer
+from langtts.serve.process import process_family
 from langtts.serve.setup import setup_models
 from langtts.serve.vllm import gguf_to_hf, start_vllm, stop_vllm
 from langtts.tasks import Example, get_task
@@ -47,12 +49,11 @@ DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
 def family_rss_mib(pid: int) -> float:
     """Resident memory of ``pid``, its process group and its descendants (an engine and its workers)."""
-    total_kib = 0
+    total = 0
     for member in process_family(pid):
-        with contextlib.suppress(OSError, ValueError, IndexError, StopIteration):  # gone, or no memory of its own
-            status = Path(f"/proc/{member}/status").read_text()
-            total_kib += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    return total_kib / 1024
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
+            total += psutil.Process(member).memory_info().rss
+    return total / 2**20
 
 
 def measure_engine(pool_file: Path, plan: Plan, rss: Callable[[], float]) -> list[dict[str, Any]]:

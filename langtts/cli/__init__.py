@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except Exception as error:  # a failed run (server down, calls failing): one line, exit 1
         from langtts.models.errors import PoolError
-        from langtts.serve.embedded import ServerError
+        from langtts.serve.process import ServerError
 
         if not isinstance(error, (PoolError, ServerError, OSError, RuntimeError)):
             raise

@@ -47,10 +47,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-test", type=int, help="held-out test questions (default 20)")
     parser.add_argument("--seed", type=int, help="seed of the question draw and the method (default 0)")
     parser.add_argument("--run-dir", type=Path, help="run directory (default langtts-runs/<task>-<method>-<time>)")
-    parser.add_argument("--models", help="comma-separated worker models (default: every pool model)")
+    parser.add_argument("--models", type=_names, help="comma-separated worker models (default: every pool model)")
     parser.add_argument("--sink-model", help="the decider's model (default: the pool's largest)")
     parser.add_argument("--max-evaluations", type=int, help="stop after this many search evaluations")
-    parser.add_argument("--wall-time", type=float, metavar="SECONDS", help="stop the search after this long")
+    parser.add_argument(
+        "--wall-time", type=float, dest="wall_time_s", metavar="SECONDS", help="stop the search after this long"
+    )
     parser.add_argument("--patience", type=int, help="stop after this many rounds without improvement")
     parser.add_argument("--concurrency", type=int, help="questions in flight (default 4)")
     parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
@@ -58,6 +60,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
     add_pool_arguments(parser)
     parser.set_defaults(handler=run_optimize)
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def method_options(items: list[str]) -> dict[str, Any]:
@@ -83,32 +89,17 @@ def _resumed_code_task(args: argparse.Namespace) -> Any:
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The run options given on the command line (those left out take the run's, or the defaults)."""
-    options: dict[str, Any] = {
-        "method": args.method,
-        "method_options": method_options(args.option) if args.option else None,
-        "iterations": args.iterations,
-        "batch_size": args.batch_size,
-        "top_k": args.top_k,
-        "validation_size": args.validation_size,
-        "n_search": args.n_search,
-        "n_test": args.n_test,
-        "split": args.split,
-        "seed": args.seed,
-        "models": [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
-        "sink_model": args.sink_model,
-        "max_evaluations": args.max_evaluations,
-        "wall_time_s": args.wall_time,
-        "patience": args.patience,
-        "concurrency": args.concurrency,
-        "temperature": args.temperature,
-        "max_tokens": args.max_tokens,
-    }
+    """The run options given on the command line (those left out take the run's, or the defaults): the
+    arguments named after an option of :func:`~langtts.optimize.aoptimize`, the method's ``--option`` and the
+    objective."""
+    from langtts.optimize.run import options_in
+
+    options = options_in(vars(args))
+    if args.option:
+        options["method_options"] = method_options(args.option)
     if args.objective == "joint" or args.latency_weight is not None:
         options["objective"] = {"name": "joint", "weight": 0.5 if args.latency_weight is None else args.latency_weight}
-    elif args.objective:
-        options["objective"] = args.objective
-    return {key: value for key, value in options.items() if value is not None}
+    return options
 
 
 def run_optimize(args: argparse.Namespace) -> int:

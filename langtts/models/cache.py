@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langtts.serve.cache import cache_dir
+
 TopLogprobs = tuple[dict[str, float], ...]
 """For each generated token, its most likely alternatives: token -> log-probability."""
 
@@ -91,12 +93,8 @@ class CallCache:
 
     @classmethod
     def default(cls) -> CallCache:
-        """`calls.sqlite` in the cache root of `langtts.serve`: `$LANGTTS_CACHE_DIR`, else
-        `$XDG_CACHE_HOME/langtts`, else `~/.cache/langtts`."""
-        env_root = os.environ.get("LANGTTS_CACHE_DIR")
-        xdg_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        root = Path(env_root) if env_root else xdg_cache / "langtts"
-        return cls(root.expanduser() / "calls.sqlite")
+        """`calls.sqlite` in the user cache root (:func:`langtts.serve.cache.cache_dir`)."""
+        return cls(cache_dir() / "calls.sqlite")
 
     @classmethod
     def disabled(cls) -> CallCache:

@@ -14,13 +14,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from langtts.cost import Budget, TaskLengths
 from langtts.files import write_text_atomic
 from langtts.graph import CollaborationGraph
 from langtts.models.ledger import Usage
-from langtts.optimize.base import Evaluation
+from langtts.optimize.base import METHODS, Evaluation
+from langtts.space import DEFAULT_MAX_NODES
 
 SCHEMA_VERSION = 1
 RESUMABLE_CHANGES = ("iterations", "max_evaluations", "wall_time_s", "patience", "concurrency")
@@ -31,7 +32,7 @@ class RunConfig(BaseModel):
     """Everything needed to (re)build a run: what is searched, how, and on which questions.
 
     A resume may change the fields of `RESUMABLE_CHANGES` and grow ``n_search`` (runs with ``test_first``);
-    every other field is fixed when the run starts.
+    every other field is fixed when the run starts. The defaults are those of :func:`~langtts.optimize.optimize`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -41,30 +42,37 @@ class RunConfig(BaseModel):
     task: str
     task_options: dict[str, Any] = Field(default_factory=dict)
     split: str | None = None
-    method: str
+    method: str = "agent-reinforce"
     method_options: dict[str, Any] = Field(default_factory=dict)
     objective: dict[str, Any]
     budget: Budget
     models: list[str]
     sink_model: str
     lengths: TaskLengths
-    max_nodes: int
-    iterations: int
-    batch_size: int
+    max_nodes: int = DEFAULT_MAX_NODES
+    iterations: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=4, ge=1)
     n_search: int
-    n_test: int
-    top_k: int
-    validation_size: int
-    seed: int
+    n_test: int = Field(default=20, ge=0)
+    top_k: int = Field(default=3, ge=0)
+    validation_size: int = Field(default=12, ge=0)
+    seed: int = 0
     max_evaluations: int | None = None
     wall_time_s: float | None = None
     patience: int | None = None
-    concurrency: int = 4
+    concurrency: int = Field(default=4, ge=1)
     temperature: float = 0.1
     max_tokens: int | None = None
     test_first: bool = Field(
         default=False, description="the held-out test questions are drawn before the search questions (new runs)"
     )
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
+        return method
 
 
 class RunState(BaseModel):

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langtts.compile import GenerationSettings, default_settings
-from langtts.cost import Budget, TaskLengths, default_catalog, smallest_model, task_lengths
+from langtts.cost import Budget, default_catalog, smallest_model, task_lengths
 from langtts.graph import CollaborationGraph
 from langtts.models.ledger import UsageLedger, track
 from langtts.models.pool import ModelPool
@@ -74,7 +74,6 @@ from langtts.optimize.stoppers import (
     WallTime,
 )
 from langtts.pareto import pareto_front
-from langtts.space import DEFAULT_MAX_NODES
 from langtts.sync import run_sync
 from langtts.tasks import JsonlTask, get_task
 from langtts.tasks.base import Example, Task
@@ -84,6 +83,13 @@ EvaluatorLike = Evaluator | Callable[[SearchSpace], Evaluator]
 ProgressLike = bool | Callable[[str], None]
 STOP_FILE = "STOP"
 RUN_OPTIONS = set(RunConfig.model_fields) - {"schema_version", "run_id", "test_first"}
+OPTIMIZE_OPTIONS = RUN_OPTIONS - {"task", "task_options", "budget"}
+"""The options of :func:`aoptimize`: the fields of :class:`~langtts.optimize.records.RunConfig` it does not fill."""
+
+
+def options_in(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of :func:`aoptimize` among ``values`` (e.g. parsed command-line arguments), None left out."""
+    return {key: value for key, value in values.items() if key in OPTIMIZE_OPTIONS and value is not None}
 
 
 def optimize(task: Task | str, pool: ModelPool | None, budget: Budget | float, **options: Any) -> OptimizationResult:
@@ -96,50 +102,20 @@ async def aoptimize(
     pool: ModelPool | None,
     budget: Budget | float,
     *,
-    method: str = "agent-reinforce",
-    method_options: dict[str, Any] | None = None,
-    objective: ObjectiveLike = "accuracy",
-    iterations: int = 10,
-    batch_size: int = 4,
-    top_k: int = 3,
-    validation_size: int = 12,
-    n_search: int | None = None,
-    n_test: int = 20,
-    split: str | None = None,
-    seed: int = 0,
     run_dir: str | Path | None = None,
-    models: Sequence[str] | None = None,
-    sink_model: str | None = None,
-    max_nodes: int = DEFAULT_MAX_NODES,
-    lengths: TaskLengths | None = None,
-    max_evaluations: int | None = None,
-    wall_time_s: float | None = None,
-    patience: int | None = None,
     stop: Stopper | None = None,
-    concurrency: int = 4,
-    temperature: float = 0.1,
-    max_tokens: int | None = None,
     evaluator: EvaluatorLike | None = None,
     progress: ProgressLike = True,
+    **options: Any,
 ) -> OptimizationResult:
     """Search for the best collaboration graph for ``task`` on ``pool`` within ``budget``.
 
     - ``budget``: a :class:`~langtts.cost.Budget`, or a number of units — no-input calls of the smallest worker
       model at the task's average lengths (``Budget.from_flops`` for raw FLOPs per question).
-    - ``method``: a name in :data:`~langtts.optimize.base.METHODS` (``random``, ``reinforce``, ``bayes``,
-      ``grid``, ``agent-reinforce``); ``method_options`` go to its constructor.
-    - ``objective``: ``"accuracy"``, ``"joint"`` / ``{"name": "joint", "weight": w}`` (accuracy − w · latency /
-      first latency) or a function of the :class:`~langtts.optimize.base.Outcome`. A method that takes an
-      ``objective_kind`` option (agent-reinforce: latency in its feedback and the latency rules in its prompt) gets
-      ``"joint"`` with the joint objective.
-    - questions: ``n_search`` search and ``n_test`` held-out test questions drawn from ``split`` without overlap
-      (seeded); ``n_search`` defaults to enough for ``iterations`` fresh batches and the validation set.
-    - ``lengths``: the task's average prompt/answer tokens for the cost model (default: the task's preset, the
-      math preset for tasks without one; measure your own with :func:`~langtts.cost.measure_task_lengths`).
-    - ``models``: worker models (default: every pool model); ``sink_model``: the decider's model (default: the
-      pool's largest).
-    - stop conditions: ``iterations`` rounds, ``max_evaluations``, ``wall_time_s``, ``patience`` rounds without
-      improvement, ``RUN_DIR/STOP``, and any extra ``stop`` stopper (not stored: pass it again to resume).
+    - ``options``: the run's settings, fields of :class:`~langtts.optimize.records.RunConfig` (validated and
+      defaulted there; see :func:`run_config`), e.g. ``method="bayes", iterations=20``.
+    - stop conditions: the options ``iterations``, ``max_evaluations``, ``wall_time_s``, ``patience`` (rounds
+      without improvement), ``RUN_DIR/STOP``, and any extra ``stop`` stopper (not stored: pass it again to resume).
     - ``run_dir``: where everything is written (default ``langtts-runs/<task>-<method>-<time>``); an existing
       run directory of the same run is resumed with this call's stop conditions and ``concurrency`` (a finished
       run is extended if they allow more search, else its result is returned); any other option must match.
@@ -147,74 +123,102 @@ async def aoptimize(
       :class:`~langtts.optimize.synthetic.SyntheticEvaluator`).
     """
     task = get_task(task) if isinstance(task, str) else task
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
-    for name, value in {"iterations": iterations, "batch_size": batch_size, "concurrency": concurrency}.items():
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if top_k < 0 or validation_size < 0 or n_test < 0:
-        raise ValueError("top_k, validation_size and n_test must be >= 0")
     if pool is None and evaluator is None:
         raise ValueError("a model pool is needed unless an evaluator is given")
-    catalog = pool.catalog_for() if pool is not None else default_catalog()
-    models = list(models) if models is not None else list(pool.ids() if pool is not None else ())
-    if not models:
-        raise ValueError("no worker models: pass models=... or a pool")
-    unknown = [m for m in models if m not in catalog]
-    sink_model = sink_model or max(models, key=lambda m: catalog.get(m).params)
-    if unknown or sink_model not in catalog:
-        raise ValueError(f"unknown model id(s) {unknown or [sink_model]}; known: {list(catalog.ids())}")
-    lengths = lengths or task_lengths(task.lengths_key or "math")
-    if not isinstance(budget, Budget):
-        budget = Budget.from_units(float(budget), catalog.get(smallest_model(models, catalog)), lengths)
-    examples_available = len(task.load(split))
-    wanted = n_search if n_search is not None else max(iterations * batch_size, validation_size)
-    wanted = min(wanted, examples_available - n_test)
-    if wanted < min(batch_size, 1):
-        raise ValueError(f"{task.name} has {examples_available} questions: too few for n_test={n_test} and a search")
-    objective_ = make_objective(objective)
-    method_options = _with_objective(method, dict(method_options or {}), objective_.spec())
-    run_path = Path(run_dir) if run_dir is not None else _default_run_dir(task.name, method)
-    task_name, task_options = _task_spec(task)
-    config = RunConfig(
-        run_id=run_path.resolve().name,
-        task=task_name,
-        task_options=task_options,
-        split=split,
-        method=method,
-        method_options=method_options,
-        objective=objective_.spec(),
-        budget=budget,
-        models=models,
-        sink_model=sink_model,
-        lengths=lengths,
-        max_nodes=max_nodes,
-        iterations=iterations,
-        batch_size=batch_size,
-        n_search=wanted,
-        n_test=n_test,
-        top_k=top_k,
-        validation_size=validation_size,
-        seed=seed,
-        max_evaluations=max_evaluations,
-        wall_time_s=wall_time_s,
-        patience=patience,
-        concurrency=concurrency,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        test_first=True,
-    )
+    run_id = Path(run_dir).resolve().name if run_dir is not None else None
+    config = run_config(task, pool, budget, run_id=run_id, **options)
+    run_path = Path(run_dir) if run_dir is not None else Path("langtts-runs") / config.run_id
     config_file = run_path / "config.json"
     new = not config_file.exists()
     if not new:
         stored = RunConfig.model_validate(read_json(config_file, "config"))
         config = updated_config(stored, config.model_dump(include=RUN_OPTIONS), run_path)
-    run = _Run(config, run_path, task, pool, objective_, evaluator, stop, _reporter(progress))
+    objective = make_objective(options.get("objective") or config.objective)  # a function is not in the config
+    run = _Run(config, run_path, task, pool, objective, evaluator, stop, _reporter(progress))
     if new:
         run.check_method()  # bad method options fail before anything is stored
         run_path.mkdir(parents=True, exist_ok=True)
     write_json(config_file, config.model_dump(mode="json"))
     return await run.execute()
+
+
+def run_config(
+    task: Task, pool: ModelPool | None, budget: Budget | float, *, run_id: str | None = None, **options: Any
+) -> RunConfig:
+    """The validated config of a new run of ``task`` on ``pool`` (or the default catalog) within ``budget``.
+
+    ``options`` are fields of :class:`~langtts.optimize.records.RunConfig`; those left out take its defaults, and:
+
+    - ``method``: a name in :data:`~langtts.optimize.base.METHODS` (``random``, ``reinforce``, ``bayes``,
+      ``grid``, ``agent-reinforce``); ``method_options`` go to its constructor.
+    - ``objective``: ``"accuracy"`` (default), ``"joint"`` / ``{"name": "joint", "weight": w}`` (accuracy − w ·
+      latency / first latency) or a function of the :class:`~langtts.optimize.base.Outcome`. A method that takes
+      an ``objective_kind`` option (agent-reinforce: latency in its feedback and the latency rules in its prompt)
+      gets ``"joint"`` with the joint objective.
+    - questions: ``n_search`` search and ``n_test`` held-out test questions drawn from ``split`` without overlap
+      (seeded); ``n_search`` defaults to enough for ``iterations`` fresh batches and the validation set.
+    - ``lengths``: the task's average prompt/answer tokens for the cost model (default: the task's preset, the
+      math preset for tasks without one; measure your own with :func:`~langtts.cost.measure_task_lengths`).
+    - ``models``: worker models (default: every pool model); ``sink_model``: the decider's model (default: the
+      pool's largest).
+    - ``run_id``: default ``<task>-<method>-<time>``.
+    """
+    if unknown := sorted(set(options) - OPTIMIZE_OPTIONS):
+        raise TypeError(f"unknown run option(s) {unknown}; the options are {sorted(OPTIMIZE_OPTIONS)}")
+    given = {k: v for k, v in options.items() if v is not None}
+
+    def option(name: str) -> Any:
+        return given.get(name, RunConfig.model_fields[name].default)
+
+    catalog = pool.catalog_for() if pool is not None else default_catalog()
+    models = list(given.get("models", pool.ids() if pool is not None else ()))
+    if not models:
+        raise ValueError("no worker models: pass models=... or a pool")
+    unknown = [m for m in models if m not in catalog]
+    sink_model = given.get("sink_model") or max(models, key=lambda m: catalog.get(m).params)
+    if unknown or sink_model not in catalog:
+        raise ValueError(f"unknown model id(s) {unknown or [sink_model]}; known: {list(catalog.ids())}")
+    lengths = given.get("lengths") or task_lengths(task.lengths_key or "math")
+    if not isinstance(budget, Budget):
+        budget = Budget.from_units(float(budget), catalog.get(smallest_model(models, catalog)), lengths)
+    n_test, batch_size = option("n_test"), option("batch_size")
+    examples_available = len(task.load(option("split")))
+    wanted = given.get("n_search", max(option("iterations") * batch_size, option("validation_size")))
+    wanted = min(wanted, examples_available - n_test)
+    if wanted < min(batch_size, 1):
+        raise ValueError(f"{task.name} has {examples_available} questions: too few for n_test={n_test} and a search")
+    objective = make_objective(given.get("objective", "accuracy")).spec()
+    method = option("method")
+    task_name, task_options = _task_spec(task)
+    return RunConfig.model_validate(
+        given
+        | {
+            "run_id": run_id or f"{task.name}-{method}-{time.strftime('%Y%m%d-%H%M%S')}",
+            "task": task_name,
+            "task_options": task_options,
+            "method_options": _with_objective(method, dict(given.get("method_options", {})), objective),
+            "objective": objective,
+            "budget": budget,
+            "models": models,
+            "sink_model": sink_model,
+            "lengths": lengths,
+            "n_search": wanted,
+            "test_first": True,
+        }
+    )
+
+
+def search_space(config: RunConfig, pool: ModelPool | None) -> SearchSpace:
+    """The space a run searches: its models, sink model, budget and size limit, on the pool's catalog (or the
+    default one)."""
+    return SearchSpace(
+        models=tuple(config.models),
+        sink_model=config.sink_model,
+        budget=config.budget,
+        lengths=config.lengths,
+        catalog=pool.catalog_for() if pool is not None else default_catalog(),
+        max_nodes=config.max_nodes,
+    )
 
 
 def resume(
@@ -282,15 +286,7 @@ class _Run:
     ) -> None:
         self.config, self.run_dir, self.task, self.pool = config, run_dir, task, pool
         self.report = report
-        catalog = pool.catalog_for() if pool is not None else default_catalog()
-        self.space = SearchSpace(
-            models=tuple(config.models),
-            sink_model=config.sink_model,
-            budget=config.budget,
-            lengths=config.lengths,
-            catalog=catalog,
-            max_nodes=config.max_nodes,
-        )
+        self.space = search_space(config, pool)
         self.search, self.test = search_test_split(
             task.load(config.split), config.n_search, config.n_test, seed=config.seed, test_first=config.test_first
         )
@@ -632,7 +628,7 @@ def pareto(
 
 def _with_objective(method: str, options: dict[str, Any], objective: dict[str, Any]) -> dict[str, Any]:
     """``options`` with ``objective_kind="joint"`` for a method that takes it, under the joint objective."""
-    takes_kind = "objective_kind" in inspect.signature(METHODS[method]).parameters
+    takes_kind = method in METHODS and "objective_kind" in inspect.signature(METHODS[method]).parameters
     if objective.get("name") == "joint" and takes_kind:
         return {"objective_kind": "joint", **options}
     return options
@@ -666,15 +662,9 @@ def updated_config(stored: RunConfig, given: Mapping[str, Any], run_dir: Path) -
             "(and grow n_search): resume it with those or use another run directory"
         )
     changes = {k: given[k] for k in RESUMABLE_CHANGES if k in given}
-    if changes.get("iterations", 1) < 1 or changes.get("concurrency", 1) < 1:
-        raise ValueError("iterations and concurrency must be >= 1")
     if stored.test_first and given.get("n_search") is not None:
         changes["n_search"] = max(stored.n_search, given["n_search"])
-    return stored.model_copy(update=changes)
-
-
-def _default_run_dir(task: str, method: str) -> Path:
-    return Path("langtts-runs") / f"{task}-{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return RunConfig.model_validate(stored.model_dump() | changes)
 
 
 def _reporter(progress: ProgressLike) -> Callable[[str], None]:

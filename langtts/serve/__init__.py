@@ -4,12 +4,12 @@ from langtts.serve.cache import CachePaths, cache_dir
 from langtts.serve.embedded import (
     DEFAULT_MODELS,
     EmbeddedServer,
-    ServerError,
     ServerInfo,
     running_server,
     start_server,
     stop_server,
 )
+from langtts.serve.process import ServerError
 from langtts.serve.setup import WEIGHTS, SetupError, WeightSpec, setup_models
 
 __all__ = [

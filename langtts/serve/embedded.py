@@ -20,38 +20,41 @@ faster than more threads per model on a small machine; a server for one model ma
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from langtts.files import write_text_atomic
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
 from langtts.prompts import PromptLibrary
-from langtts.serve.cache import CachePaths, locked
+from langtts.serve.cache import CachePaths
+from langtts.serve.process import (
+    HOST,
+    ServerError,
+    alive,
+    free_port,
+    is_healthy,
+    log_tail,
+    runs,
+    terminate_process_group,
+    wait_until_healthy,
+)
 from langtts.serve.setup import WEIGHTS, Progress, llama_server_binary, model_path, setup_models
 
 DEFAULT_MODELS: tuple[str, ...] = tuple(WEIGHTS)
 DEFAULT_CTX_PER_SLOT = 8192
 DEFAULT_PARALLEL = 2
 DEFAULT_CACHE_RAM_MIB = 1024  # host-memory prompt cache per model (llama-server's default is 8192)
-HOST = "127.0.0.1"
 BASE_MODEL_STOP: tuple[str, ...] = ("\nUser:", "\nAssistant:")
 _STATE = "server.json"
 _TEMPLATE = "base-model-template.jinja"
-
-
-class ServerError(RuntimeError):
-    """The embedded server could not be started, reached or stopped."""
 
 
 @dataclass(frozen=True)
@@ -173,10 +176,10 @@ class EmbeddedServer:
         state = self._read_state()
         if state is None:
             return None
-        if not _is_llama_server(state["pid"]):
+        if not runs(state["pid"], "llama-server"):
             self._clear_state()
             return None
-        if not is_healthy(state["port"]):
+        if not is_healthy(_health_url(state["port"])):
             return None
         return self._info(state, reused=True)
 
@@ -188,7 +191,7 @@ class EmbeddedServer:
         With ``setup`` the server binary and weights are built/fetched first when missing (cached afterwards).
         Concurrent starts in one run directory are serialised by a lock file: the second one reuses the first.
         """
-        with locked(self.run_dir / "server.lock"):
+        with FileLock(self.run_dir / "server.lock"):
             return self._start(setup)
 
     def _start(self, setup: bool) -> ServerInfo:
@@ -242,7 +245,7 @@ class EmbeddedServer:
         state = {"pid": proc.pid, "port": port, "models": list(paths), "started": time.time()}
         self._write_state(state)
         try:
-            wait_until_healthy(proc, port, log_file, self.startup_timeout, name="llama-server")
+            wait_until_healthy(proc, _health_url(port), log_file, self.startup_timeout, name="llama-server")
         except BaseException:
             terminate_process_group(proc.pid, grace=5.0)
             self._clear_state()
@@ -259,11 +262,11 @@ class EmbeddedServer:
 
         Returns False when no server was running.
         """
-        with locked(self.run_dir / "server.lock"):
+        with FileLock(self.run_dir / "server.lock"):
             state = self._read_state()
             if state is None:
                 return False
-            was_alive = _is_llama_server(state["pid"])
+            was_alive = runs(state["pid"], "llama-server")
             if was_alive:
                 terminate_process_group(state["pid"], grace=grace)
             self._clear_state()
@@ -277,7 +280,7 @@ class EmbeddedServer:
         # Also when SIGINT was inherited as ignored (a background job of a script): SIGINT must stop it.
         previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while _alive(info.pid):
+            while alive(info.pid):
                 time.sleep(0.5)
             raise ServerError(f"llama-server exited unexpectedly; log {info.log_file}:\n{log_tail(info.log_file)}")
         except KeyboardInterrupt:
@@ -362,130 +365,9 @@ def running_server(run_dir: str | Path | None = None) -> ServerInfo | None:
     return EmbeddedServer(run_dir=run_dir).running()
 
 
-# -- process helpers ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on the loopback interface that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def is_healthy(port: int, timeout: float = 2.0) -> bool:
-    """True if ``GET /health`` on the loopback ``port`` answers 200."""
-    try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=timeout) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def wait_until_healthy(proc: subprocess.Popen, port: int, log_file: Path, timeout: float, *, name: str) -> None:
-    """Poll ``/health`` on ``port`` until it answers; fail with the log tail if ``proc`` dies or times out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        code = proc.poll()
-        if code is not None:
-            raise ServerError(f"{name} exited with code {code}; log {log_file}:\n{log_tail(log_file)}")
-        if is_healthy(port):
-            return
-        time.sleep(0.2)
-    raise ServerError(f"{name} did not become healthy within {timeout:.0f}s; log {log_file}:\n{log_tail(log_file)}")
-
-
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, ppid, pgrp) of ``pid`` from /proc, or None if it does not exist."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return fields[0], int(fields[1]), int(fields[2])
-
-
-def _alive(pid: int) -> bool:
-    """True if ``pid`` runs and is not a zombie (a zombie child of ours is reaped)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = _proc_stat(pid)
-    return stat is None or stat[0] != "Z"
-
-
-def _is_llama_server(pid: int) -> bool:
-    """True if ``pid`` is alive and (where /proc tells) runs llama-server: a recycled pid is never ours."""
-    if not _alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return not Path("/proc").is_dir()
-    return b"llama-server" in cmdline
-
-
-def process_family(pid: int) -> set[int]:
-    """``pid``, its process group and all its descendants that are alive (via /proc)."""
-    members = {pid}
-    procs: dict[int, tuple[int, int]] = {}
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
-        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) and stat[0] != "Z":
-            procs[int(entry.name)] = (stat[1], stat[2])
-    changed = True
-    while changed:
-        new = {p for p, (ppid, pgrp) in procs.items() if (ppid in members or pgrp == pid) and p not in members}
-        members |= new
-        changed = bool(new)
-    return {p for p in members if _alive(p)}
-
-
-def terminate_process_group(pid: int, grace: float) -> None:
-    """Stop the process group led by ``pid`` without leaving orphans.
-
-    SIGTERM goes to the leader only (llama-server's router and vLLM stop their own children; a second SIGTERM
-    would make them abort), or to the group if the leader is gone. Whatever is left of the group and of the
-    leader's descendants after ``grace`` seconds gets SIGKILL.
-    """
-    targets = process_family(pid)
-    if not targets:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if pid in targets:
-            os.kill(pid, signal.SIGTERM)
-        else:
-            os.killpg(pid, signal.SIGTERM)
-    _wait_gone(targets, grace)
-    targets = {p for p in targets | process_family(pid) if _alive(p)}  # children orphaned meanwhile stay targets
-    if targets:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        for p in targets:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(p, signal.SIGKILL)
-        _wait_gone(targets, 5.0)
-    left = {p for p in targets | process_family(pid) if _alive(p)}
-    if left:
-        raise ServerError(f"processes {sorted(left)} of group {pid} survived SIGKILL")
-
-
-def _wait_gone(pids: set[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.1)
+def _health_url(port: int) -> str:
+    return f"http://{HOST}:{port}/health"
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    """The last ``lines`` lines of a log file, for error messages."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from langtts.serve.cache import CachePaths, locked
+from filelock import FileLock
+
+from langtts.serve.cache import CachePaths
 
 Progress = Callable[[str], None]
 
@@ -140,7 +142,7 @@ def setup_models(
         raise SetupError(f"unknown model id(s) {unknown}; known: {sorted(WEIGHTS)}")
     cache = cache or CachePaths.default()
     report = _Reporter(progress)
-    with locked(cache.root / "setup.lock"):  # a second process waits, then finds everything cached
+    with FileLock(cache.root / "setup.lock"):  # a second process waits, then finds everything cached
         build_llama_server(cache=cache, report=report)
         return {i: fetch_model(i, cache=cache, report=report, verify=verify) for i in ids}
 

@@ -15,16 +15,13 @@ import os
 import shutil
 import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
 from langtts.serve.cache import CachePaths
-from langtts.serve.embedded import HOST, ServerError, log_tail, terminate_process_group
+from langtts.serve.process import HOST, ServerError, terminate_process_group, wait_until_healthy
 
 DEFAULT_MAX_MODEL_LEN = 4096
 WILDCARD_HOSTS = ("0.0.0.0", "::")
@@ -191,7 +188,8 @@ def start_vllm(
             servers.append(VllmServer(model_id, f"http://{name}:{port}/v1", port, proc.pid, log_file, group))
         local = HOST if host in (*WILDCARD_HOSTS, "localhost") else host
         for server, proc in zip(servers, procs, strict=True):
-            _wait_until_healthy(proc, f"http://{local}:{server.port}/health", server, startup_timeout)
+            url = f"http://{local}:{server.port}/health"
+            wait_until_healthy(proc, url, server.log_file, startup_timeout, name=f"vLLM ({server.model_id})")
     except BaseException:
         stop_vllm(servers)
         raise
@@ -213,25 +211,6 @@ def start_vllm(
     pool_file = run / "vllm-pool.yaml"
     pool.save(pool_file)
     return servers, pool_file
-
-
-def _wait_until_healthy(proc: subprocess.Popen, url: str, server: VllmServer, timeout: float) -> None:
-    """Poll ``url`` until it answers 200; fail with the log tail if the server dies or times out."""
-    what = f"vLLM ({server.model_id})"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        code = proc.poll()
-        if code is not None:
-            raise ServerError(f"{what} exited with code {code}; log {server.log_file}:\n{log_tail(server.log_file)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2.0) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    tail = log_tail(server.log_file)
-    raise ServerError(f"{what} did not become healthy within {timeout:.0f}s; log {server.log_file}:\n{tail}")
 
 
 def stop_vllm(servers: Sequence[VllmServer], grace: float = 30.0) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from langtts.cli import main
-from langtts.serve import embedded
+from langtts.serve import embedded, process
 from langtts.serve.setup import model_path
 
 
@@ -59,9 +59,9 @@ def test_foreground_server_stops_on_ctrl_c(embedded_server: embedded.ServerInfo,
         text=True,
     )
     assert status.returncode == 0 and info.base_url in status.stdout
-    family = embedded.process_family(info.pid)
+    family = process.process_family(info.pid)
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     assert "stopping the embedded server" in proc.stderr.read()
-    assert not any(embedded._alive(p) for p in family)
+    assert not any(process.alive(p) for p in family)
     assert not pool_file.exists()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -278,6 +279,30 @@ def test_a_resume_may_change_only_stop_conditions(tmp_path: Path) -> None:
         run("random", str(tmp_path), iterations=3, top_k=1)
     same = resume(tmp_path, None, evaluator=evaluator(), progress=False, batch_size=4, method="random")
     assert same.rounds == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "option", "message"),
+    [
+        ("random", {"iterations": 0}, r"iterations\n  Input should be greater than or equal to 1"),
+        ("random", {"n_test": -1}, r"n_test\n  Input should be greater than or equal to 0"),
+        ("nope", {}, r"method\n  Value error, unknown method 'nope'; choose from \[.*'random'"),
+    ],
+)
+def test_bad_options_are_refused_clearly_before_anything_is_stored(
+    method: str, option: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        run(method, str(tmp_path / "run"), **option)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_options_and_bad_resume_values_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"unknown run option\(s\) \['iteration'\]"):
+        run("random", str(tmp_path / "run"), iteration=3)
+    run("random", str(tmp_path / "run"), iterations=2)
+    with pytest.raises(ValueError, match="concurrency\n  Input should be greater than or equal to 1"):
+        resume(tmp_path / "run", None, evaluator=evaluator(), progress=False, concurrency=0)
 
 
 def test_bad_method_options_are_refused_before_anything_is_stored(tmp_path: Path) -> None:

@@ -45,3 +45,10 @@ def test_machine_tag_is_stable_and_safe() -> None:
     tag = machine_tag()
     assert tag == machine_tag()
     assert re.fullmatch(r"[a-z0-9_]+-[0-9a-f]{10}", tag)
+
+
+def test_call_cache_lives_in_the_cache_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from langtts.models import CallCache
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    assert CallCache.default().path == tmp_path / "calls.sqlite"

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from langtts.models.config import PoolConfig
-from langtts.serve import embedded
 from langtts.serve.cache import CachePaths
 from langtts.serve.embedded import (
     BASE_MODEL_STOP,
     EmbeddedServer,
-    ServerError,
     pool_config,
     presets_text,
     running_server,
     stop_server,
 )
+from langtts.serve.process import ServerError
 from langtts.serve.setup import WEIGHTS
 
 PATHS = {"smollm2-135m": Path("/m/smol.gguf"), "gemma3-270m": Path("/m/gemma.gguf")}
@@ -134,27 +131,6 @@ def test_start_without_setup_reports_missing_weights(tmp_path: Path) -> None:
     server = EmbeddedServer(["smollm2-135m"], cache=CachePaths(tmp_path / "cache"), run_dir=tmp_path / "run")
     with pytest.raises(ServerError, match="not set up"):
         server.start(setup=False)
-
-
-def test_terminate_group_leaves_no_orphans() -> None:
-    script = "sleep 60 & setsid sleep 60 & wait"  # the second one leaves the group but stays a child
-    proc = subprocess.Popen(["bash", "-c", script], start_new_session=True)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and len(embedded.process_family(proc.pid)) < 3:
-        time.sleep(0.05)
-    family = embedded.process_family(proc.pid)
-    assert proc.pid in family and len(family) >= 3
-    embedded.terminate_process_group(proc.pid, grace=1.0)  # bash dies on SIGTERM, its sleeps need SIGKILL
-    assert proc.wait(timeout=5) is not None
-    assert not any(embedded._alive(p) for p in family)
-
-
-def test_alive_and_free_port() -> None:
-    assert embedded._alive(os.getpid())
-    assert not embedded._alive(_dead_pid())
-    port = embedded.free_port()
-    assert 1024 <= port <= 65535
-    assert not embedded.is_healthy(port, timeout=0.5)
 
 
 @pytest.mark.parametrize("task_name", ["gsm8k", "mmlu", "math500", "humaneval"])

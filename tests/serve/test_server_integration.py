@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from langtts.models.config import PoolConfig
-from langtts.serve import embedded
+from langtts.serve import embedded, process
 from langtts.serve.embedded import EmbeddedServer, ServerInfo
 from langtts.serve.setup import WEIGHTS, model_path
 from tests.serve_fixture import TEST_MODELS
@@ -108,10 +108,10 @@ def test_stop_leaves_no_processes(embedded_server: ServerInfo, tmp_path_factory:
     assert info.base_url != embedded_server.base_url
     body = {"model": TEST_MODELS[0], "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
     _post(info.base_url, "/chat/completions", body)  # loads the model: the router spawns a child instance
-    family = embedded.process_family(info.pid)
+    family = process.process_family(info.pid)
     assert len(family) >= 2
     assert server.stop() is True
-    assert not any(embedded._alive(p) for p in family)
+    assert not any(process.alive(p) for p in family)
     assert server.running() is None
     assert not info.pool_file.exists()
     assert server.stop() is False

@@ -15,7 +15,7 @@ from langtts.cli import main
 from langtts.models import ModelPool
 from langtts.models.config import PoolConfig
 from langtts.serve import vllm
-from langtts.serve.embedded import ServerError
+from langtts.serve.process import ServerError
 
 
 def test_cpu_command_and_env() -> None:
