@@ -21,7 +21,7 @@ import os
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
-from langtts.cost import Budget, smallest_model, task_lengths
+from langtts.cost import Budget, largest_model, smallest_model, task_lengths
 from langtts.graph import CollaborationGraph
 from langtts.models import ModelPool
 from langtts.optimize.agent_reinforce import AgentReinforce
@@ -43,7 +43,7 @@ def make_graph(config: RunnableConfig) -> CompiledStateGraph:
     unit = catalog.get(smallest_model(models, catalog))
     space = SearchSpace(
         models=tuple(models),
-        sink_model=env.get("LANGTTS_SINK_MODEL") or max(models, key=lambda m: catalog.get(m).params),
+        sink_model=env.get("LANGTTS_SINK_MODEL") or largest_model(models, catalog),
         budget=Budget.from_units(float(env.get("LANGTTS_BUDGET", "18")), unit, lengths),
         lengths=lengths,
         catalog=catalog,
