@@ -460,23 +460,26 @@ def maximal_multisets(
     specs = sorted({s.id: s for s in candidates}.values(), key=lambda s: s.id)
     if not specs:
         return []
-    cheapest = min(specs, key=lambda s: unit_flops(s, lengths))
+    # multiset_flops, kept incrementally along the search: the workers' sum, then the sink at in-degree 0 or 1
+    cost = {s.id: unit_flops(s, lengths) for s in specs}
+    sink0, sink1 = node_flops(sink_spec, 0, lengths), node_flops(sink_spec, 1, lengths)
+    cheapest = min(cost.values())
     found: list[tuple[float, tuple[str, ...]]] = []
 
-    def floor_fits(chosen: list[ModelSpec]) -> bool:
-        return fits(multiset_flops(chosen, sink_spec, lengths), budget.flops)
-
-    def visit(start: int, chosen: list[ModelSpec]) -> None:
-        if len(chosen) == max_nodes or not floor_fits([*chosen, cheapest]):
-            found.append((multiset_flops(chosen, sink_spec, lengths), tuple(s.id for s in chosen)))
+    def visit(start: int, chosen: list[str], workers_flops: float) -> None:
+        total = workers_flops + (sink1 if chosen else sink0)
+        grown = workers_flops + cheapest + sink1
+        if len(chosen) == max_nodes or not fits(grown, budget.flops):
+            found.append((total, tuple(chosen)))
         if len(chosen) == max_nodes:
             return
         for i in range(start, len(specs)):
-            if floor_fits([*chosen, specs[i]]):
-                visit(i, [*chosen, specs[i]])
+            flops = workers_flops + cost[specs[i].id]
+            if fits(flops + sink1, budget.flops):
+                visit(i, [*chosen, specs[i].id], flops)
 
-    if floor_fits([]):
-        visit(0, [])
+    if fits(sink0, budget.flops):
+        visit(0, [], 0.0)
     return [ids for _, ids in sorted(found, key=lambda item: (-item[0], item[1]))]
 
 
