@@ -27,7 +27,16 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from langtts.cost import Budget, ModelCatalog, TaskLengths, fits, input_flops, node_flops, unpruned_flops
+from langtts.cost import (
+    Budget,
+    ModelCatalog,
+    TaskLengths,
+    feasible,
+    fits,
+    input_flops,
+    node_flops,
+    unpruned_flops,
+)
 from langtts.graph import CollaborationGraph, Node
 
 SINK_ID = "sink"
@@ -208,8 +217,10 @@ class ProbabilisticGraph:
         else:
             if not kept:  # nothing affordable next to the sink: the single-model graph
                 return Sample(self._build([], {}, [], set()), tuple(model_draws), (), ())
-            # The sink must have an input: keep the last draw and add its most likely affordable input.
-            best = max(kept, key=lambda i: self.edge_logits[i, self.n_nodes])
+            # The sink must have an input: keep the last draw and add its most likely affordable input (an input
+            # with no inputs of its own always is: the models were drawn with the sink's first input reserved).
+            by_logit = sorted(kept, key=lambda i: -self.edge_logits[i, self.n_nodes])
+            best = next(i for i in by_logit if self._fits(kept, assigned, [*edges, (i, self.n_nodes)]))
             edges.append((best, self.n_nodes))
             forced = ((best, self.n_nodes),)
 
@@ -376,6 +387,11 @@ class ProbabilisticGraph:
 
     def _sink_cost(self, in_degree: int) -> float:
         return node_flops(self.catalog.get(self.sink_model), in_degree, self.lengths)
+
+    def _fits(self, kept: list[int], assigned: dict[int, int], edges: list[tuple[int, int]]) -> bool:
+        """Whether the graph of these draws fits the budget (roles cost nothing)."""
+        graph = self._build(kept, assigned, edges, set())
+        return feasible(graph, Budget.from_flops(self.budget_flops), self.catalog, self.lengths)
 
     def _in_degree_step(self, target: int, in_degree: int, assigned: dict[int, int]) -> float:
         model = self.sink_model if target == self.n_nodes else self.models[assigned[target]]

@@ -64,6 +64,13 @@ def test_every_sample_is_a_valid_dag_within_budget(seed, units, logit_seed):
     assert math.isfinite(pg.log_prob(sample))
 
 
+def test_a_forced_sink_input_keeps_the_sample_within_budget():
+    pg = random_logits(space(9.0), 110)  # no draw of 50 feeds the sink; n0 -> n2 -> sink would break the budget
+    sample = pg.sample(128236)
+    assert sample.forced_edges == ((0, pg.n_nodes),)  # n0 has no inputs: it fits
+    assert feasible(sample.graph, Budget.from_flops(pg.budget_flops), CATALOG, MMLU)
+
+
 def test_sampling_is_seeded_and_reproducible():
     pg = random_logits(space(30), 1)
     first = [pg.sample(seed).graph for seed in range(20)]
