@@ -41,7 +41,7 @@ from common import chat_model_factory, default_out, header, say, server_extra_bo
 from langtts import shapes
 from langtts.compare import paired_comparison
 from langtts.compile import GenerationSettings, default_settings
-from langtts.cost import Budget, ModelCatalog, TaskLengths, graph_cost, task_lengths
+from langtts.cost import Budget, ModelCatalog, TaskLengths, by_size, fits, graph_cost, task_lengths
 from langtts.evaluate import EvaluationResult, evaluate
 from langtts.graph import CollaborationGraph
 from langtts.models import CallCache, ModelPool, PoolConfig
@@ -198,14 +198,14 @@ def budget_maximal_mixes(
     be added (the cheapest addition), most large nodes first."""
     out = []
 
-    def fits(n_small: int, n_large: int) -> bool:
-        return runner.modelled(mix_graph(n_small, n_large, small, large))[0] <= budget.flops * (1 + 1e-9)
+    def affordable(n_small: int, n_large: int) -> bool:
+        return fits(runner.modelled(mix_graph(n_small, n_large, small, large))[0], budget.flops)
 
     for n_large in range(max_nodes + 1):
         for n_small in range(max_nodes + 1 - n_large):
-            if n_small + n_large == 0 or not fits(n_small, n_large):
+            if n_small + n_large == 0 or not affordable(n_small, n_large):
                 continue
-            maximal = n_small + n_large == max_nodes or not fits(n_small + 1, n_large)
+            maximal = n_small + n_large == max_nodes or not affordable(n_small + 1, n_large)
             if maximal:
                 out.append((n_small, n_large, mix_graph(n_small, n_large, small, large)))
     return sorted(out, key=lambda t: (-t[1], t[0]))
@@ -447,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     factory = chat_model_factory(server_extra_body(args.server_prompt_cache))
     with ModelPool(config, cache=CallCache(args.cache), chat_model_factory=factory) as pool:
         catalog = ModelCatalog(pool.spec(m).model_copy(update={"id": m}) for m in models)
-        small, large = sorted(models, key=lambda m: (catalog.get(m).params, m))
+        small, large = by_size(models, catalog)
         task = get_task(args.task, split=args.split) if args.split else get_task(args.task)
         pool_examples = task.load()
         if args.n > len(pool_examples):

@@ -51,7 +51,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from langtts.cost import VOTE_TEXT_TOKENS
+from langtts.cost import VOTE_TEXT_TOKENS, critical_path
 from langtts.graph import SAMPLE_TEMPERATURE, CollaborationGraph
 from langtts.models.cache import CachedAnswer
 from langtts.models.pool import ChatRequest, ChatResult, ModelPool
@@ -495,10 +495,8 @@ class _Compiler:
             return update
         outputs = {**state.get("outputs", {}), **update["outputs"]}
         trace = [outputs[n] for layer in self.layers for n in layer]
-        finish: dict[str, float] = {}
-        for entry in trace:  # critical path: a node starts when its last input is done (its recovery call included)
-            own = entry["latency_s"] + (entry["recovery"] or {}).get("latency_s", 0.0)
-            finish[entry["node"]] = max((finish[p] for p in entry["inputs"]), default=0.0) + own
+        seconds = {e["node"]: e["latency_s"] + (e["recovery"] or {}).get("latency_s", 0.0) for e in trace}
+        finish = critical_path(seconds, self.graph.predecessors)  # a node's time includes its recovery call
         sink = outputs[node_id]
         recoveries = [e["recovery"] for e in trace if e.get("recovery")]
         return {

@@ -14,7 +14,7 @@ instead of B: Np = A + d·B + v·VOTE_TEXT_TOKENS for d LLM inputs and v vote in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from langtts.graph import GraphError
+from langtts.graph import GraphError, reaching
 
 if TYPE_CHECKING:
     from langtts.graph import CollaborationGraph
@@ -275,6 +275,11 @@ def _inputs(graph: CollaborationGraph, node_id: str) -> tuple[int, int]:
     return graph.in_degree(node_id) - votes, votes
 
 
+def input_flops(spec: ModelSpec, in_degree: int, lengths: TaskLengths) -> float:
+    """What one more LLM input adds to an LLM node that has ``in_degree`` of them."""
+    return node_flops(spec, in_degree + 1, lengths) - node_flops(spec, in_degree, lengths)
+
+
 def unit_flops(spec: ModelSpec, lengths: TaskLengths) -> float:
     """One cost unit: a call of ``spec`` with no inputs."""
     return node_flops(spec, 0, lengths)
@@ -304,9 +309,21 @@ def _node_cost(graph: CollaborationGraph, node_id: str, catalog: ModelCatalog, l
     return node_flops(catalog.get(node.model), llm, lengths, vote_inputs=votes)
 
 
+def by_size(model_ids: Iterable[str], catalog: ModelCatalog, *, largest_first: bool = False) -> list[str]:
+    """The ids (repeats kept) by params, smallest first (or largest first), ties by id; empty ids (vote nodes)
+    are skipped."""
+    sign = -1 if largest_first else 1
+    return sorted((m for m in model_ids if m), key=lambda m: (sign * catalog.get(m).params, m))
+
+
 def smallest_model(model_ids: Iterable[str], catalog: ModelCatalog) -> str:
     """The id with the fewest params (ties by id); empty ids (vote nodes) are skipped."""
-    return min(set(model_ids) - {""}, key=lambda m: (catalog.get(m).params, m))
+    return by_size(model_ids, catalog)[0]
+
+
+def largest_model(model_ids: Iterable[str], catalog: ModelCatalog) -> str:
+    """The id with the most params (ties by id); empty ids (vote nodes) are skipped."""
+    return by_size(model_ids, catalog, largest_first=True)[0]
 
 
 def graph_cost(
@@ -331,6 +348,12 @@ def graph_cost(
     )
 
 
+def unpruned_flops(graph: CollaborationGraph, catalog: ModelCatalog, lengths: TaskLengths) -> float:
+    """Modelled FLOPs if every node ran, those with no path to the sink included (an upper bound of
+    :func:`graph_cost`)."""
+    return sum(_node_cost(graph, node.id, catalog, lengths) for node in graph.nodes)
+
+
 class Budget(BaseModel):
     """A FLOPs budget; ``units``/``unit_model`` record how it was given when it was given in units."""
 
@@ -350,21 +373,18 @@ class Budget(BaseModel):
         return cls(flops=units * unit_flops(unit_spec, lengths), units=units, unit_model=unit_spec.id)
 
 
-def _fits(flops: float, budget_flops: float) -> bool:
+def fits(flops: float, budget_flops: float) -> bool:
+    """Whether a modelled cost is within a FLOPs budget (with a relative slack for float rounding only)."""
     return flops <= budget_flops * (1 + _REL_TOL)
 
 
-def _budget_flops(budget: Budget | float) -> float:
-    return budget.flops if isinstance(budget, Budget) else float(budget)
-
-
-def feasible(graph: CollaborationGraph, budget: Budget | float, catalog: ModelCatalog, lengths: TaskLengths) -> bool:
+def feasible(graph: CollaborationGraph, budget: Budget, catalog: ModelCatalog, lengths: TaskLengths) -> bool:
     """Whether the graph's modelled FLOPs fit the budget."""
-    return _fits(graph_cost(graph, catalog, lengths).flops, _budget_flops(budget))
+    return fits(graph_cost(graph, catalog, lengths).flops, budget.flops)
 
 
 def repair(
-    graph: CollaborationGraph, budget: Budget | float, catalog: ModelCatalog, lengths: TaskLengths
+    graph: CollaborationGraph, budget: Budget, catalog: ModelCatalog, lengths: TaskLengths
 ) -> CollaborationGraph:
     """Delete nodes until the graph fits the budget (method.md §2); a feasible graph is returned unchanged.
 
@@ -374,9 +394,9 @@ def repair(
     assistant. A deletion that would leave a vote with fewer than 2 inputs is skipped for the next victim.
     Raises `BudgetError` if the sink alone does not fit, or no deletion is possible.
     """
-    limit = _budget_flops(budget)
+    limit = budget.flops
     current = graph
-    while not _fits(flops := graph_cost(current, catalog, lengths).flops, limit):
+    while not fits(flops := graph_cost(current, catalog, lengths).flops, limit):
         current = current.pruned()
         layer_of = {node_id: i for i, layer in enumerate(current.layers()) for node_id in layer}
         victims = sorted(
@@ -399,13 +419,7 @@ def _without(graph: CollaborationGraph, node_id: str) -> CollaborationGraph | No
     assistant predecessor become assistants. None when the rest is not a valid graph (a vote left with one
     input)."""
     edges = [(s, d) for s, d in graph.edges if node_id not in (s, d)]
-    kept, todo = {graph.sink.id}, [graph.sink.id]
-    while todo:
-        target = todo.pop()
-        for s, d in edges:
-            if d == target and s not in kept:
-                kept.add(s)
-                todo.append(s)
+    kept = reaching(graph.sink.id, edges)
     edges = [(s, d) for s, d in edges if d in kept]
     role = {n.id: n.role for n in graph.nodes}
     nodes = [
@@ -435,19 +449,21 @@ def multiset_flops(worker_specs: Iterable[ModelSpec], sink_spec: ModelSpec, leng
 def maximal_multisets(
     candidates: Sequence[ModelSpec],
     sink_spec: ModelSpec,
-    budget_flops: float,
+    budget: Budget,
     lengths: TaskLengths,
     max_nodes: int = 8,
 ) -> list[tuple[str, ...]]:
-    """Every multiset of worker models (a sorted tuple of ids, at most ``max_nodes``) that fits the budget
-    and to which no candidate can be added: the multisets that spend the budget maximally.
+    """Every multiset of worker models (a sorted tuple of ids, at most ``max_nodes``) whose floor cost
+    (:func:`multiset_flops`) fits the budget and to which no candidate can be added: the multisets that spend the
+    budget maximally.
 
     Sorted by floor cost (descending), then by ids. The empty tuple appears only when no single worker fits.
     """
     specs = sorted({s.id: s for s in candidates}.values(), key=lambda s: s.id)
     if not specs:
         return []
-    cost = {s.id: node_flops(s, 0, lengths) for s in specs}
+    # multiset_flops, kept incrementally along the search: the workers' sum, then the sink at in-degree 0 or 1
+    cost = {s.id: unit_flops(s, lengths) for s in specs}
     sink0, sink1 = node_flops(sink_spec, 0, lengths), node_flops(sink_spec, 1, lengths)
     cheapest = min(cost.values())
     found: list[tuple[float, tuple[str, ...]]] = []
@@ -455,16 +471,16 @@ def maximal_multisets(
     def visit(start: int, chosen: list[str], workers_flops: float) -> None:
         total = workers_flops + (sink1 if chosen else sink0)
         grown = workers_flops + cheapest + sink1
-        if len(chosen) == max_nodes or not _fits(grown, budget_flops):
+        if len(chosen) == max_nodes or not fits(grown, budget.flops):
             found.append((total, tuple(chosen)))
         if len(chosen) == max_nodes:
             return
         for i in range(start, len(specs)):
             flops = workers_flops + cost[specs[i].id]
-            if _fits(flops + sink1, budget_flops):
+            if fits(flops + sink1, budget.flops):
                 visit(i, [*chosen, specs[i].id], flops)
 
-    if _fits(sink0, budget_flops):
+    if fits(sink0, budget.flops):
         visit(0, [], 0.0)
     return [ids for _, ids in sorted(found, key=lambda item: (-item[0], item[1]))]
 
@@ -488,22 +504,28 @@ def node_latency(in_degree: int, lengths: TaskLengths, profile: SpeedProfile, *,
 
 
 def estimate_latency(graph: CollaborationGraph, lengths: TaskLengths, profiles: Mapping[str, SpeedProfile]) -> float:
-    """Critical path of the pruned graph in seconds: a node starts when all its predecessors have finished; a
-    vote takes no time."""
+    """Critical path of the pruned graph in seconds (:func:`critical_path`); a vote takes no time."""
     pruned = graph.pruned()
+    seconds: dict[str, float] = {}
+    for node_id in (node_id for layer in pruned.layers() for node_id in layer):
+        node = pruned.node(node_id)
+        if not node.calls_model:
+            seconds[node_id] = 0.0
+            continue
+        if node.model not in profiles:
+            raise KeyError(f"no speed profile for model {node.model!r} (have: {', '.join(sorted(profiles))})")
+        llm, votes = _inputs(pruned, node_id)
+        seconds[node_id] = node_latency(llm, lengths, profiles[node.model], vote_inputs=votes)
+    return critical_path(seconds, pruned.predecessors)[pruned.sink.id]
+
+
+def critical_path(seconds: Mapping[str, float], inputs: Callable[[str], Iterable[str]]) -> dict[str, float]:
+    """When each node finishes if it starts as soon as all its ``inputs`` have finished and takes ``seconds``
+    (nodes in topological order) to run."""
     finish: dict[str, float] = {}
-    for layer in pruned.layers():
-        for node_id in layer:
-            node = pruned.node(node_id)
-            start = max((finish[p] for p in pruned.predecessors(node_id)), default=0.0)
-            if not node.calls_model:
-                finish[node_id] = start
-                continue
-            if node.model not in profiles:
-                raise KeyError(f"no speed profile for model {node.model!r} (have: {', '.join(sorted(profiles))})")
-            llm, votes = _inputs(pruned, node_id)
-            finish[node_id] = start + node_latency(llm, lengths, profiles[node.model], vote_inputs=votes)
-    return finish[pruned.sink.id]
+    for node_id, own in seconds.items():
+        finish[node_id] = max((finish[p] for p in inputs(node_id)), default=0.0) + own
+    return finish
 
 
 __all__ = [
@@ -517,12 +539,17 @@ __all__ = [
     "SpeedProfile",
     "TaskLengths",
     "UnknownModelError",
+    "by_size",
     "call_flops",
+    "critical_path",
     "decode_flops",
     "default_catalog",
     "estimate_latency",
     "feasible",
+    "fits",
     "graph_cost",
+    "input_flops",
+    "largest_model",
     "maximal_multisets",
     "measure_task_lengths",
     "multiset_flops",
@@ -533,4 +560,5 @@ __all__ = [
     "smallest_model",
     "task_lengths",
     "unit_flops",
+    "unpruned_flops",
 ]

@@ -22,7 +22,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -212,14 +212,7 @@ class CollaborationGraph:
         return len(self.layers()) - 1
 
     def _reachable(self) -> set[str]:
-        sink = self.sink.id
-        kept, todo = {sink}, [sink]
-        while todo:
-            for p in self._pred[todo.pop()]:
-                if p not in kept:
-                    kept.add(p)
-                    todo.append(p)
-        return kept
+        return reaching(self.sink.id, self.edges)
 
     # ----- identity
 
@@ -357,6 +350,20 @@ def load_graph(path: str | Path) -> CollaborationGraph:
 
 
 # ----- helpers
+
+
+def reaching(target: str, edges: Iterable[tuple[str, str]]) -> set[str]:
+    """``target`` and every node with a path to it along ``edges`` (source, destination)."""
+    pred: dict[str, list[str]] = {}
+    for source, destination in edges:
+        pred.setdefault(destination, []).append(source)
+    kept, todo = {target}, [target]
+    while todo:
+        for p in pred.get(todo.pop(), ()):
+            if p not in kept:
+                kept.add(p)
+                todo.append(p)
+    return kept
 
 
 def _format(path: Path) -> str:

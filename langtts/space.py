@@ -27,7 +27,16 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from langtts.cost import Budget, ModelCatalog, TaskLengths, node_flops
+from langtts.cost import (
+    Budget,
+    ModelCatalog,
+    TaskLengths,
+    feasible,
+    fits,
+    input_flops,
+    node_flops,
+    unpruned_flops,
+)
 from langtts.graph import CollaborationGraph, Node
 
 SINK_ID = "sink"
@@ -38,6 +47,14 @@ DEFAULT_FUSER_BONUS = 0.5
 def worker_id(index: int) -> str:
     """The id of worker node ``index`` in graphs sampled from a probabilistic graph."""
     return f"n{index}"
+
+
+def worker_index(node_id: str) -> int | None:
+    """The index ``i`` of a node id that is :func:`worker_id` (i), else None."""
+    digits = node_id.removeprefix("n")
+    if node_id[:1] != "n" or not digits.isdecimal() or worker_id(int(digits)) != node_id:
+        return None
+    return int(digits)
 
 
 @dataclass(frozen=True)
@@ -115,7 +132,7 @@ class ProbabilisticGraph:
         self.edge_logits = _table(self.edge_logits, (n, n + 1), "edge_logits")
         self.role_logits = _table(self.role_logits, (n, 2), "role_logits")
         self.model_logits = _table(self.model_logits, (n, k), "model_logits")
-        if self._sink_cost(1) > self.budget_flops:
+        if not fits(self._sink_cost(1), self.budget_flops):
             raise ValueError(
                 f"budget {self.budget_flops:.4g} FLOPs cannot pay for the sink ({self.sink_model}) with one input"
             )
@@ -127,7 +144,7 @@ class ProbabilisticGraph:
         cls,
         models: Sequence[str],
         sink_model: str,
-        budget: Budget | float,
+        budget: Budget,
         lengths: TaskLengths,
         catalog: ModelCatalog,
         *,
@@ -135,7 +152,7 @@ class ProbabilisticGraph:
         **options: Any,
     ) -> ProbabilisticGraph:
         """N = how many calls of the cheapest model the budget affords next to the sink, at most max_nodes."""
-        budget_flops = budget.flops if isinstance(budget, Budget) else float(budget)
+        budget_flops = budget.flops
         sink_cost = node_flops(catalog.get(sink_model), 1, lengths)
         cheapest = min(node_flops(catalog.get(m), 0, lengths) for m in models)
         affordable = int((budget_flops - sink_cost) // cheapest) if budget_flops >= sink_cost else 0
@@ -181,9 +198,7 @@ class ProbabilisticGraph:
         assigned: dict[int, int] = {}
         for node in rng.permutation(self.n_nodes):
             node = int(node)
-            allowed = tuple(
-                k for k, cost in enumerate(self._worker_costs(0)) if spent + cost <= self.budget_flops * _TOL
-            )
+            allowed = tuple(k for k, cost in enumerate(self._worker_costs(0)) if fits(spent + cost, self.budget_flops))
             if not allowed:
                 continue
             choice = int(rng.choice(len(self.models), p=self.model_probabilities(node, allowed)))
@@ -202,8 +217,10 @@ class ProbabilisticGraph:
         else:
             if not kept:  # nothing affordable next to the sink: the single-model graph
                 return Sample(self._build([], {}, [], set()), tuple(model_draws), (), ())
-            # The sink must have an input: keep the last draw and add its most likely affordable input.
-            best = max(kept, key=lambda i: self.edge_logits[i, self.n_nodes])
+            # The sink must have an input: keep the last draw and add its most likely affordable input (an input
+            # with no inputs of its own always is: the models were drawn with the sink's first input reserved).
+            by_logit = sorted(kept, key=lambda i: -self.edge_logits[i, self.n_nodes])
+            best = next(i for i in by_logit if self._fits(kept, assigned, [*edges, (i, self.n_nodes)]))
             edges.append((best, self.n_nodes))
             forced = ((best, self.n_nodes),)
 
@@ -228,7 +245,7 @@ class ProbabilisticGraph:
             if j != sink and nx.has_path(dag, j, i):
                 continue  # would close a cycle
             extra = self._in_degree_step(j, in_degree[j], assigned)
-            if spent + extra > self.budget_flops * _TOL:
+            if not fits(spent + extra, self.budget_flops):
                 continue  # would break the budget
             included = bool(rng.random() < self.edge_probability(i, j))
             draws.append(EdgeDraw(i, j, included))
@@ -315,9 +332,7 @@ class ProbabilisticGraph:
         spent = self._sink_cost(1)
         model_draws = []
         for i in sorted(assigned):
-            allowed = tuple(
-                k for k, cost in enumerate(self._worker_costs(0)) if spent + cost <= self.budget_flops * _TOL
-            )
+            allowed = tuple(k for k, cost in enumerate(self._worker_costs(0)) if fits(spent + cost, self.budget_flops))
             if assigned[i] not in allowed:
                 raise ValueError(f"graph exceeds the budget at node {worker_id(i)}")
             model_draws.append(ModelDraw(i, allowed, assigned[i]))
@@ -330,10 +345,8 @@ class ProbabilisticGraph:
         dag.add_nodes_from([*kept, sink])
         dag.add_edges_from(present)
         in_degree = {j: dag.in_degree(j) for j in dag}
-        spent = self._sink_cost(in_degree[sink]) + sum(
-            node_flops(self.catalog.get(self.models[assigned[i]]), in_degree[i], self.lengths) for i in kept
-        )
-        if spent > self.budget_flops * _TOL:
+        spent = unpruned_flops(graph, self.catalog, self.lengths)
+        if not fits(spent, self.budget_flops):
             raise ValueError(f"graph costs {spent:.4g} FLOPs, over the budget of {self.budget_flops:.4g}")
         edge_draws = []
         for i in kept:
@@ -342,7 +355,7 @@ class ProbabilisticGraph:
                     continue
                 if (i, j) not in present and (
                     (j != sink and nx.has_path(dag, j, i))
-                    or spent + self._in_degree_step(j, in_degree[j], assigned) > self.budget_flops * _TOL
+                    or not fits(spent + self._in_degree_step(j, in_degree[j], assigned), self.budget_flops)
                 ):
                     continue  # skipped, as the sampler skips edges that close a cycle or break the budget
                 edge_draws.append(EdgeDraw(i, j, (i, j) in present))
@@ -360,11 +373,11 @@ class ProbabilisticGraph:
     def _worker_indices(self, graph: CollaborationGraph) -> dict[str, int]:
         index: dict[str, int] = {}
         for node in graph.workers:
-            if not (node.id.startswith("n") and node.id[1:].isdigit() and int(node.id[1:]) < self.n_nodes):
+            if (i := worker_index(node.id)) is None or i >= self.n_nodes:
                 raise ValueError(f"node {node.id!r} is not one of n0..n{self.n_nodes - 1}")
             if node.model not in self.models:
                 raise ValueError(f"node {node.id!r} uses {node.model!r}, not one of {list(self.models)}")
-            index[node.id] = int(node.id[1:])
+            index[node.id] = i
         return index
 
     # ---- costs ----------------------------------------------------------------------------------------
@@ -375,11 +388,14 @@ class ProbabilisticGraph:
     def _sink_cost(self, in_degree: int) -> float:
         return node_flops(self.catalog.get(self.sink_model), in_degree, self.lengths)
 
+    def _fits(self, kept: list[int], assigned: dict[int, int], edges: list[tuple[int, int]]) -> bool:
+        """Whether the graph of these draws fits the budget (roles cost nothing)."""
+        graph = self._build(kept, assigned, edges, set())
+        return feasible(graph, Budget.from_flops(self.budget_flops), self.catalog, self.lengths)
+
     def _in_degree_step(self, target: int, in_degree: int, assigned: dict[int, int]) -> float:
-        if target == self.n_nodes:
-            return self._sink_cost(in_degree + 1) - self._sink_cost(in_degree)
-        spec = self.catalog.get(self.models[assigned[target]])
-        return node_flops(spec, in_degree + 1, self.lengths) - node_flops(spec, in_degree, self.lengths)
+        model = self.sink_model if target == self.n_nodes else self.models[assigned[target]]
+        return input_flops(self.catalog.get(model), in_degree, self.lengths)
 
     # ---- serialisation and display --------------------------------------------------------------------
 
@@ -425,9 +441,6 @@ class ProbabilisticGraph:
             probs = self.model_probabilities(i)
             lines.append(f"  {names[i]}: " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.models, probs, strict=True)))
         return "\n".join(lines)
-
-
-_TOL = 1.0 + 1e-9  # relative slack for float round-off in budget comparisons
 
 
 def _sigmoid(x: float) -> float:

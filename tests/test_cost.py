@@ -21,12 +21,17 @@ from langtts.cost import (
     SpeedProfile,
     TaskLengths,
     UnknownModelError,
+    by_size,
     call_flops,
+    critical_path,
     decode_flops,
     default_catalog,
     estimate_latency,
     feasible,
+    fits,
     graph_cost,
+    input_flops,
+    largest_model,
     maximal_multisets,
     measure_task_lengths,
     multiset_flops,
@@ -34,8 +39,10 @@ from langtts.cost import (
     node_latency,
     prefill_flops,
     repair,
+    smallest_model,
     task_lengths,
     unit_flops,
+    unpruned_flops,
 )
 from langtts.graph import CollaborationGraph, Node
 from langtts.shapes import chain, parallel, self_consistency, self_moa, single
@@ -56,6 +63,10 @@ SOURCES = Path(__file__).resolve().parents[1] / "langtts" / "data" / "catalog_so
 def test_one_call_golden_values():
     assert node_flops(SPEC_1B, 0, MMLU) == pytest.approx(8.680e11, rel=1e-3)
     assert node_flops(SPEC_1B, 0, HUMANEVAL) == pytest.approx(5.957e11, rel=1e-3)
+
+
+def test_input_flops_is_what_one_more_input_adds():
+    assert input_flops(SPEC_3B, 2, MMLU) == node_flops(SPEC_3B, 3, MMLU) - node_flops(SPEC_3B, 2, MMLU)
 
 
 def test_formula_by_hand():
@@ -254,7 +265,7 @@ def _brute_force_maximal(candidates, sink, budget, lengths, max_nodes):
 def test_maximal_multisets_match_brute_force(units):
     candidates = [SPEC_1B, SPEC_3B, SPEC_8B]
     budget = Budget.from_units(units, SPEC_1B, MATH).flops
-    found = maximal_multisets(candidates, SPEC_3B, budget, MATH, max_nodes=5)
+    found = maximal_multisets(candidates, SPEC_3B, Budget.from_flops(budget), MATH, max_nodes=5)
     assert len(found) == len(set(found))
     assert set(found) == _brute_force_maximal(candidates, SPEC_3B, budget, MATH, 5)
     by_id = {s.id: s for s in candidates}
@@ -267,9 +278,9 @@ def test_maximal_multisets_match_brute_force(units):
 
 def test_maximal_multisets_edges():
     sink_only = node_flops(SPEC_3B, 0, MMLU)
-    assert maximal_multisets([SPEC_1B], SPEC_3B, sink_only * 0.5, MMLU) == []
-    assert maximal_multisets([SPEC_1B], SPEC_3B, sink_only, MMLU) == [()]
-    assert maximal_multisets([SPEC_1B], SPEC_3B, 1e30, MMLU, max_nodes=3) == [("1b", "1b", "1b")]
+    assert maximal_multisets([SPEC_1B], SPEC_3B, Budget.from_flops(sink_only * 0.5), MMLU) == []
+    assert maximal_multisets([SPEC_1B], SPEC_3B, Budget.from_flops(sink_only), MMLU) == [()]
+    assert maximal_multisets([SPEC_1B], SPEC_3B, Budget.from_flops(1e30), MMLU, max_nodes=3) == [("1b", "1b", "1b")]
 
 
 # --- graph costs ------------------------------------------------------------------------------------------
@@ -294,6 +305,22 @@ def test_complete_dag_golden_units(lengths, units):
     assert cost.flops == pytest.approx(sum(cost.per_node.values()))
     assert cost.per_node["sink"] == node_flops(SPEC_3B, 4, lengths)
     assert graph_cost(_complete_dag(), CATALOG, lengths) == cost  # default unit: the smallest model
+
+
+def test_unpruned_flops_count_nodes_that_do_not_run():
+    graph = _graph(
+        [("a", "assistant", "1b"), ("lost", "assistant", "8b"), ("sink", "decider", "3b")],
+        [("a", "sink"), ("a", "lost")],
+    )
+    lost = node_flops(SPEC_8B, 1, MMLU)
+    assert unpruned_flops(graph, CATALOG, MMLU) == pytest.approx(graph_cost(graph, CATALOG, MMLU).flops + lost)
+
+
+def test_models_by_size_tie_by_id():
+    catalog = ModelCatalog([SPEC_1B, SPEC_3B, SPEC_3B.model_copy(update={"id": "3a"})])
+    assert by_size(["3b", "1b", "", "3a", "1b"], catalog) == ["1b", "1b", "3a", "3b"]
+    assert by_size(["3b", "1b", "3a"], catalog, largest_first=True) == ["3a", "3b", "1b"]
+    assert (smallest_model(["3b", "1b", ""], catalog), largest_model(["3b", "1b", "3a"], catalog)) == ("1b", "3a")
 
 
 def test_graph_cost_counts_only_nodes_that_run():
@@ -327,19 +354,24 @@ def test_a_vote_costs_nothing_and_adds_a_short_line_to_its_successors():
 def test_repair_keeps_votes_at_two_inputs_or_more():
     sc = self_consistency("1b", 4)
     one = node_flops(SPEC_1B, 0, MMLU)
-    fixed = repair(sc, 2.5 * one, CATALOG, MMLU)
+    fixed = repair(sc, Budget.from_flops(2.5 * one), CATALOG, MMLU)
     assert fixed == CollaborationGraph(
         nodes=(*sc.workers[2:], Node("sink", "vote")), edges=(("n2", "sink"), ("n3", "sink")), sink_id="sink"
     )
     with pytest.raises(BudgetError, match="below the cost of any graph that keeps its votes"):
-        repair(sc, 1.5 * one, CATALOG, MMLU)
+        repair(sc, Budget.from_flops(1.5 * one), CATALOG, MMLU)
+
+
+def test_fits_allows_float_rounding_only():
+    assert fits(1e15 * (1 + 1e-12), 1e15)
+    assert not fits(1e15 * (1 + 1e-6), 1e15)
 
 
 def test_feasible():
     graph = parallel(["1b"] * 3, sink_model="3b")
     flops = graph_cost(graph, CATALOG, MMLU).flops
     assert feasible(graph, Budget.from_flops(flops), CATALOG, MMLU)
-    assert not feasible(graph, flops * 0.999, CATALOG, MMLU)
+    assert not feasible(graph, Budget.from_flops(flops * 0.999), CATALOG, MMLU)
 
 
 def test_repair_keeps_a_feasible_graph():
@@ -370,25 +402,25 @@ def test_repair_order_and_role_fix():
         [("a", "f"), ("f", "sink"), ("b", "sink")],
     )
     full = graph_cost(graph, CATALOG, MMLU).flops
-    fixed = repair(graph, full * 0.999, CATALOG, MMLU)
+    fixed = repair(graph, Budget.from_flops(full * 0.999), CATALOG, MMLU)
     assert {n.id: n.role for n in fixed.nodes} == {"f": "assistant", "b": "assistant", "sink": "decider"}
     # ties between equal models: the later node in topological order goes first
     tied = _graph(
         [("a", "assistant", "1b"), ("b", "assistant", "1b"), ("sink", "decider", "3b")],
         [("a", "b"), ("a", "sink"), ("b", "sink")],
     )
-    once = repair(tied, graph_cost(tied, CATALOG, MMLU).flops * 0.999, CATALOG, MMLU)
+    once = repair(tied, Budget.from_flops(graph_cost(tied, CATALOG, MMLU).flops * 0.999), CATALOG, MMLU)
     assert [n.id for n in once.workers] == ["a"]
     # nodes cut off from the sink by a deletion are dropped: n1 goes first, which strands n0
     chained = chain(["1b", "1b"], sink_model="3b")
-    cut = repair(chained, graph_cost(chained, CATALOG, MMLU).flops * 0.999, CATALOG, MMLU)
+    cut = repair(chained, Budget.from_flops(graph_cost(chained, CATALOG, MMLU).flops * 0.999), CATALOG, MMLU)
     assert cut == single("3b")
 
 
 def test_repair_raises_when_the_sink_cannot_fit():
     with pytest.raises(BudgetError, match="sink alone"):
-        repair(_complete_dag(), node_flops(SPEC_3B, 0, MMLU) * 0.9, CATALOG, MMLU)
-    assert repair(_complete_dag(), node_flops(SPEC_3B, 0, MMLU), CATALOG, MMLU) == single("3b")
+        repair(_complete_dag(), Budget.from_flops(node_flops(SPEC_3B, 0, MMLU) * 0.9), CATALOG, MMLU)
+    assert repair(_complete_dag(), Budget.from_flops(node_flops(SPEC_3B, 0, MMLU)), CATALOG, MMLU) == single("3b")
 
 
 # --- latency ----------------------------------------------------------------------------------------------
@@ -428,6 +460,12 @@ def test_latency_takes_the_critical_path():
     assert estimate_latency(graph, MMLU, PROFILES) == pytest.approx(expected)
     with pytest.raises(KeyError, match="no speed profile"):
         estimate_latency(graph, MMLU, {"1b": PROFILES["1b"]})
+
+
+def test_critical_path_starts_each_node_when_its_last_input_is_done():
+    inputs = {"a": [], "b": [], "c": ["a"], "d": ["b", "c"]}
+    finish = critical_path({"a": 1.0, "b": 5.0, "c": 2.0, "d": 0.5}, inputs.__getitem__)
+    assert finish == {"a": 1.0, "b": 5.0, "c": 3.0, "d": 5.5}
 
 
 def test_a_vote_takes_no_time():

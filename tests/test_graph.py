@@ -13,6 +13,7 @@ from langtts.graph import (
     Node,
     ValidationReport,
     load_graph,
+    reaching,
 )
 from langtts.shapes import fused, parallel, self_consistency, single
 
@@ -131,6 +132,7 @@ def test_unreachable_nodes_are_reported_pruned_and_strict_raises() -> None:
     assert [n.id for n in pruned.nodes] == ["a", "b", "sink"] and pruned.edges == (("a", "b"), ("b", "sink"))
     assert pruned.pruned() is pruned and pruned.check(strict=True) == ValidationReport()
     assert g.layers() == [["a"], ["b"], ["sink"]] and (g.width, g.depth) == (1, 2)
+    assert reaching("sink", g.edges) == {"a", "b", "sink"} and reaching("lost2", g.edges) == {"lost", "lost2"}
 
 
 def test_single_input_fuser_gets_a_warning() -> None:

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langtts.cost import ModelCatalog, ModelSpec, TaskLengths, feasible, graph_cost, node_flops, unit_flops
+from langtts.cost import Budget, ModelCatalog, ModelSpec, TaskLengths, feasible, graph_cost, node_flops, unit_flops
 from langtts.graph import CollaborationGraph, Node
-from langtts.space import ProbabilisticGraph
+from langtts.space import ProbabilisticGraph, worker_id, worker_index
 
 MMLU = TaskLengths(input_tokens=213, output_tokens=215)
 SPECS = [
@@ -20,7 +20,8 @@ UNIT = unit_flops(SPECS[0], MMLU)
 
 
 def space(units: float = 18, **kwargs) -> ProbabilisticGraph:
-    return ProbabilisticGraph.for_budget(["small", "medium", "large"], "medium", units * UNIT, MMLU, CATALOG, **kwargs)
+    budget = Budget.from_units(units, SPECS[0], MMLU)
+    return ProbabilisticGraph.for_budget(["small", "medium", "large"], "medium", budget, MMLU, CATALOG, **kwargs)
 
 
 def random_logits(pg: ProbabilisticGraph, seed: int) -> ProbabilisticGraph:
@@ -55,12 +56,19 @@ def test_every_sample_is_a_valid_dag_within_budget(seed, units, logit_seed):
     graph = sample.graph
     assert isinstance(graph, CollaborationGraph)  # construction validated DAG and role rules
     assert graph.predecessors("sink")
-    assert feasible(graph, pg.budget_flops, CATALOG, MMLU)
+    assert feasible(graph, Budget.from_flops(pg.budget_flops), CATALOG, MMLU)
     full_cost = sum(
         graph_cost(graph, CATALOG, MMLU).per_node.values()
     )  # pruned cost; the sampler also bounds the unpruned one
     assert full_cost <= pg.budget_flops * (1 + 1e-9)
     assert math.isfinite(pg.log_prob(sample))
+
+
+def test_a_forced_sink_input_keeps_the_sample_within_budget():
+    pg = random_logits(space(9.0), 110)  # no draw of 50 feeds the sink; n0 -> n2 -> sink would break the budget
+    sample = pg.sample(128236)
+    assert sample.forced_edges == ((0, pg.n_nodes),)  # n0 has no inputs: it fits
+    assert feasible(sample.graph, Budget.from_flops(pg.budget_flops), CATALOG, MMLU)
 
 
 def test_sampling_is_seeded_and_reproducible():
@@ -76,7 +84,7 @@ def test_budget_drops_nodes_and_skips_costly_edges():
     pg.edge_logits[:] = 50.0  # every draw would include its edge
     for seed in range(30):
         sample = pg.sample(seed)
-        assert feasible(sample.graph, pg.budget_flops, CATALOG, MMLU)
+        assert feasible(sample.graph, Budget.from_flops(pg.budget_flops), CATALOG, MMLU)
         assert len(sample.edges) < pg.n_nodes * (pg.n_nodes + 1)  # cycles and over-budget edges were skipped
 
 
@@ -199,3 +207,8 @@ def test_bad_parameters_are_clear_errors():
         ProbabilisticGraph(("nope",), "medium", 2, 30 * UNIT, MMLU, CATALOG)
     with pytest.raises(ValueError, match="cannot pay for the sink"):
         ProbabilisticGraph(("small",), "large", 2, 2 * UNIT, MMLU, CATALOG)
+
+
+def test_worker_index_reads_back_worker_ids_only():
+    assert [worker_index(worker_id(i)) for i in (0, 7, 12)] == [0, 7, 12]
+    assert [worker_index(x) for x in ("sink", "n", "n01", "n-1", "m3", "n1a", "n²")] == [None] * 7

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langtts.cost import node_flops, smallest_model, unit_flops
+from langtts.cost import input_flops, multiset_flops, node_flops, smallest_model, unit_flops
 from langtts.graph import CollaborationGraph
 from langtts.optimize.agent_schemas import PilotData, multiset_text
 from langtts.optimize.base import SearchSpace
@@ -155,8 +155,8 @@ class AgentPrompts:
 
     def _floor(self, multiset: Sequence[str]) -> float:
         catalog, lengths = self.space.catalog, self.space.lengths
-        workers = sum(node_flops(catalog.get(m), 0, lengths) for m in multiset)
-        return (workers + node_flops(catalog.get(self.space.sink_model), 1, lengths)) / self.unit
+        specs = [catalog.get(m) for m in multiset]
+        return multiset_flops(specs, catalog.get(self.space.sink_model), lengths) / self.unit
 
     def input_caps(self, placement: Mapping[str, Mapping[str, str]]) -> tuple[dict[str, int], int]:
         """Per node, the inputs the budget affords it on its own once every placed node runs and the sink reads
@@ -170,13 +170,11 @@ class AgentPrompts:
         more sink input, FLOPs of one input into each placed model's node)."""
         catalog, lengths = self.space.catalog, self.space.lengths
         sink = catalog.get(self.space.sink_model)
-        floor = sum(node_flops(catalog.get(f["model"]), 0, lengths) for f in placement.values())
-        floor += node_flops(sink, 1, lengths)
+        floor = multiset_flops([catalog.get(f["model"]) for f in placement.values()], sink, lengths)
         model_costs = {
-            m: node_flops(catalog.get(m), 1, lengths) - node_flops(catalog.get(m), 0, lengths)
-            for m in dict.fromkeys(f["model"] for f in placement.values())
+            m: input_flops(catalog.get(m), 0, lengths) for m in dict.fromkeys(f["model"] for f in placement.values())
         }
-        sink_cost = node_flops(sink, 2, lengths) - node_flops(sink, 1, lengths)
+        sink_cost = input_flops(sink, 1, lengths)
         return floor, max(self.space.budget.flops - floor, 0.0), sink_cost, model_costs
 
     def _room(self, placement: Mapping[str, Mapping[str, str]]) -> str:

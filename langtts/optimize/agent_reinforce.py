@@ -46,7 +46,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
 
-from langtts.cost import maximal_multisets
+from langtts.cost import by_size, largest_model
 from langtts.graph import CollaborationGraph
 from langtts.models.errors import ModelCallError, StructuredOutputError
 from langtts.optimize.agent_prompts import AgentPrompts, clip
@@ -150,7 +150,7 @@ class AgentReinforce:
             raise ValueError("agent-reinforce needs a model pool (context.pool) for its agent")
         self.context, self.pool, self.space = context, context.pool, context.space
         self.seed = context.seed
-        self.agent_model = agent_model or max(self.pool.ids(), key=lambda m: self.pool.spec(m).params)
+        self.agent_model = agent_model or largest_model(self.pool.ids(), self.pool.catalog_for())
         self.pool.model(self.agent_model)  # an unknown id fails here
         self.variant = variant
         self.insights = variant == "agent" if insights is None else insights
@@ -170,10 +170,7 @@ class AgentReinforce:
             pilot=pilot,
             history=history_rounds,
         )
-        specs = [self.space.catalog.get(m) for m in self.space.models]
-        sink = self.space.catalog.get(self.space.sink_model)
-        found = maximal_multisets(specs, sink, self.space.budget.flops, self.space.lengths, self.space.max_nodes)
-        self.candidates = [self._ordered(c) for c in found if c]
+        self.candidates = [self._ordered(c) for c in self.space.multisets()]
         if not self.candidates:
             raise ValueError("the budget affords no worker model next to the sink: nothing for the agent to search")
         self.options = {
@@ -538,7 +535,7 @@ class AgentReinforce:
         return [multiset[: len(multiset) - k] for k in range(min(VARIANTS_PER_CHOICE, len(multiset)))]
 
     def _ordered(self, multiset: Sequence[str]) -> tuple[str, ...]:
-        return tuple(sorted(multiset, key=lambda m: (-self.space.catalog.get(m).params, m)))
+        return tuple(by_size(multiset, self.space.catalog, largest_first=True))
 
     def _record(self, round_: int) -> dict[str, Any]:
         return next(r for r in self._values.get("history", []) if r["round"] == round_)

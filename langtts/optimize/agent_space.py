@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from langtts.cost import node_flops
+from langtts.cost import unpruned_flops
 from langtts.graph import CollaborationGraph
 from langtts.optimize.base import SearchSpace
 from langtts.space import DEFAULT_FUSER_BONUS, ModelDraw, ProbabilisticGraph, Sample
@@ -64,7 +64,7 @@ def explain(pg: ProbabilisticGraph, graph: CollaborationGraph, multiset: Sequenc
     a graph that fits only once pruned is explained under a budget raised to its unpruned cost (its draws are
     exact; log p approximates, as the sampler would skip some of its edges).
     """
-    unpruned = sum(node_flops(pg.catalog.get(n.model), graph.in_degree(n.id), pg.lengths) for n in graph.nodes)
+    unpruned = unpruned_flops(graph, pg.catalog, pg.lengths)
     sample = replace(pg, budget_flops=max(pg.budget_flops, unpruned)).explain(graph)
     assigned = {d.node: d.choice for d in sample.models}
     used = Counter(pg.models[c] for c in assigned.values())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from langtts.cost import Budget, ModelCatalog, TaskLengths, graph_cost
+from langtts.cost import Budget, ModelCatalog, TaskLengths, feasible, graph_cost, maximal_multisets
 from langtts.graph import CollaborationGraph
 from langtts.models.pool import ModelPool
 from langtts.space import DEFAULT_MAX_NODES, ProbabilisticGraph
@@ -119,7 +119,13 @@ class SearchSpace:
         return graph_cost(graph, self.catalog, self.lengths).flops
 
     def feasible(self, graph: CollaborationGraph) -> bool:
-        return self.cost(graph) <= self.budget.flops * (1 + 1e-9)
+        return feasible(graph, self.budget, self.catalog, self.lengths)
+
+    def multisets(self) -> list[tuple[str, ...]]:
+        """The budget-maximal worker multisets that have a worker (:func:`~langtts.cost.maximal_multisets`)."""
+        specs = [self.catalog.get(m) for m in self.models]
+        found = maximal_multisets(specs, self.catalog.get(self.sink_model), self.budget, self.lengths, self.max_nodes)
+        return [multiset for multiset in found if multiset]
 
     def probabilistic_graph(self, **options: Any) -> ProbabilisticGraph:
         """A probabilistic graph over this space with uniform logits (``options`` as for ProbabilisticGraph)."""

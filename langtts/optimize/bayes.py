@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -31,25 +30,17 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import Trial, TrialState
 
-from langtts.cost import maximal_multisets, multiset_flops, node_flops, repair
+from langtts.cost import by_size, fits, multiset_flops
 from langtts.graph import CollaborationGraph, Node, Role
 from langtts.optimize.base import Evaluation, MethodContext, SearchSpace, register
-from langtts.space import SINK_ID, worker_id
+from langtts.space import SINK_ID, worker_id, worker_index
 
-_TOL = 1.0 + 1e-9  # relative slack for float round-off in budget comparisons (as SearchSpace.feasible)
 BINARY = CategoricalDistribution((0, 1))
 
 
 def choose_multiset(space: SearchSpace, seed: int) -> tuple[str, ...]:
     """The budget-maximal multiset number ``seed mod count`` (most expensive first); ValueError if none fits."""
-    specs = [space.catalog.get(m) for m in space.models]
-    found = [
-        ms
-        for ms in maximal_multisets(
-            specs, space.catalog.get(space.sink_model), space.budget.flops, space.lengths, space.max_nodes
-        )
-        if ms
-    ]
+    found = space.multisets()
     if not found:
         raise ValueError(
             f"the budget of {space.budget.flops:.4g} FLOPs affords no worker model next to the sink "
@@ -112,12 +103,12 @@ class Bayes:
         if len(ids) > space.max_nodes:
             raise ValueError(f"bayes multiset has {len(ids)} workers, more than max_nodes = {space.max_nodes}")
         floor = multiset_flops([catalog.get(m) for m in ids], catalog.get(space.sink_model), space.lengths)
-        if floor > space.budget.flops * _TOL:
+        if not fits(floor, space.budget.flops):
             raise ValueError(
                 f"bayes multiset {', '.join(ids)} with the sink {space.sink_model!r} costs at least {floor:.4g} FLOPs, "
                 f"over the budget of {space.budget.flops:.4g}"
             )
-        self.multiset = tuple(sorted(ids, key=lambda m: (catalog.get(m).params, m)))
+        self.multiset = tuple(by_size(ids, catalog))
         k = len(self.multiset)
         self.sink = k  # the sink's slot index in edge pairs
         distributions: dict[str, BaseDistribution] = {}
@@ -126,9 +117,6 @@ class Bayes:
         distributions |= {f"edge_{i}_sink": BINARY for i in range(k)}
         distributions |= {f"fuser_{i}": BINARY for i in range(1, k)}
         self.distributions = distributions
-        # node_flops per slot (the sink last) and in-degree 0..k
-        specs = [catalog.get(m) for m in (*self.multiset, space.sink_model)]
-        self._flops = [[node_flops(s, d, space.lengths) for d in range(k + 1)] for s in specs]
 
     def _new_study(self) -> optuna.Study:
         return optuna.create_study(direction="maximize", sampler=self._sampler())
@@ -162,20 +150,21 @@ class Bayes:
         worker_edges = [(i, j) for j in reversed(range(k)) for i in reversed(range(j)) if params[f"edge_{i}_{j}"]]
         edges: list[tuple[int, int]] = []
         for edge in [*sink_edges, *worker_edges]:
-            if self._cost([*edges, edge]) <= self.space.budget.flops * _TOL:
+            if self.space.feasible(self._graph([*edges, edge], ["assistant"] * k)):  # roles cost nothing
                 edges.append(edge)
         roles: list[Role] = []
         for i in range(k):
             inputs = [roles[s] for s, t in edges if t == i]
             fuser = i > 0 and bool(params[f"fuser_{i}"]) and bool(inputs) and all(r == "assistant" for r in inputs)
             roles.append("fuser" if fuser else "assistant")
+        return self._graph(edges, roles).pruned()
+
+    def _graph(self, edges: Sequence[tuple[int, int]], roles: Sequence[Role]) -> CollaborationGraph:
+        """The graph of the multiset's nodes with these roles and edges between slot indices."""
         nodes = [Node(worker_id(i), roles[i], m) for i, m in enumerate(self.multiset)]
         nodes.append(Node(SINK_ID, "decider", self.space.sink_model))
-        named = [(worker_id(i), SINK_ID if j == sink else worker_id(j)) for i, j in sorted(edges)]
-        graph = CollaborationGraph(nodes=tuple(nodes), edges=tuple(named)).pruned()
-        if not self.space.feasible(graph):  # not expected: _cost mirrors the cost model; kept as a safety net
-            graph = repair(graph, self.space.budget, self.space.catalog, self.space.lengths)
-        return graph
+        named = [(worker_id(i), SINK_ID if j == self.sink else worker_id(j)) for i, j in sorted(edges)]
+        return CollaborationGraph(nodes=tuple(nodes), edges=tuple(named))
 
     def params_of(self, graph: CollaborationGraph) -> dict[str, int]:
         """The assignment that :meth:`graph_of` turns into ``graph`` (up to pruning); ValueError if there is
@@ -185,8 +174,8 @@ class Bayes:
             raise ValueError(f"graph's sink runs {graph.sink.model!r}, not {self.space.sink_model!r}")
         slot: dict[str, int] = {graph.sink.id: self.sink}
         for node in graph.workers:
-            i = int(node.id[1:]) if node.id[:1] == "n" and node.id[1:].isdigit() else -1
-            if not 0 <= i < len(self.multiset) or node.model != self.multiset[i]:
+            i = worker_index(node.id)
+            if i is None or i >= len(self.multiset) or node.model != self.multiset[i]:
                 layout = ", ".join(f"{worker_id(i)}={m}" for i, m in enumerate(self.multiset))
                 raise ValueError(f"graph node {node.id!r} ({node.model}) is not in the bayes layout {layout}")
             slot[node.id] = i
@@ -202,18 +191,6 @@ class Bayes:
         if self.graph_of(params).fingerprint() != graph.pruned().fingerprint():
             raise ValueError("graph is not one that bayes proposes (no workers, or edges over the budget)")
         return params
-
-    def _cost(self, edges: list[tuple[int, int]]) -> float:
-        """Modelled FLOPs of the nodes that reach the sink, for edges between slot indices."""
-        kept, todo = {self.sink}, [self.sink]
-        while todo:
-            target = todo.pop()
-            for s, t in edges:
-                if t == target and s not in kept:
-                    kept.add(s)
-                    todo.append(s)
-        degree = Counter(t for _, t in edges if t in kept)
-        return sum(self._flops[n][degree[n]] for n in kept)
 
     # ---- the Optimizer protocol -------------------------------------------------------------------------
 

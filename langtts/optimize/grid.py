@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from langtts import shapes
+from langtts.cost import by_size
 from langtts.graph import CollaborationGraph
 from langtts.optimize.base import Evaluation, MethodContext, SearchSpace, register
 
 
 def candidates(space: SearchSpace) -> list[CollaborationGraph]:
     """Every fitting shape over the space's models (sink model included), interleaved by group."""
-    models = sorted({*space.models, space.sink_model}, key=lambda m: (space.catalog.get(m).params, m))
+    models = by_size({*space.models, space.sink_model}, space.catalog)
     groups: list[list[CollaborationGraph]] = []
     for model in models:
         groups += [

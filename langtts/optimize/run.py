@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langtts.compile import GenerationSettings, default_settings
-from langtts.cost import Budget, default_catalog, smallest_model, task_lengths
+from langtts.cost import Budget, default_catalog, largest_model, smallest_model, task_lengths
 from langtts.graph import CollaborationGraph
 from langtts.models.ledger import UsageLedger, track
 from langtts.models.pool import ModelPool
@@ -175,7 +175,7 @@ def run_config(
     if not models:
         raise ValueError("no worker models: pass models=... or a pool")
     unknown = [m for m in models if m not in catalog]
-    sink_model = given.get("sink_model") or max(models, key=lambda m: catalog.get(m).params)
+    sink_model = given.get("sink_model") or largest_model(models, catalog)
     if unknown or sink_model not in catalog:
         raise ValueError(f"unknown model id(s) {unknown or [sink_model]}; known: {list(catalog.ids())}")
     lengths = given.get("lengths") or task_lengths(task.lengths_key or "math")

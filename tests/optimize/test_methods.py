@@ -278,8 +278,8 @@ def test_bayes_rejects_a_bad_multiset(multiset, message):
 def test_bayes_picks_the_budget_maximal_multiset_from_the_seed():
     space = make_space(8.0)
     specs = [space.catalog.get(m) for m in MODELS]
-    found = maximal_multisets(specs, space.catalog.get(SINK), space.budget.flops, space.lengths, space.max_nodes)
-    assert len(found) > 2
+    found = maximal_multisets(specs, space.catalog.get(SINK), space.budget, space.lengths, space.max_nodes)
+    assert len(found) > 2 and space.multisets() == found
     for seed in (0, 1, len(found) + 1):
         assert Counter(build("bayes", space, seed).multiset) == Counter(found[seed % len(found)])
     with pytest.raises(ValueError, match="affords no worker"):
