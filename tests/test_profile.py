@@ -167,13 +167,12 @@ def _profile(chance_floor, *intervals, flops=(1e9, 4e9)):
         task="t", task_options={}, split="test", seed=0, question_ids=[str(i) for i in range(100)],
         questions_sha256="", prompts_sha256="", settings={}, models={},
     )  # fmt: skip
+    fields = {"n": 100, "n_scored": 100, "n_correct": 0, "n_errors": 0, "calls": 100, "cache_hits": 0}
+    fields |= dict.fromkeys(("prompt_tokens_mean", "completion_tokens_mean", "latency_mean_s"), 0.0)
+    fields |= dict.fromkeys(("extraction_failure_rate", "truncation_rate"), 0.0)
     models = [
-        ModelProfile(
-            model=f"m{i}", n=100, n_scored=100, n_correct=0, n_errors=0, accuracy=(low + high) / 2, ci_low=low,
-            ci_high=high, prompt_tokens_mean=0, completion_tokens_mean=0, latency_mean_s=0,
-            flops_per_question=flops[i], extraction_failure_rate=0, truncation_rate=0, calls=100, cache_hits=0,
-        )  # fmt: skip
-        for i, (low, high) in enumerate(intervals)
+        ModelProfile(model=f"m{i}", accuracy=(lo + hi) / 2, ci_low=lo, ci_high=hi, flops_per_question=f, **fields)
+        for i, ((lo, hi), f) in enumerate(zip(intervals, flops, strict=False))
     ]
     return Profile(key=key, chance_floor=chance_floor, models=models, measured_at="", wall_time_s=0)
 
