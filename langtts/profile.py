@@ -214,10 +214,11 @@ class Profile(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("schema_version") != PROFILE_SCHEMA_VERSION:
-            raise ValueError(f"{path}: unsupported profile schema_version {data.get('schema_version')!r}")
-        return cls.model_validate(data)
+        """The profile saved at ``path``; ValueError for a file of another shape or schema version."""
+        loaded = cls.model_validate_json(Path(path).read_bytes())
+        if loaded.schema_version != PROFILE_SCHEMA_VERSION:
+            raise ValueError(f"{path}: unsupported profile schema_version {loaded.schema_version}")
+        return loaded
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,11 @@ def test_load_profile_reports_what_changed(tmp_path):
     fewer = ProfileKey.model_validate({**stored.key.model_dump(), "models": {QWEN: stored.key.models[QWEN]}})
     stale = load_profile(fewer, path)
     assert isinstance(stale, Stale) and stale.reason == f"changed: models {QWEN},{SMOL} → {QWEN}"
-    path.write_text(json.dumps({"schema_version": 99}))
+    path.write_text(json.dumps({**stored.model_dump(mode="json"), "schema_version": 99}))
+    with pytest.raises(ValueError, match="schema_version 99"):
+        Profile.load(path)
+    assert load_profile(stored.key, path) is None  # measured again
+    path.write_text("{}")
     assert load_profile(stored.key, path) is None
 
 
