@@ -240,17 +240,26 @@ def profile_path(task: Task, split: str | None = None, directory: str | Path | N
 def profile_key(
     task: Task,
     pool: ModelPool,
-    models: Sequence[str],
+    models: Sequence[str] | None = None,
     *,
-    n: int,
+    n: int = 100,
     seed: int = 0,
     split: str | None = None,
-    settings: GenerationSettings | None = None,
+    temperature: float = 0.1,
+    max_tokens: int | None = None,
     prompts: PromptLibrary | Mapping[str, str] | None = None,
 ) -> ProfileKey:
-    """The key of a profile of ``models`` on ``task``'s :func:`profile_questions`."""
+    """The key of a profile of ``models`` (default: every pool model) on ``task``'s :func:`profile_questions`,
+    with a search's generation settings: ``temperature``, ``max_tokens`` (default: the task family's) and the
+    family's seed."""
+    models = list(models) if models is not None else pool.ids()
+    if not models or len(set(models)) != len(models):
+        raise ValueError(f"give distinct model ids to profile, got {models}")
     questions = profile_questions(task.load(split), n, seed)
-    settings = settings or default_settings(task.family)
+    defaults = default_settings(task.family)
+    settings = GenerationSettings(
+        temperature=temperature, max_tokens=max_tokens or defaults.max_tokens, seed=defaults.seed
+    )
     library = prompts if isinstance(prompts, PromptLibrary) else PromptLibrary(overrides=prompts)
     templates = [
         library.first(f"roles/{task.family}/{kind}", f"roles/generic/{kind}") for kind in ("decider_alone", "recover")
@@ -291,6 +300,20 @@ def load_profile(key: ProfileKey, path: str | Path) -> Profile | Stale | None:
     return Stale("changed: " + "; ".join(changes), stored) if changes else stored
 
 
+def stored_profile(
+    task: Task | str,
+    pool: ModelPool,
+    models: Sequence[str] | None = None,
+    *,
+    directory: str | Path | None = None,
+    **options: Any,
+) -> Profile | Stale | None:
+    """What :func:`aprofile` with these arguments finds stored (see :func:`load_profile`), measuring nothing;
+    ``options``: those of :func:`profile_key`."""
+    task = get_task(task) if isinstance(task, str) else task
+    return load_profile(profile_key(task, pool, models, **options), profile_path(task, options.get("split"), directory))
+
+
 def profile(task: Task | str, pool: ModelPool, models: Sequence[str] | None = None, **options: Any) -> Profile:
     """Profile ``models`` of ``pool`` on ``task``; see :func:`aprofile`."""
     return run_sync(aprofile(task, pool, models, **options))
@@ -314,22 +337,18 @@ async def aprofile(
 ) -> Profile:
     """The profile of ``models`` (default: every pool model) on ``n`` questions of ``task``'s ``split``.
 
-    Generation settings are those of a search: ``temperature``, ``max_tokens`` (default: the task family's) and
-    the family's seed. A stored profile with the same key (see :func:`profile_key`) is returned as is; otherwise
-    the models are measured (calls tagged ``purpose=profile``; earlier calls replay from the pool's cache) and the
-    profile is saved to :func:`profile_path` (in ``directory`` when given). ``progress`` shows a bar per model;
-    ``report`` receives a line saying whether the stored profile was used and why one is measured. Raises
-    :class:`~langtts.evaluate.CallsFailedError` (and stores nothing) when calls failed after the pool's retries.
+    A stored profile with the same key (see :func:`profile_key`: generation settings as in a search) is returned
+    as is; otherwise the models are measured (calls tagged ``purpose=profile``; earlier calls replay from the
+    pool's cache) and the profile is saved to :func:`profile_path` (in ``directory`` when given). ``progress``
+    shows a bar per model; ``report`` receives a line saying whether the stored profile was used and why one is
+    measured. Raises :class:`~langtts.evaluate.CallsFailedError` (and stores nothing) when calls failed after the
+    pool's retries.
     """
     task = get_task(task) if isinstance(task, str) else task
-    models = list(models) if models is not None else pool.ids()
-    if not models or len(set(models)) != len(models):
-        raise ValueError(f"give distinct model ids to profile, got {models}")
-    defaults = default_settings(task.family)
-    settings = GenerationSettings(
-        temperature=temperature, max_tokens=max_tokens or defaults.max_tokens, seed=defaults.seed
-    )
-    key = profile_key(task, pool, models, n=n, seed=seed, split=split, settings=settings, prompts=prompts)
+    key = profile_key(
+        task, pool, models, n=n, seed=seed, split=split, temperature=temperature, max_tokens=max_tokens,
+        prompts=prompts,
+    )  # fmt: skip
     path = profile_path(task, split, directory)
     stored = load_profile(key, path)
     say = report or (lambda line: None)
@@ -340,8 +359,9 @@ async def aprofile(
     started = time.monotonic()
     by_id = {ex.id: ex for ex in task.load(split)}
     examples = [by_id[i] for i in key.question_ids]
+    settings = GenerationSettings(**{**key.settings, "stop": tuple(key.settings["stop"])})
     entries = []
-    for model in models:
+    for model in key.models:
         result = await aevaluate(
             single(model), task, pool, examples=examples, concurrency=concurrency, progress=progress,
             settings=settings, prompts=prompts, tags={"purpose": "profile"},

@@ -14,6 +14,7 @@ from langtts.profile import (
     profile,
     profile_path,
     profile_questions,
+    stored_profile,
     wilson_interval,
 )
 from langtts.tasks import get_task, search_test_split
@@ -140,6 +141,10 @@ def test_load_profile_reports_what_changed(tmp_path):
     stored = profile(GSM8K, pool, [QWEN, SMOL], n=4, directory=tmp_path, progress=False)
     path = profile_path(GSM8K, directory=tmp_path)
     assert load_profile(stored.key, path) == stored
+    assert stored_profile("gsm8k", pool, [QWEN, SMOL], n=4, directory=tmp_path) == stored  # nothing measured
+    stale = stored_profile(GSM8K, pool, [QWEN, SMOL], n=4, max_tokens=99, directory=tmp_path)
+    assert isinstance(stale, Stale) and stale.reason == "changed: max_tokens 640 → 99" and stale.profile == stored
+    assert stored_profile(GSM8K, pool, n=4, split="test", directory=tmp_path / "elsewhere") is None
     assert load_profile(stored.key, tmp_path / "missing.json") is None
     fewer = ProfileKey.model_validate({**stored.key.model_dump(), "models": {QWEN: stored.key.models[QWEN]}})
     stale = load_profile(fewer, path)
