@@ -51,6 +51,11 @@ from langtts.tasks.splits import search_test_split
 PROFILE_SCHEMA_VERSION = 1
 Z_95 = 1.959963984540054
 """The standard normal quantile of a two-sided 95 % interval."""
+TABLE_LEGEND = (
+    "accuracy with its 95% Wilson interval; prompt, completion: mean tokens of the answering call; latency: mean "
+    "per question; FLOPs/q: measured per question (recovery calls included); no answer, truncated: shares of the "
+    "questions before answer recovery"
+)
 NO_FLOOR_CEILING = 0.05
 """Without a chance floor, a model whose interval lies below this accuracy is indistinguishable from chance."""
 
@@ -189,8 +194,8 @@ class Profile(BaseModel):
         return out
 
     def table(self) -> str:
-        """The profile as an aligned text table, one row per model."""
-        rows = [("model", "accuracy", "95% CI", "prompt", "completion", "latency", "FLOPs/q", "no answer", "cut")]
+        """The profile as an aligned text table, one row per model (see `TABLE_LEGEND`)."""
+        rows = [("model", "accuracy", "95% CI", "prompt", "completion", "latency", "FLOPs/q", "no answer", "truncated")]
         for m in self.models:
             ci = "-" if m.ci_low is None or m.ci_high is None else f"[{m.ci_low:.1%}, {m.ci_high:.1%}]"
             rows.append(

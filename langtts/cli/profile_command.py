@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    from langtts.profile import profile, profile_path
+    from langtts.profile import TABLE_LEGEND, profile, profile_path
 
     if args.n < 1 or args.concurrency < 1:
         raise ValueError("--n and --concurrency must be >= 1")
@@ -57,6 +57,7 @@ def run_profile(args: argparse.Namespace) -> int:
         f"chance {chance}"
     )
     print(result.table())
+    print(f"({TABLE_LEGEND})")
     for warning in result.warnings():
         print(f"warning: {warning}")
     print(f"profile saved to {path} (measured {result.measured_at})")
