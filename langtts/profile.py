@@ -329,31 +329,24 @@ async def aprofile(
     pool: ModelPool,
     models: Sequence[str] | None = None,
     *,
-    n: int = 100,
-    seed: int = 0,
-    split: str | None = None,
-    temperature: float = 0.1,
-    max_tokens: int | None = None,
-    prompts: PromptLibrary | Mapping[str, str] | None = None,
     concurrency: int = 4,
     directory: str | Path | None = None,
     progress: bool = True,
     report: Callable[[str], None] | None = None,
+    **options: Any,
 ) -> Profile:
-    """The profile of ``models`` (default: every pool model) on ``n`` questions of ``task``'s ``split``.
+    """The profile of ``models`` (default: every pool model) on questions of ``task``; ``options``: those of
+    :func:`profile_key` (``n=100``, ``seed=0``, ``split``, ``temperature=0.1``, ``max_tokens``, ``prompts``).
 
-    A stored profile with the same key (see :func:`profile_key`: generation settings as in a search) is returned
-    as is; otherwise the models are measured (calls tagged ``purpose=profile``; earlier calls replay from the
-    pool's cache) and the profile is saved to :func:`profile_path` (in ``directory`` when given). ``progress``
-    shows a bar per model; ``report`` receives a line saying whether the stored profile was used and why one is
-    measured. Raises :class:`~langtts.evaluate.CallsFailedError` (and stores nothing) when calls failed after the
-    pool's retries.
+    A stored profile with the same key is returned as is; otherwise the models are measured (calls tagged
+    ``purpose=profile``; earlier calls replay from the pool's cache) and the profile is saved to
+    :func:`profile_path` (in ``directory`` when given). ``progress`` shows a bar per model; ``report`` receives a
+    line saying whether the stored profile was used and why one is measured. Raises
+    :class:`~langtts.evaluate.CallsFailedError` (and stores nothing) when calls failed after the pool's retries.
     """
     task = get_task(task) if isinstance(task, str) else task
-    key = profile_key(
-        task, pool, models, n=n, seed=seed, split=split, temperature=temperature, max_tokens=max_tokens,
-        prompts=prompts,
-    )  # fmt: skip
+    key = profile_key(task, pool, models, **options)
+    split = options.get("split")
     path = profile_path(task, split, directory)
     stored = load_profile(key, path)
     say = report or (lambda line: None)
@@ -369,7 +362,7 @@ async def aprofile(
     for model in key.models:
         result = await aevaluate(
             single(model), task, pool, examples=examples, concurrency=concurrency, progress=progress,
-            settings=settings, prompts=prompts, tags={"purpose": "profile"},
+            settings=settings, prompts=options.get("prompts"), tags={"purpose": "profile"},
         )  # fmt: skip
         result.raise_for_call_failures()
         entries.append(_model_profile(model, result))
