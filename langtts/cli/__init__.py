@@ -17,6 +17,7 @@ from langtts.cli import (
     export_command,
     graph_commands,
     optimize_command,
+    profile_command,
     quickstart_command,
     serve_command,
 )
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     graph_commands.register(commands)
     evaluate_command.register(commands)
+    profile_command.register(commands)
     compare_command.register(commands)
     export_command.register(commands)
     serve_command.register(commands)

@@ -56,8 +56,12 @@ def open_pool(args: argparse.Namespace) -> ModelPool:
     return pool
 
 
-def add_task_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    parser.add_argument("--task", required=required, help=TASK_HELP)
+def add_task_arguments(parser: argparse.ArgumentParser, *, required: bool = True, positional: bool = False) -> None:
+    """The task (``--task``, or the first argument when ``positional``) and its options."""
+    if positional:
+        parser.add_argument("task", metavar="TASK", help=TASK_HELP)
+    else:
+        parser.add_argument("--task", required=required, help=TASK_HELP)
     parser.add_argument("--split", help="task split (e.g. mmlu: dev, val, test)")
     parser.add_argument("--subjects", help="mmlu only: comma-separated subjects")
     parser.add_argument(

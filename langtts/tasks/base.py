@@ -59,6 +59,7 @@ class Task(ABC):
     whether two extracted answers are the same answer, `answer_schema` is the JSON schema of a bare answer (for
     constrained decoding when a reply lost its answer; ``None`` when the task has none, e.g. code), and
     `format_answer` writes an answer as the task's answer line. `score` judges a reply against the gold answer.
+    `chance_floor` is the accuracy of guessing (MMLU: 0.25), None when guessing scores about nothing.
     """
 
     name: str
@@ -66,6 +67,7 @@ class Task(ABC):
     lengths_key: str | None = None
     answer_prompt: str = "answers/generic"
     """The prompt file of the task's answer format (the role prompts' ``{answer_format}``)."""
+    chance_floor: float | None = None
     splits: ClassVar[tuple[str, ...]] = ("test",)
     default_split: str = "test"
 

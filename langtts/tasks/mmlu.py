@@ -49,6 +49,7 @@ class MMLUTask(Task):
     name = "mmlu"
     family = "mmlu"
     lengths_key = "mmlu"
+    chance_floor = 0.25  # one of four letters
     splits = ("dev", "val", "test")
     answer_prompt = "answers/mmlu"
 
