@@ -104,11 +104,16 @@ class PromptLibrary:
     def get(self, name: str) -> PromptTemplate:
         if name in self.overrides:
             return PromptTemplate.parse(name, self.overrides[name])
+        return PromptTemplate.parse(name, self.read(f"{name}.txt"))
+
+    def read(self, filename: str) -> str:
+        """The text of a file under the prompt directories, e.g. ``agent/pilot.json``: the user directory's first."""
         for directory in self.directories:
-            path = directory / f"{name}.txt"
+            path = directory / filename
             if path.is_file():
-                return PromptTemplate.parse(name, path.read_text(encoding="utf-8"))
-        raise PromptError(f"unknown prompt {name!r} (looked in {', '.join(str(d) for d in self.directories)})")
+                return path.read_text(encoding="utf-8")
+        looked = ", ".join(str(d) for d in self.directories)
+        raise PromptError(f"unknown prompt {filename.removesuffix('.txt')!r} (looked in {looked})")
 
     def first(self, *names: str) -> PromptTemplate:
         """The first of ``names`` that exists (e.g. a task family's file, then the generic default)."""

@@ -386,15 +386,21 @@ class _Run:
 
     async def _search(self) -> None:
         optimizer = self._optimizer()
+        resumed = self.state.sessions > 1
         if self.state.optimizer_state is not None:
             optimizer.load_state_dict(self.state.optimizer_state)
         if self.state.pending_observe is not None:  # died between an evaluation and the method's update
             recorded = self.state.evaluations[self.state.pending_observe]
             await optimizer.propose()
             await optimizer.observe(recorded.collaboration_graph(), recorded)
+            self._count_repeated_calls()
+            resumed = False
             self._end_round(optimizer, recorded)
         while (reason := self.stopper.reason(self._progress())) is None:
             graph = await optimizer.propose()
+            if resumed:
+                self._count_repeated_calls()
+                resumed = False
             if graph is None:
                 reason = self._exhausted()
                 break
@@ -410,6 +416,17 @@ class _Run:
         if callable(report):
             write_json(self.run_dir / "method_report.json", report())
         self.report(f"search stopped: {reason}")
+
+    def _count_repeated_calls(self) -> None:
+        """After a resume, the LLM calls the method made up to its first proposal redid work the earlier session
+        had not saved: count and show those the call cache did not answer."""
+        usage = self.session.totals(purpose="optimizer")
+        if usage.calls:
+            self.state.reasked_calls += usage.misses
+            self.report(
+                f"resume: the method repeated {usage.calls} LLM call(s) of the interrupted session, {usage.hits} from "
+                f"the call cache, {usage.misses} asked again" + (" (their answers may differ)" if usage.misses else "")
+            )
 
     def _end_round(self, optimizer: Optimizer, evaluation: Evaluation) -> None:
         self.state.rounds += 1
