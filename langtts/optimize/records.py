@@ -107,7 +107,7 @@ class RunState(BaseModel):
     evaluation_cost: CostTotals = Field(default_factory=CostTotals)
     optimizer_cost: CostTotals = Field(default_factory=CostTotals)
     sessions: int = 0
-    reasked_calls: int = 0  # the method's LLM calls a resume asked again, not from the call cache (answers may differ)
+    reasked_calls: int = 0  # the method's LLM calls a resume made to redo its step that the call cache did not answer
     error: str | None = None
 
 

@@ -418,14 +418,15 @@ class _Run:
         self.report(f"search stopped: {reason}")
 
     def _count_repeated_calls(self) -> None:
-        """After a resume, the LLM calls the method made up to its first proposal redid work the earlier session
-        had not saved: count and show those the call cache did not answer."""
+        """After a resume, the LLM calls the method made up to its first proposal redid the step it had not saved:
+        count and show those the call cache did not answer (asked again, or for the first time if the killed
+        session had not got that far)."""
         usage = self.session.totals(purpose="optimizer")
         if usage.calls:
             self.state.reasked_calls += usage.misses
             self.report(
-                f"resume: the method repeated {usage.calls} LLM call(s) of the interrupted session, {usage.hits} from "
-                f"the call cache, {usage.misses} asked again" + (" (their answers may differ)" if usage.misses else "")
+                f"resume: the method redid its interrupted step with {usage.calls} LLM call(s): {usage.hits} from the "
+                f"call cache, {usage.misses} asked" + (" (their answers may differ)" if usage.misses else "")
             )
 
     def _end_round(self, optimizer: Optimizer, evaluation: Evaluation) -> None:
