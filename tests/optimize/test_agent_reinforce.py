@@ -845,3 +845,20 @@ def test_the_wiring_prompt_states_the_room_and_the_caps_follow_it():
     wiring = setup.agent.schemas["graph_wiring"]["properties"]
     # Setup's budget leaves almost nothing once the eight placed nodes run: no node may take an input
     assert all(v.get("enum") == [False] for v in wiring["n7"]["properties"].values())
+
+
+def test_a_user_prompt_directory_reaches_the_pilot_table_and_the_sentences(tmp_path):
+    (tmp_path / "agent").mkdir()
+    pilot = {
+        "source": "our pool",
+        "entries": [{"task": "GSM8K", "mix": "2× smollm2", "accuracy": 12, "budget_units": 3}],
+    }
+    (tmp_path / "agent" / "pilot.json").write_text(json.dumps(pilot))
+    (tmp_path / "agent" / "objective.txt").write_text("be right, whatever it takes")
+    (tmp_path / "agent" / "field_inputs.txt").write_text('"inputs" (how likely each input is)')
+    agent, _ = prompts_of(prompts_dir=str(tmp_path))
+    choice = agent.prompts["multiset_choice"][0]
+    assert "Pilot accuracies in % (our pool):\n- GSM8K, budget 3: 2× smollm2 12" in choice
+    assert "Objective: be right, whatever it takes" in agent.prompts["graph_placement"][0]
+    assert '"inputs" (how likely each input is)' in agent.prompts["probability_update"][0]
+    assert "Wang et al." in prompts_of()[0].prompts["multiset_choice"][0]  # the shipped table
