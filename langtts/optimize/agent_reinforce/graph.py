@@ -80,7 +80,7 @@ _THREAD: RunnableConfig = {"configurable": {"thread_id": "agent-reinforce"}}  # 
 
 
 class AgentState(TypedDict, total=False):
-    """The checkpointed state of the agent's thread (JSON data only)."""
+    """The state of the agent's thread (JSON data only): what a checkpointer stores, and the method's state."""
 
     round: int  # the round of the current proposal (0 before the first)
     init: dict[str, Any]
@@ -205,7 +205,7 @@ class AgentReinforce:
 
     def state_dict(self) -> dict[str, Any]:
         """The thread's state (JSON) and whether it ended; it is paused at a round's evaluation otherwise."""
-        return {"agent": self._values, "ended": self._ended}
+        return {"agent": dict(self._values), "ended": self._ended}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._values, self._ended, self._app = dict(state["agent"]), state["ended"], None

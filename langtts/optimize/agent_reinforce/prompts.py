@@ -72,7 +72,7 @@ class PilotData(BaseModel):
 
 
 class AgentPrompts:
-    """Builds the chat messages of each agent step."""
+    """Builds the chat messages of each agent step (``pilot``: None for the library's ``agent/pilot.json``)."""
 
     def __init__(
         self,
