@@ -25,7 +25,7 @@ from langtts.cost import Budget, smallest_model, task_lengths
 from langtts.graph import CollaborationGraph
 from langtts.models import ModelPool
 from langtts.optimize.agent_reinforce import AgentReinforce
-from langtts.optimize.base import Evaluation, MethodContext, SearchSpace, pool_catalog
+from langtts.optimize.base import Evaluation, MethodContext, SearchSpace
 from langtts.optimize.evaluator import PoolEvaluator
 from langtts.tasks import get_task
 
@@ -37,7 +37,7 @@ def make_graph(config: RunnableConfig) -> CompiledStateGraph:
         raise ValueError("set LANGTTS_POOL to a pool file (see `langtts serve`)")
     pool = ModelPool.from_file(env["LANGTTS_POOL"])
     task = get_task(env.get("LANGTTS_TASK", "gsm8k"))
-    catalog = pool_catalog(pool)
+    catalog = pool.catalog_for()
     models = [m.strip() for m in env["LANGTTS_MODELS"].split(",")] if env.get("LANGTTS_MODELS") else pool.ids()
     lengths = task_lengths(task.lengths_key or "math")
     unit = catalog.get(smallest_model(models, catalog))

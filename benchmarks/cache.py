@@ -61,16 +61,16 @@ def run_once(
         )
         wall = time.perf_counter() - started
     ev, op = result.evaluation_cost, result.optimizer_cost
-    calls, hits = ev.calls + op.calls, ev.cache_hits + op.cache_hits
+    calls, hits = ev.calls + op.calls, ev.hits + op.hits
     out = {
         "run": label,
         "cache": str(cache_file) if cache_file else None,
         "evaluations": len(result.ledger),
         "rounds": result.rounds,
         "evaluation_calls": ev.calls,
-        "evaluation_cache_hits": ev.cache_hits,
+        "evaluation_cache_hits": ev.hits,
         "optimizer_calls": op.calls,
-        "optimizer_cache_hits": op.cache_hits,
+        "optimizer_cache_hits": op.hits,
         "calls": calls,
         "cache_hits": hits,
         "hit_share": hits / calls if calls else 0.0,

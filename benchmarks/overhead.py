@@ -5,9 +5,9 @@ OpenAI-compatible stub server (``stub_server.py``, its own process, real HTTP on
 request after a fixed delay (50 ms):
 
 - **graph**: ``compile_graph(graph, pool, task).ainvoke({"question": q})``;
-- **hand**: the same ``pool.achat`` calls, layer by layer with ``asyncio.gather`` — the requests built by the
+- **hand**: the same pool calls (``pool.asend``), layer by layer with ``asyncio.gather`` — the requests built by the
   compiler's own request builder (same prompt templates, inputs, generation settings) and the same sample
-  indices, just no LangGraph and no per-node bookkeeping (request keys, traces, totals).
+  indices, just no LangGraph and no per-node bookkeeping (traces, totals).
 
 Both use one ``ModelPool`` with the call cache disabled, the same questions and the same cap on questions in
 flight. Each repeat runs both modes back to back, in alternating order (graph, hand, hand, graph, …), so drift
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -58,7 +57,7 @@ def parse_shape(text: str) -> tuple[str, CollaborationGraph]:
 
 
 class HandSchedule:
-    """The graph's calls without LangGraph: per layer, ``asyncio.gather`` of ``pool.achat``. The requests come from
+    """The graph's calls without LangGraph: per layer, ``asyncio.gather`` of ``pool.asend``. The requests come from
     the compiler's own request builder, so both modes send exactly the same messages and settings."""
 
     def __init__(self, graph: CollaborationGraph, pool: ModelPool, task: Task, settings: GenerationSettings) -> None:
@@ -67,23 +66,15 @@ class HandSchedule:
 
     async def run(self, question: str) -> str:
         state: dict[str, Any] = {"question": question, "outputs": {}}
-        seen: dict[str, int] = {}
-        for layer in self.compiler.layers:
-            calls = []
-            for node_id in layer:
-                request = self.compiler.request(node_id, state)
-                key = request.model + json.dumps(request.messages)
-                index = seen.get(key, 0)
-                seen[key] = index + 1
-                s = request.settings
-                calls.append(
-                    self.pool.achat(
-                        request.model, request.messages, temperature=s.temperature, max_tokens=s.max_tokens,
-                        stop=list(s.stop) or None, seed=s.seed, sample_index=index, tags={"node": node_id},
-                    )
-                )  # fmt: skip
-            results = await asyncio.gather(*calls)
-            state["outputs"].update({n: {"text": r.text} for n, r in zip(layer, results, strict=True)})
+        for layer in range(len(self.compiler.layers)):
+            requests = self.compiler.layer_requests(layer, state)
+            results = await asyncio.gather(
+                *(self.pool.asend(r.chat, tags={"node": node_id}) for node_id, r in requests.items())
+            )
+            state["outputs"] = state["outputs"] | {
+                node_id: {"text": result.text, "request_key": r.chat.request_key}
+                for (node_id, r), result in zip(requests.items(), results, strict=True)
+            }
         return state["outputs"][self.compiler.graph.sink.id]["text"]
 
 

@@ -10,7 +10,8 @@ and ``app.get_graph().draw_mermaid()`` draws it.
 Role behaviour (method.md §1) comes from prompt templates (:mod:`langtts.prompts`), chosen per node as
 ``roles/<task family>/<kind>`` with ``roles/generic/<kind>`` as the default, where kind is ``assistant`` (no
 inputs), ``assistant_with_inputs``, ``fuser``, ``decider`` (the sink with inputs) or ``decider_alone`` (the sink of
-the single-model graph).
+the single-model graph). Their ``{answer_format}`` is the task's ``answers/`` file and their ``{inputs}`` the inputs'
+replies, each laid out by ``inputs/answer`` (a text cut to fit the context window ends with ``inputs/truncated``).
 
 Vote nodes (:mod:`langtts.vote`) make no LLM call: they read their inputs' extracted answers and write the
 majority as ``Vote: 3 of 5 inputs agree.`` followed by the task's answer line (0 tokens, 0 FLOPs, 0 s). They need
@@ -40,7 +41,8 @@ parallel assistants with the same model and prompt draw distinct samples, while 
 from __future__ import annotations
 
 import json
-import operator
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, TypedDict
@@ -52,7 +54,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langtts.cost import VOTE_TEXT_TOKENS
 from langtts.graph import SAMPLE_TEMPERATURE, CollaborationGraph
 from langtts.models.cache import CachedAnswer
-from langtts.models.pool import ChatResult, ModelPool
+from langtts.models.pool import ChatRequest, ChatResult, ModelPool
 from langtts.models.replay import CachedChatModel, callbacks_active
 from langtts.prompts import PromptLibrary, PromptTemplate
 from langtts.tasks.base import Task
@@ -67,12 +69,14 @@ ROLE_PLACEHOLDERS = {
     "decider": ({"question", "inputs"}, {"question", "inputs", "n_inputs", "answer_format"}),
     "decider_alone": ({"question"}, {"question", "answer_format"}),
 }
-GENERIC_ANSWER_FORMAT = "State your final answer clearly on the last line."
+INPUT_PLACEHOLDERS = {"number", "node", "role", "text"}
+"""The placeholders of ``inputs/answer``, the heading and text of one input in a prompt's ``{inputs}``."""
 CHARS_PER_TOKEN = 3.0
 """Conservative characters-per-token estimate for the context guard (English averages about 4)."""
-TRUNCATION_MARK = "\n[... truncated to fit the context window]"
 RECOVERY_MAX_TOKENS = 64
 """Completion tokens of an answer-recovery call: room for a JSON object holding one short answer."""
+BUILT_LAYERS = 256
+"""How many layers' numbered requests a compiled app keeps (per question and layer; the least recent go)."""
 
 
 @dataclass(frozen=True)
@@ -125,16 +129,12 @@ class CollaborationOutput(TypedDict, total=False):
 
 class CollaborationState(CollaborationOutput, total=False):
     outputs: Annotated[dict[str, dict[str, Any]], _merge]
-    calls_list: Annotated[list[str], operator.add]
 
 
 @dataclass(frozen=True)
 class _Request:
-    model: str
-    messages: list[dict[str, str]]
-    settings: GenerationSettings
+    chat: ChatRequest
     inputs_truncated: bool
-    estimated_prompt_tokens: int
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,9 @@ class _Compiler:
         self.pool = pool
         self.family = family
         self.task = task
-        self.answer_format = (task.answer_format if task else "") or GENERIC_ANSWER_FORMAT
+        self.answer_format = answer_format(task, prompts)
+        self.input_template = input_template(prompts)
+        self.truncation_mark = "\n" + prompts.text("inputs/truncated")
         schema = task.answer_schema() if task else None
         self.recovery_format = (
             None if schema is None
@@ -183,6 +185,8 @@ class _Compiler:
         self.templates = {n.id: self._template(prompts, n.id) for n in self.calls}
         self.sizes = {n.id: pool.spec(n.model).params for n in self.calls}  # unknown model ids fail here
         self._check_static_context()
+        self._built: OrderedDict[tuple[Any, ...], dict[str, _Request]] = OrderedDict()
+        self._built_lock = threading.Lock()
 
     def _settings(self, node_id: str, settings: GenerationSettings) -> GenerationSettings:
         """The node's temperature from the graph file, else the sampling temperature if it feeds a vote."""
@@ -249,7 +253,7 @@ class _Compiler:
             "answer_format": self.answer_format,
             "n_inputs": str(len(preds)),
         }
-        messages = self.templates[node_id].messages(**values, inputs=_format_inputs(self.graph, preds, texts))
+        messages = self.templates[node_id].messages(**values, inputs=self._format_inputs(preds, texts))
         estimate = _tokens("".join(m["content"] for m in messages))
         window = self.pool.context_window(node.model)
         truncated = False
@@ -259,55 +263,43 @@ class _Compiler:
                     f"node {node_id!r} ({node.model}): prompt of about {estimate} tokens plus max_tokens "
                     f"{settings.max_tokens} exceeds the context window of {window} tokens"
                 )
-            texts, truncated = _shorten(texts, estimate + settings.max_tokens - window), True
-            messages = self.templates[node_id].messages(**values, inputs=_format_inputs(self.graph, preds, texts))
-            estimate = _tokens("".join(m["content"] for m in messages))
-        return _Request(node.model, messages, settings, truncated, estimate)
-
-    def request_key(self, request: _Request) -> str:
-        s = request.settings
-        return self.pool.request_key(
-            request.model, request.messages, temperature=s.temperature, max_tokens=s.max_tokens,
-            stop=list(s.stop) or None, seed=s.seed,
+            texts, truncated = _shorten(texts, estimate + settings.max_tokens - window, self.truncation_mark), True
+            messages = self.templates[node_id].messages(**values, inputs=self._format_inputs(preds, texts))
+        chat = self.pool.request(
+            node.model, messages, temperature=settings.temperature, max_tokens=settings.max_tokens,
+            stop=list(settings.stop) or None, seed=settings.seed,
         )  # fmt: skip
+        return _Request(chat, truncated)
 
-    def sample_index(self, node_id: str, key: str, state: Mapping[str, Any]) -> int:
-        """How many identical requests come before this node in (layer, node order) within this execution."""
-        layer = self.layer_of[node_id]
-        earlier = sum(
-            1 for other, out in state.get("outputs", {}).items() if self.layer_of.get(other, layer) < layer
-            and out["request_key"] == key
-        )  # fmt: skip
-        peers = self.layers[layer]
-        same_layer = sum(
-            1
-            for other in peers[: peers.index(node_id)]
-            if other in self.settings and self.request_key(self.request(other, state)) == key
-        )
-        return earlier + same_layer
+    def layer_requests(self, layer: int, state: Mapping[str, Any]) -> dict[str, _Request]:
+        """The requests of the layer's LLM nodes, numbered: identical requests get sample indices 0, 1, 2, ... in
+        (layer, node order) within one execution. Built once per question and layer: they depend only on the
+        question and the earlier nodes' texts."""
+        outputs: Mapping[str, Mapping[str, Any]] = state.get("outputs") or {}
+        memo = (layer, state["question"], tuple((n, out["text"]) for n, out in sorted(outputs.items())))
+        with self._built_lock:
+            if (built := self._built.get(memo)) is not None:
+                self._built.move_to_end(memo)
+                return built
+        seen = Counter(out["request_key"] for n, out in outputs.items() if self.layer_of.get(n, layer) < layer)
+        built = {}
+        for node_id in self.layers[layer]:
+            if node_id in self.settings:
+                request = self.request(node_id, state)
+                key = request.chat.request_key
+                built[node_id] = replace(request, chat=request.chat.sample(seen[key]))
+                seen[key] += 1
+        with self._built_lock:
+            self._built[memo] = built
+            if len(self._built) > BUILT_LAYERS:
+                self._built.popitem(last=False)
+        return built
 
     # ---- LangGraph nodes ---------------------------------------------------------------------------------------
 
-    def _prepare(self, node_id: str, state: Mapping[str, Any]) -> tuple[_Request, str, int, dict[str, Any]]:
-        request = self.request(node_id, state)
-        key = self.request_key(request)
-        s = request.settings
-        index = self.sample_index(node_id, key, state)
-        kwargs: dict[str, Any] = {
-            "temperature": s.temperature,
-            "max_tokens": s.max_tokens,
-            "stop": list(s.stop) or None,
-            "seed": s.seed,
-            "sample_index": index,
-            "tags": {**self.tags, "node": node_id},
-        }
-        return request, key, index, kwargs
-
-    def _recovery(
-        self, node_id: str, request: _Request, result: ChatResult
-    ) -> tuple[str, list[dict[str, str]], dict[str, Any]] | None:
-        """The reason, messages and call options of an answer-recovery call, when the reply of the sink or of a
-        vote's input needs one."""
+    def _recovery(self, node_id: str, request: _Request, result: ChatResult) -> tuple[str, ChatRequest] | None:
+        """The reason and request of an answer-recovery call, when the reply of the sink or of a vote's input
+        needs one."""
         if self.recover_template is None or self.task is None:
             return None
         if node_id != self.graph.sink.id and not self._feeds_vote(node_id):
@@ -319,19 +311,15 @@ class _Compiler:
         else:
             return None
         messages = [
-            *request.messages,
+            *request.chat.messages,
             {"role": "assistant", "content": result.text},
             *self.recover_template.messages(answer_format=self.answer_format),
         ]
-        kwargs = {
-            "temperature": 0.0,
-            "max_tokens": RECOVERY_MAX_TOKENS,
-            "seed": request.settings.seed,
-            "sample_index": result.sample_index,
-            "response_format": self.recovery_format,
-            "tags": {**self.tags, "node": node_id, "call": "recovery"},  # the run's purpose tag stays: it is its cost
-        }
-        return reason, messages, kwargs
+        recovery = self.pool.request(
+            request.chat.model.id, messages, temperature=0.0, max_tokens=RECOVERY_MAX_TOKENS,
+            seed=request.chat.seed, sample_index=result.sample_index, response_format=self.recovery_format,
+        )  # fmt: skip
+        return reason, recovery
 
     def _recovered(self, reason: str, reply: str, result: ChatResult) -> dict[str, Any]:
         """The trace record of a recovery call; ``answer`` is None when its JSON did not parse."""
@@ -351,6 +339,13 @@ class _Compiler:
             "flops": result.flops,
             "cached": result.cached,
         }
+
+    def _format_inputs(self, preds: tuple[str, ...], texts: list[str]) -> str:
+        """The ``{inputs}`` of a prompt: each input's text under its heading (``inputs/answer``)."""
+        return "\n\n".join(
+            self.input_template.user.format(number=i, node=p, role=self.graph.node(p).role, text=text.strip())
+            for i, (p, text) in enumerate(zip(preds, texts, strict=True), start=1)
+        )
 
     def _extract(self, text: str) -> str | None:
         return self.task.extract(text) if self.task is not None else None
@@ -372,7 +367,6 @@ class _Compiler:
         node_id: str,
         state: Mapping[str, Any],
         request: _Request,
-        key: str,
         result: ChatResult,
         recovery: dict[str, Any] | None,
     ) -> dict[str, Any]:
@@ -399,11 +393,10 @@ class _Compiler:
             "empty": not text.strip(),
             "inputs_truncated": request.inputs_truncated,
             "sample_index": result.sample_index,
-            "request_key": key,
+            "request_key": request.chat.request_key,
             "recovery": recovery,
         }
-        update: dict[str, Any] = {"outputs": {node_id: trace}}
-        return update
+        return {"outputs": {node_id: trace}}
 
     def _vote(self, node_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
         """A vote node's update: the majority of its inputs' answers, no call."""
@@ -442,7 +435,7 @@ class _Compiler:
         """The vote's reply as one model call for callbacks (streaming, tracing): no pool call, 0 tokens. Its
         messages are what the vote reads: its inputs' replies."""
         preds = self.graph.predecessors(node_id)
-        inputs = _format_inputs(self.graph, preds, [state["outputs"][p]["text"] for p in preds])
+        inputs = self._format_inputs(preds, [state["outputs"][p]["text"] for p in preds])
         answer = CachedAnswer(model="vote", text=update["outputs"][node_id]["text"], prompt_tokens=0,
                               completion_tokens=0, finish_reason="stop", latency_s=0.0)  # fmt: skip
         return _VoteCall(
@@ -470,25 +463,29 @@ class _Compiler:
 
             return RunnableLambda(vote, afunc=avote, name=node_id)
 
+        layer = self.layer_of[node_id]
+        tags = {**self.tags, "node": node_id}
+        recovery_tags = {**tags, "call": "recovery"}  # the run's purpose tag stays: it is its cost
+
         def run(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
-            request, key, _, kwargs = self._prepare(node_id, state)
-            result = self.pool.chat(request.model, request.messages, **kwargs)
+            request = self.layer_requests(layer, state)[node_id]
+            result = self.pool.send(request.chat, tags=tags)
             recovery = None
             if (needed := self._recovery(node_id, request, result)) is not None:
-                reason, messages, options = needed
-                extra = self.pool.chat(request.model, messages, **options)
+                reason, recovery_request = needed
+                extra = self.pool.send(recovery_request, tags=recovery_tags)
                 recovery = self._recovered(reason, result.text, extra)
-            return self._finalise(node_id, state, self._update(node_id, state, request, key, result, recovery))
+            return self._finalise(node_id, state, self._update(node_id, state, request, result, recovery))
 
         async def arun(state: CollaborationState, config: RunnableConfig) -> dict[str, Any]:
-            request, key, _, kwargs = self._prepare(node_id, state)
-            result = await self.pool.achat(request.model, request.messages, **kwargs)
+            request = self.layer_requests(layer, state)[node_id]
+            result = await self.pool.asend(request.chat, tags=tags)
             recovery = None
             if (needed := self._recovery(node_id, request, result)) is not None:
-                reason, messages, options = needed
-                extra = await self.pool.achat(request.model, messages, **options)
+                reason, recovery_request = needed
+                extra = await self.pool.asend(recovery_request, tags=recovery_tags)
                 recovery = self._recovered(reason, result.text, extra)
-            return self._finalise(node_id, state, self._update(node_id, state, request, key, result, recovery))
+            return self._finalise(node_id, state, self._update(node_id, state, request, result, recovery))
 
         return RunnableLambda(run, afunc=arun, name=node_id)
 
@@ -568,28 +565,29 @@ def compile_graph(
     ).build()
 
 
-def with_max_tokens(settings: GenerationSettings, max_tokens: int) -> GenerationSettings:
-    return replace(settings, max_tokens=max_tokens)
-
-
 def _tokens(text: str) -> int:
     return int(len(text) / CHARS_PER_TOKEN) + 1
 
 
-def _format_inputs(graph: CollaborationGraph, preds: tuple[str, ...], texts: list[str]) -> str:
-    return "\n\n".join(
-        f"[Answer {i} — from {p} ({graph.node(p).role})]\n{text.strip()}"
-        for i, (p, text) in enumerate(zip(preds, texts, strict=True), start=1)
-    )
+def answer_format(task: Task | None, prompts: PromptLibrary) -> str:
+    """The role prompts' ``{answer_format}``: the task's, else ``answers/generic``."""
+    return (task.answer_format_in(prompts) if task else "") or prompts.text("answers/generic")
 
 
-def _shorten(texts: list[str], excess_tokens: int) -> list[str]:
-    """Cut the longest texts first until about ``excess_tokens`` are removed."""
-    cut = int(excess_tokens * CHARS_PER_TOKEN) + len(TRUNCATION_MARK) * len(texts)
+def input_template(prompts: PromptLibrary) -> PromptTemplate:
+    """``inputs/answer``, checked: the heading and text of one input."""
+    template = prompts.get("inputs/answer")
+    template.check(INPUT_PLACEHOLDERS, INPUT_PLACEHOLDERS)
+    return template
+
+
+def _shorten(texts: list[str], excess_tokens: int, mark: str) -> list[str]:
+    """Cut the longest texts first until about ``excess_tokens`` are removed, marking each cut text with ``mark``."""
+    cut = int(excess_tokens * CHARS_PER_TOKEN) + len(mark) * len(texts)
     lengths = [len(t) for t in texts]
     while cut > 0 and max(lengths) > 0:
         longest = max(range(len(lengths)), key=lengths.__getitem__)
         step = min(cut, max(1, lengths[longest] - sorted(lengths)[-2] if len(lengths) > 1 else lengths[longest]))
         lengths[longest] -= step
         cut -= step
-    return [t if n == len(t) else t[:n] + TRUNCATION_MARK for t, n in zip(texts, lengths, strict=True)]
+    return [t if n == len(t) else t[:n] + mark for t, n in zip(texts, lengths, strict=True)]

@@ -34,10 +34,15 @@ answer line)."""
 
 
 class UnknownModelError(KeyError):
-    """A model id that the catalog does not know."""
+    """A model id that a catalog (or a model pool) does not know; ``known`` lists the ids it has."""
+
+    def __init__(self, model_id: str, known: Iterable[str], *, where: str = "known models", hint: str = "") -> None:
+        self.model_id = model_id
+        self.known = sorted(known)
+        super().__init__(f"unknown model {model_id!r}; {where}: {', '.join(self.known) or '(none)'}{hint}")
 
     def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+        return str(self.args[0])
 
 
 class BudgetError(ValueError):
@@ -93,11 +98,8 @@ class ModelCatalog:
         try:
             return self._specs[model_id]
         except KeyError:
-            known = ", ".join(self.ids()) or "none"
-            raise UnknownModelError(
-                f"unknown model {model_id!r}; known models: {known}. Add it with ModelCatalog.register "
-                "or ModelCatalog.from_file."
-            ) from None
+            hint = ". Add it with ModelCatalog.register or ModelCatalog.from_file."
+            raise UnknownModelError(model_id, self.ids(), hint=hint) from None
 
     def ids(self) -> tuple[str, ...]:
         return tuple(sorted(self._specs))

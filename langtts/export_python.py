@@ -23,11 +23,12 @@ from typing import Any
 
 from langtts import __version__
 from langtts.compile import (
-    GENERIC_ANSWER_FORMAT,
     RECOVERY_MAX_TOKENS,
     ROLE_PLACEHOLDERS,
     GenerationSettings,
+    answer_format,
     default_settings,
+    input_template,
 )
 from langtts.cost import default_catalog
 from langtts.graph import SAMPLE_TEMPERATURE, CollaborationGraph
@@ -79,13 +80,13 @@ def export_python(
         template = prompts.first(f"roles/{task.family}/{kind}", f"roles/generic/{kind}")
         template.check(*ROLE_PLACEHOLDERS[kind])
         templates[kind] = (template.system, template.user)
-    answer_format = task.answer_format or GENERIC_ANSWER_FORMAT
+    answers = answer_format(task, prompts)
     schema = task.answer_schema()
     recovery: list[dict[str, str]] | None = None
     if schema is not None:
         template = prompts.first(f"roles/{task.family}/recover", "roles/generic/recover")
         template.check(*ROLE_PLACEHOLDERS["recover"])
-        recovery = template.messages(answer_format=answer_format)
+        recovery = template.messages(answer_format=answers)
     layers = graph.layers()
     served = {m.id: m for m in pool.models} if pool else {}
     feeds_vote = {p for v in votes for p in graph.predecessors(v)}
@@ -124,7 +125,8 @@ def export_python(
         "recovered": _literal(sorted({graph.sink.id, *feeds_vote} - set(votes)) if schema is not None else []),
         "served_names": _literal({m: served[m].name_on_server if m in served else m for m in models}),
         "stops": _literal({m: list(served[m].stop) if m in served else [] for m in models}),
-        "answer_format": repr(answer_format),
+        "answer_format": repr(answers),
+        "input_template": repr(input_template(prompts).user),
         "prompts": _literal(templates),
         "recovery_messages": _literal(recovery),
         "recovery_format": _literal(

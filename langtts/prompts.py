@@ -104,16 +104,25 @@ class PromptLibrary:
     def get(self, name: str) -> PromptTemplate:
         if name in self.overrides:
             return PromptTemplate.parse(name, self.overrides[name])
-        return PromptTemplate.parse(name, self.read(f"{name}.txt"))
+        return PromptTemplate.parse(name, self.file(f"{name}.txt").read_text(encoding="utf-8"))
 
-    def read(self, filename: str) -> str:
-        """The text of a file under the prompt directories, e.g. ``agent/pilot.json``: the user directory's first."""
+    def file(self, filename: str) -> Path:
+        """The file ``filename`` (a path with its suffix, e.g. ``serve/base_model.jinja``): the user's, else the
+        shipped one."""
         for directory in self.directories:
-            path = directory / filename
-            if path.is_file():
-                return path.read_text(encoding="utf-8")
-        looked = ", ".join(str(d) for d in self.directories)
-        raise PromptError(f"unknown prompt {filename.removesuffix('.txt')!r} (looked in {looked})")
+            if (path := directory / filename).is_file():
+                return path
+        name = filename.removesuffix(".txt")
+        raise PromptError(f"unknown prompt {name!r} (looked in {', '.join(str(d) for d in self.directories)})")
+
+    def text(self, name: str, **values: str) -> str:
+        """A prompt file that is one piece of text (no ``[system]`` section), e.g. an answer format, with
+        ``values`` filled in; it must use exactly the placeholders ``values`` names."""
+        template = self.get(name)
+        if template.system:
+            raise PromptError(f"prompt {name!r} is one text: it has no [system] section")
+        template.check(values, values)
+        return template.user.format(**values)
 
     def first(self, *names: str) -> PromptTemplate:
         """The first of ``names`` that exists (e.g. a task family's file, then the generic default)."""

@@ -428,3 +428,35 @@ def test_agreement_among_a_deciders_inputs():
     out = compile_graph(self_moa(QWEN, 3), pool, get_task("mmlu")).invoke({"question": MMLU_Q})
     assert [e["answer"] for e in out["trace"][:3]] == ["B", "B", "C"]
     assert out["trace"][-1]["agreement"] == pytest.approx(2 / 3)
+
+
+def test_cache_keys_stay_as_they_were(tmp_path):
+    """Users' call caches depend on the keys: these were computed by langtts before requests became objects."""
+    pool, _ = fake_pool(lambda *_: "no answer here", cache=CallCache(tmp_path / "c.sqlite"))
+    settings = GenerationSettings(temperature=0.7)
+    app = compile_graph(parallel(QWEN, n=3), pool, get_task("mmlu"), settings=settings)
+    app.invoke({"question": "Which planet? A) x B) y C) z D) w"})  # 3 samples, the sink and its recovery
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    options = {"temperature": 0.5, "max_tokens": 7, "stop": ["###"], "seed": 3, "sample_index": 2}
+    pool.chat(SMOL, messages, response_format={"type": "json_object"}, **options)
+    assert sorted(pool.cache._connection().execute("SELECT key FROM calls").fetchall()) == [
+        ("1f76e0e5d1e93326167d78026bfeec3599db1e677f13994af8d2504a708670af",),
+        ("36edebdb6fa588a52cb9b8017cddad11b4ba377338db637c37f43371099f25e8",),
+        ("377d4c04f58694bc2e5e0f8aa46f6f296d6e550dc130c7fda2ccb09b69b25174",),
+        ("5fa568f1960a93872fe85b79554d85992e4fe8b76dea10dbe288e342c242b9d3",),
+        ("a85cb3defd7c8e09caf7a4d3215cea7448e07bf35a5c41b32c93f05a7a32b908",),
+        ("deab8974f768d0df8f1f0d7678f1af483f3120152421cf93d7851e684f992ea9",),
+    ]
+    logprobs = pool.request(SMOL, [{"role": "user", "content": "u"}], logprobs=4).sample(1)
+    assert logprobs.key == "d21b9d71b832b9590a0dc389929df55208b4bcb92231eec4df0e81af36fd29dd"
+
+
+def test_a_layers_requests_are_built_once_per_question(monkeypatch):
+    pool, _ = fake_pool(echo)
+    built = []
+    original = pool.request
+    monkeypatch.setattr(pool, "request", lambda *a, **k: built.append(a[0]) or original(*a, **k))
+    app = compile_graph(parallel(QWEN, n=6), pool, settings=GenerationSettings(temperature=0.7))
+    out = app.invoke({"question": "Q?"})
+    assert len(built) == 7  # each node's request once, however wide its layer
+    assert sorted(t["sample_index"] for t in out["trace"] if t["node"] != "sink") == list(range(6))

@@ -1,6 +1,6 @@
 """The model pool: every LLM call of langtts, with retries, concurrency caps, a call cache and a ledger."""
 
-from langtts.models.cache import CachedAnswer, CallCache, SampleCounter, cache_key, request_key
+from langtts.models.cache import CachedAnswer, CallCache
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
 from langtts.models.errors import (
     ErrorKind,
@@ -11,12 +11,13 @@ from langtts.models.errors import (
     UnknownModelError,
 )
 from langtts.models.ledger import CallRecord, EndpointUsage, Usage, UsageLedger, track
-from langtts.models.pool import ChatResult, ModelPool, sample_seed
+from langtts.models.pool import ChatRequest, ChatResult, ModelPool, sample_seed
 
 __all__ = [
     "CachedAnswer",
     "CallCache",
     "CallRecord",
+    "ChatRequest",
     "ChatResult",
     "Endpoint",
     "EndpointUsage",
@@ -27,13 +28,10 @@ __all__ = [
     "PoolConfig",
     "PoolError",
     "PoolModel",
-    "SampleCounter",
     "StructuredOutputError",
     "UnknownModelError",
     "Usage",
     "UsageLedger",
-    "cache_key",
-    "request_key",
     "sample_seed",
     "track",
 ]

@@ -16,7 +16,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,27 +59,9 @@ def cache_key(request_key: str, sample_index: int) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class SampleCounter:
-    """Numbers identical requests within one execution: the first gets sample index 0, the next 1, ..."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: Counter[str] = Counter()
-
-    def next(self, key: str) -> int:
-        with self._lock:
-            index = self._seen[key]
-            self._seen[key] += 1
-            return index
-
-    def reset(self) -> None:
-        with self._lock:
-            self._seen.clear()
-
-
 @dataclass(frozen=True)
 class CachedAnswer:
-    """What the cache keeps of a successful call."""
+    """What the cache keeps of a successful call (a `ChatResult` adds how the pool obtained it)."""
 
     model: str
     text: str

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Literal
+
+from langtts.cost import UnknownModelError
+
+__all__ = [
+    "ErrorKind",
+    "ModelCallError",
+    "ModelNotServedError",
+    "PoolError",
+    "StructuredOutputError",
+    "UnknownModelError",
+]
 
 ErrorKind = Literal["timeout", "unavailable", "rate_limited", "http_4xx", "bad_response"]
 """Why a call failed: `timeout`, `unavailable` (connection error or 5xx), `rate_limited` (429), `http_4xx` (a
@@ -12,15 +23,6 @@ request the server rejects; never retried) and `bad_response` (an answer the poo
 
 class PoolError(Exception):
     """Base class of the model pool's errors (also raised for a bad pool configuration)."""
-
-
-class UnknownModelError(PoolError, LookupError):
-    """A model id that is not in the pool."""
-
-    def __init__(self, model_id: str, available: Iterable[str]) -> None:
-        self.model_id = model_id
-        self.available = sorted(available)
-        super().__init__(f"unknown model {model_id!r}; the pool has: {', '.join(self.available) or '(none)'}")
 
 
 class ModelNotServedError(PoolError):

@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from langtts.files import write_text_atomic
 
@@ -35,12 +38,16 @@ class CallRecord:
     failed_endpoints: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Usage:
-    """Totals over some records. `flops` counts every answered call; `flops_spent` only those not cached."""
+class Usage(BaseModel):
+    """Totals over some records, e.g. a run's cost of one purpose over its sessions (sum them with `+`).
+    `flops` counts every answered call; `flops_spent` only those not cached."""
+
+    model_config = ConfigDict(frozen=True, serialize_by_alias=True)
 
     calls: int = 0
-    hits: int = 0
+    hits: int = Field(  # `cache_hits` in run files
+        default=0, validation_alias=AliasChoices("hits", "cache_hits"), serialization_alias="cache_hits"
+    )
     errors: int = 0
     retries: int = 0
     prompt_tokens: int = 0
@@ -57,6 +64,10 @@ class Usage:
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def __add__(self, other: Usage) -> Usage:
+        totals: dict[str, Any] = {name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields}
+        return Usage(**totals)
+
     @classmethod
     def of(cls, records: Iterable[CallRecord]) -> Usage:
         calls = hits = errors = retries = prompt = completion = 0
@@ -71,7 +82,17 @@ class Usage:
             flops += r.flops
             spent += 0.0 if r.cached else r.flops
             latency += r.latency_s
-        return cls(calls, hits, errors, retries, prompt, completion, flops, spent, latency)
+        return cls(
+            calls=calls,
+            hits=hits,
+            errors=errors,
+            retries=retries,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            flops=flops,
+            flops_spent=spent,
+            latency_s=latency,
+        )
 
 
 @dataclass(frozen=True)

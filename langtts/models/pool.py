@@ -4,8 +4,8 @@ One place for the clients (LangChain `ChatOpenAI` against OpenAI-compatible serv
 timeouts, per-endpoint concurrency caps, replica load balancing with circuit breaking (`langtts.models.breaker`),
 the call cache, and usage/FLOPs accounting.
 
-Sample indices: identical requests within one graph execution are numbered 0, 1, 2, ... (see
-`SampleCounter`); the index is part of the cache key, so parallel samples stay distinct and a repeated search
+Sample indices: identical requests within one graph execution are numbered 0, 1, 2, ... (by the compiler, with
+`ChatRequest.request_key`); the index is part of the cache key, so parallel samples stay distinct and a repeated search
 replays them. When `temperature > 0` the server gets the seed `sample_seed(seed, sample_index)`, so distinct
 indices give distinct samples and a replay against the server reproduces them (as far as the server's sampling
 is deterministic).
@@ -27,10 +27,11 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import httpx
 import openai
@@ -41,8 +42,9 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from langtts.cost import ModelCatalog, ModelSpec, call_flops, default_catalog
+from langtts.graph import CollaborationGraph
 from langtts.models.breaker import Breaker
-from langtts.models.cache import CachedAnswer, CallCache, TopLogprobs, cache_key, request_key
+from langtts.models.cache import CachedAnswer, CallCache, cache_key, request_key
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
 from langtts.models.errors import (
     ErrorKind,
@@ -55,9 +57,6 @@ from langtts.models.errors import (
 from langtts.models.ledger import CallRecord, UsageLedger, active_ledgers
 from langtts.models.replay import CachedChatModel, callbacks_active
 
-if TYPE_CHECKING:
-    from langtts.graph import CollaborationGraph
-
 Message = Mapping[str, Any] | BaseMessage
 T = TypeVar("T")
 S = TypeVar("S", bound=BaseModel)
@@ -69,23 +68,60 @@ DUMMY_API_KEY = "sk-no-key-required"
 
 
 @dataclass(frozen=True)
-class ChatResult:
-    """One answer. `latency_s`: duration of the successful request (for a cache hit: the original one).
-    `top_logprobs` (when asked for with `logprobs=N`): for each generated token, its top N alternatives
-    token -> log-probability."""
+class ChatRequest:
+    """One chat request as the pool sends it (built by `ModelPool.request`, sent by `ModelPool.asend`).
 
-    model: str
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str | None
-    latency_s: float
+    `messages` in OpenAI form; `stop`: the caller's stop sequences, then the model's own. `request_key` (the
+    request without its sample index: identical requests share it) and `key` (the cache key) are computed once.
+    """
+
+    model: PoolModel
+    messages: tuple[dict[str, Any], ...]
+    temperature: float = 0.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    response_format: Mapping[str, Any] | None = None
+    logprobs: int | None = None
+    sample_index: int = 0
+
+    @cached_property
+    def request_key(self) -> str:
+        model = self.model
+        request = {
+            "model": {"id": model.id, "served_name": model.name_on_server, "fingerprint": model.fingerprint},
+            "messages": list(self.messages),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+            "seed": self.seed,
+            "response_format": self.response_format,
+        }
+        if self.logprobs is not None:  # only when set: the keys of requests without it stay as they were
+            request["logprobs"] = self.logprobs
+        return request_key(request)
+
+    @cached_property
+    def key(self) -> str:
+        return cache_key(self.request_key, self.sample_index)
+
+    def sample(self, index: int) -> ChatRequest:
+        """This request as sample `index` (its request key is kept, not recomputed)."""
+        request = replace(self, sample_index=index)
+        request.__dict__["request_key"] = self.request_key
+        return request
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatResult(CachedAnswer):
+    """One answer and how it was obtained. `latency_s`: duration of the successful request (for a cache hit:
+    the original one). `top_logprobs` (when asked for with `logprobs=N`): for each generated token, its top N
+    alternatives token -> log-probability."""
+
     cached: bool
     flops: float
     sample_index: int = 0
-    endpoint: str | None = None
     retries: int = 0
-    top_logprobs: TopLogprobs | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -99,7 +135,8 @@ def sample_seed(seed: int | None, sample_index: int) -> int:
 
 
 class ModelPool:
-    """The models of a pool file behind one small API: `chat`/`achat`, `structured`/`astructured`.
+    """The models of a pool file behind one small API: `chat`/`achat` (or `request` then `send`/`asend`),
+    `structured`/`astructured`.
 
     Every call (cache hit, answer or failure) is recorded in `pool.ledger` and in any ledger opened with
     `langtts.models.track()`. Failed calls raise `ModelCallError` and are never cached.
@@ -166,16 +203,22 @@ class ModelPool:
         try:
             return self._models[model_id]
         except KeyError:
-            raise UnknownModelError(model_id, self._models) from None
+            raise UnknownModelError(model_id, self._models, where="the pool has") from None
 
     def spec(self, model_id: str) -> ModelSpec:
         self.model(model_id)
         return self._specs[model_id]
 
-    def catalog_for(self, graph: CollaborationGraph) -> ModelCatalog:
-        """The FLOPs specs of the graph's models, keyed by their pool ids (for `langtts.cost.graph_cost`)."""
-        ids = {node.model for node in graph.nodes if node.calls_model}
-        return ModelCatalog(self.spec(i).model_copy(update={"id": i}) for i in sorted(ids))
+    def catalog_for(self, models: CollaborationGraph | Iterable[str] | None = None) -> ModelCatalog:
+        """The FLOPs specs of a graph's models, of the given model ids, or of every model (None), keyed by their
+        pool ids (for `langtts.cost.graph_cost`)."""
+        if models is None:
+            ids: Iterable[str] = self._models
+        elif isinstance(models, CollaborationGraph):
+            ids = sorted({node.model for node in models.nodes if node.calls_model})
+        else:
+            ids = models
+        return ModelCatalog(self.spec(i).model_copy(update={"id": i}) for i in ids)
 
     def context_window(self, model_id: str) -> int | None:
         """Tokens per request: the pool file's value, else the spec's, else unknown (`None`)."""
@@ -245,7 +288,7 @@ class ModelPool:
 
     # --- chat -------------------------------------------------------------------------------------------
 
-    def request_key(
+    def request(
         self,
         model_id: str,
         messages: Sequence[Message],
@@ -254,23 +297,23 @@ class ModelPool:
         max_tokens: int = 512,
         stop: Sequence[str] | None = None,
         seed: int | None = None,
+        sample_index: int = 0,
         response_format: Mapping[str, Any] | None = None,
         logprobs: int | None = None,
-    ) -> str:
-        """The key of a request without its sample index (for `SampleCounter`); same defaults as `achat`."""
+    ) -> ChatRequest:
+        """The request `achat` would send (same arguments and defaults), for `asend`."""
         model = self.model(model_id)
-        request = {
-            "model": {"id": model.id, "served_name": model.name_on_server, "fingerprint": model.fingerprint},
-            "messages": _openai_messages(messages),
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "stop": _stops(model, stop),
-            "seed": seed,
-            "response_format": response_format,
-        }
-        if logprobs is not None:  # only when set: the keys of requests without it stay as they were
-            request["logprobs"] = logprobs
-        return request_key(request)
+        return ChatRequest(
+            model,
+            tuple(_openai_messages(messages)),
+            temperature,
+            max_tokens,
+            tuple(_stops(model, stop)),
+            seed,
+            response_format,
+            logprobs,
+            sample_index,
+        )
 
     async def achat(
         self,
@@ -292,41 +335,43 @@ class ModelPool:
         N log-probabilities of each generated token (`ChatResult.top_logprobs`). `tags` (e.g. node, graph, run,
         purpose) go to the ledger. Raises `ModelCallError` when the call fails after retries.
         """
-        model = self.model(model_id)
-        key = cache_key(
-            self.request_key(
-                model_id,
-                messages,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                stop=stop,
-                seed=seed,
-                response_format=response_format,
-                logprobs=logprobs,
-            ),
-            sample_index,
+        request = self.request(
+            model_id,
+            messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stop=stop,
+            seed=seed,
+            sample_index=sample_index,
+            response_format=response_format,
+            logprobs=logprobs,
         )
+        return await self.asend(request, tags=tags)
+
+    async def asend(self, request: ChatRequest, *, tags: Mapping[str, str] | None = None) -> ChatResult:
+        """Answer a request built by `request`: from the cache if it was answered before; as for `achat`."""
+        model, sample_index = request.model, request.sample_index
         tags = dict(tags or {})
-        answer = self.cache.get(key) if self.cache is not None else None
+        answer = self.cache.get(request.key) if self.cache is not None else None
         if answer is not None:
             if callbacks_active():  # emit the callbacks of a model call
                 replay = CachedChatModel(answer=answer, model_name=model.name_on_server)
-                await replay.ainvoke(_openai_messages(messages), config={"metadata": tags})
+                await replay.ainvoke(list(request.messages), config={"metadata": tags})
             return self._finish(model, answer, sample_index, tags, cached=True, retries=0)
-        kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
-        if stops := _stops(model, stop):
-            kwargs["stop"] = stops
-        server_seed = sample_seed(seed, sample_index) if temperature > 0 else seed
+        kwargs: dict[str, Any] = {"temperature": request.temperature, "max_tokens": request.max_tokens}
+        if request.stop:
+            kwargs["stop"] = list(request.stop)
+        server_seed = sample_seed(request.seed, sample_index) if request.temperature > 0 else request.seed
         if server_seed is not None:
             kwargs["seed"] = server_seed
-        if response_format is not None:  # sent as is: ChatOpenAI would otherwise switch to its parse API
-            kwargs["extra_body"] = {"response_format": dict(response_format)}
-        if logprobs is not None:
-            kwargs |= {"logprobs": True, "top_logprobs": logprobs}
+        if request.response_format is not None:  # sent as is: ChatOpenAI would otherwise switch to its parse API
+            kwargs["extra_body"] = {"response_format": dict(request.response_format)}
+        if request.logprobs is not None:
+            kwargs |= {"logprobs": True, "top_logprobs": request.logprobs}
         started = time.monotonic()
         failed: list[str] = []
         try:
-            answer, retries = await self._call(model, _openai_messages(messages), kwargs, tags, failed)
+            answer, retries = await self._call(model, list(request.messages), kwargs, tags, failed)
         except ModelCallError as e:
             self._record(
                 CallRecord(
@@ -348,12 +393,16 @@ class ModelPool:
             )
             raise
         if self.cache is not None:
-            self.cache.put(key, answer)
+            self.cache.put(request.key, answer)
         return self._finish(model, answer, sample_index, tags, cached=False, retries=retries, failed=failed)
 
     def chat(self, model_id: str, messages: Sequence[Message], **kwargs: Any) -> ChatResult:
         """Blocking `achat` (runs on the pool's own event loop thread; usable from any thread)."""
         return self._run_sync(self.achat(model_id, messages, **kwargs))
+
+    def send(self, request: ChatRequest, *, tags: Mapping[str, str] | None = None) -> ChatResult:
+        """Blocking `asend`."""
+        return self._run_sync(self.asend(request, tags=tags))
 
     @overload
     async def astructured(self, model_id: str, messages: Sequence[Message], schema: type[S], **kwargs: Any) -> S: ...
@@ -585,18 +634,11 @@ class ModelPool:
         failed: Sequence[str] = (),
     ) -> ChatResult:
         result = ChatResult(
-            model=model.id,
-            text=answer.text,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            finish_reason=answer.finish_reason,
-            latency_s=answer.latency_s,
+            **{f.name: getattr(answer, f.name) for f in fields(CachedAnswer)} | {"model": model.id},
             cached=cached,
             flops=call_flops(self._specs[model.id], answer.prompt_tokens, answer.completion_tokens),
             sample_index=sample_index,
-            endpoint=answer.endpoint,
             retries=retries,
-            top_logprobs=answer.top_logprobs,
         )
         self._record(
             CallRecord(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -21,6 +22,9 @@ from langtts.graph import CollaborationGraph
 from langtts.models.pool import ModelPool
 from langtts.space import DEFAULT_MAX_NODES, ProbabilisticGraph
 from langtts.tasks.base import Task
+
+if TYPE_CHECKING:
+    from langtts.evaluate import EvaluationResult
 
 Phase = Literal["calibrate", "search", "validate", "test"]
 
@@ -55,6 +59,22 @@ class Outcome(BaseModel):
     node_accuracy: dict[str, float] = {}  # node id -> its own answers' accuracy (nodes that ran on a question)
     node_agreement: dict[str, float] = {}  # node id -> mean agreement among its inputs (nodes with >= 2 inputs)
 
+    @classmethod
+    def of(cls, result: EvaluationResult) -> Outcome:
+        """What ``result`` measured: the fields both records name alike, per question and per node figures, the
+        median latency. Its accuracy must be determined (not every question an error)."""
+        shared = {name: getattr(result, name) for name in cls.model_fields if name in type(result).model_fields}
+        return cls(
+            **shared,
+            question_ids=[r.id for r in result.records],
+            correct=[bool(r.correct) for r in result.records],
+            latency_s=result.latency_p50_s,
+            errors=result.n_errors,
+            context_overflows=sum(r.error == "context_overflow" for r in result.records),
+            node_accuracy={s.id: s.accuracy for s in result.nodes if s.accuracy is not None},
+            node_agreement={s.id: s.agreement for s in result.nodes if s.agreement is not None},
+        )
+
 
 class Evaluation(BaseModel):
     """One ledger entry: a graph, where it was evaluated, what was measured and the objective's score."""
@@ -75,6 +95,11 @@ class Evaluation(BaseModel):
         return self.outcome.accuracy
 
     def collaboration_graph(self) -> CollaborationGraph:
+        """``graph``, parsed once."""
+        return self._graph
+
+    @cached_property
+    def _graph(self) -> CollaborationGraph:
         return CollaborationGraph.from_dict(self.graph)
 
 
@@ -180,12 +205,6 @@ def register(name: str) -> Callable[[C], C]:
         return cls
 
     return add
-
-
-def pool_catalog(pool: ModelPool, model_ids: tuple[str, ...] | None = None) -> ModelCatalog:
-    """The FLOPs specs of the pool's models, keyed by pool model id."""
-    ids = pool.ids() if model_ids is None else model_ids
-    return ModelCatalog(pool.spec(i).model_copy(update={"id": i}) for i in ids)
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:

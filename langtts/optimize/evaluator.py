@@ -81,22 +81,4 @@ class PoolEvaluator:
             raise EvaluationError(
                 f"{len(failed)} of {result.n} questions failed after retries: {' '.join(failed[0].detail.split())}"
             )
-        assert result.accuracy is not None and result.ci_low is not None and result.ci_high is not None
-        return Outcome(
-            question_ids=[r.id for r in result.records],
-            correct=[bool(r.correct) for r in result.records],
-            accuracy=result.accuracy,
-            ci_low=result.ci_low,
-            ci_high=result.ci_high,
-            flops=result.flops,
-            latency_s=result.latency_p50_s,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            calls=result.calls,
-            cache_hits=result.cache_hits,
-            errors=result.n_errors,
-            context_overflows=sum(r.error == "context_overflow" for r in result.records),
-            wall_time_s=result.wall_time_s,
-            node_accuracy={s.id: s.accuracy for s in result.nodes if s.accuracy is not None},
-            node_agreement={s.id: s.agreement for s in result.nodes if s.agreement is not None},
-        )
+        return Outcome.of(result)

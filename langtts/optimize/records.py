@@ -10,6 +10,7 @@ the nodes that never run (no path to the sink). Every JSON file but graph.json c
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,29 +67,6 @@ class RunConfig(BaseModel):
     )
 
 
-class CostTotals(BaseModel):
-    """Summed pool usage of one purpose (evaluation or optimizer LLM calls) over every session of a run."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    flops: float = 0.0
-    flops_spent: float = 0.0  # calls actually computed (not served from the cache)
-
-    def plus(self, usage: Usage) -> CostTotals:
-        return CostTotals(
-            calls=self.calls + usage.calls,
-            cache_hits=self.cache_hits + usage.hits,
-            errors=self.errors + usage.errors,
-            prompt_tokens=self.prompt_tokens + usage.prompt_tokens,
-            completion_tokens=self.completion_tokens + usage.completion_tokens,
-            flops=self.flops + usage.flops,
-            flops_spent=self.flops_spent + usage.flops_spent,
-        )
-
-
 class RunState(BaseModel):
     """The resumable state, saved after every evaluation."""
 
@@ -104,8 +82,8 @@ class RunState(BaseModel):
     best_scores: list[float] = Field(default_factory=list)
     objective: dict[str, Any] = Field(default_factory=dict)  # the bound objective (e.g. its latency reference)
     stop_reason: str | None = None
-    evaluation_cost: CostTotals = Field(default_factory=CostTotals)
-    optimizer_cost: CostTotals = Field(default_factory=CostTotals)
+    evaluation_cost: Usage = Field(default_factory=Usage)  # pool usage of evaluations over every session
+    optimizer_cost: Usage = Field(default_factory=Usage)  # and of the optimizer's LLM calls
     sessions: int = 0
     reasked_calls: int = 0  # the method's LLM calls a resume made to redo its step that the call cache did not answer
     error: str | None = None
@@ -113,6 +91,8 @@ class RunState(BaseModel):
 
 class Choice(BaseModel):
     """The chosen graph and why: its search and validation scores."""
+
+    model_config = ConfigDict(frozen=True)
 
     fingerprint: str
     graph: dict[str, Any]
@@ -124,6 +104,11 @@ class Choice(BaseModel):
     ledger_index: int
 
     def collaboration_graph(self) -> CollaborationGraph:
+        """``graph``, parsed once."""
+        return self._graph
+
+    @cached_property
+    def _graph(self) -> CollaborationGraph:
         return CollaborationGraph.from_dict(self.graph)
 
 
@@ -153,8 +138,8 @@ class OptimizationResult(BaseModel):
     rounds: int
     ledger: list[Evaluation]
     pareto: list[ParetoPoint]
-    evaluation_cost: CostTotals
-    optimizer_cost: CostTotals
+    evaluation_cost: Usage
+    optimizer_cost: Usage
     wall_time_s: float
     method_report: dict[str, Any] = Field(default_factory=dict)
 
@@ -167,8 +152,9 @@ class OptimizationResult(BaseModel):
         if not 0 <= k < len(self.pareto):
             raise ValueError(f"the run's Pareto front has {len(self.pareto)} points (K from 0), not {k}")
         point = self.pareto[k]
-        graph = point.graph or next(e.graph for e in self.ledger if e.fingerprint == point.fingerprint)
-        return CollaborationGraph.from_dict(graph)
+        if point.graph is not None:
+            return CollaborationGraph.from_dict(point.graph)
+        return next(e.collaboration_graph() for e in self.ledger if e.fingerprint == point.fingerprint)
 
     def summary(self) -> str:
         """A few human-readable lines."""
@@ -197,7 +183,7 @@ class OptimizationResult(BaseModel):
             ]
         ev, op = self.evaluation_cost, self.optimizer_cost
         lines.append(
-            f"search cost: {ev.calls} evaluation calls ({ev.cache_hits} from the cache, {ev.flops:.3g} FLOPs); "
+            f"search cost: {ev.calls} evaluation calls ({ev.hits} from the cache, {ev.flops:.3g} FLOPs); "
             f"{op.calls} optimizer-LLM calls ({op.flops:.3g} FLOPs)"
         )
         return "\n".join(lines)

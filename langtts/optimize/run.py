@@ -51,7 +51,6 @@ from langtts.optimize.base import (
     Optimizer,
     Phase,
     SearchSpace,
-    pool_catalog,
 )
 from langtts.optimize.evaluator import Evaluator, PoolEvaluator
 from langtts.optimize.objectives import ObjectiveLike, make_objective
@@ -157,7 +156,7 @@ async def aoptimize(
         raise ValueError("top_k, validation_size and n_test must be >= 0")
     if pool is None and evaluator is None:
         raise ValueError("a model pool is needed unless an evaluator is given")
-    catalog = pool_catalog(pool) if pool is not None else default_catalog()
+    catalog = pool.catalog_for() if pool is not None else default_catalog()
     models = list(models) if models is not None else list(pool.ids() if pool is not None else ())
     if not models:
         raise ValueError("no worker models: pass models=... or a pool")
@@ -283,7 +282,7 @@ class _Run:
     ) -> None:
         self.config, self.run_dir, self.task, self.pool = config, run_dir, task, pool
         self.report = report
-        catalog = pool_catalog(pool) if pool is not None else default_catalog()
+        catalog = pool.catalog_for() if pool is not None else default_catalog()
         self.space = SearchSpace(
             models=tuple(config.models),
             sink_model=config.sink_model,
@@ -567,8 +566,8 @@ class _Run:
 
     def _save(self) -> None:
         evaluation_cost, optimizer_cost = self.base_costs
-        self.state.evaluation_cost = evaluation_cost.plus(self.session.totals(purpose="evaluate"))
-        self.state.optimizer_cost = optimizer_cost.plus(self.session.totals(purpose="optimizer"))
+        self.state.evaluation_cost = evaluation_cost + self.session.totals(purpose="evaluate")
+        self.state.optimizer_cost = optimizer_cost + self.session.totals(purpose="optimizer")
         self.state.elapsed_s = self._elapsed()
         write_json(self.state_file, self.state.model_dump(mode="json"))
 

@@ -3,7 +3,8 @@
 Run state lives in the cache's ``run/`` directory (or a ``run_dir`` of your choice):
 
 - ``presets.ini``: one section per model (see :func:`presets_text`);
-- ``base-model-template.jinja``: a plain ``User:``/``Assistant:`` chat template for base models (Gemma 270M);
+- ``base-model-template.jinja``: a plain ``User:``/``Assistant:`` chat template for base models (Gemma 270M), the
+  prompt file ``serve/base_model.jinja``;
 - ``server.json``: the pid file (pid, port, base URL, model ids) used to find a running server again;
 - ``pool.yaml``: the pool file of the running server (see :mod:`langtts.models.config`);
 - ``llama-server.log``: the server's output.
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from langtts.files import write_text_atomic
 from langtts.models.config import Endpoint, PoolConfig, PoolModel
+from langtts.prompts import PromptLibrary
 from langtts.serve.cache import CachePaths, locked
 from langtts.serve.setup import WEIGHTS, Progress, llama_server_binary, model_path, setup_models
 
@@ -44,20 +46,6 @@ DEFAULT_PARALLEL = 2
 DEFAULT_CACHE_RAM_MIB = 1024  # host-memory prompt cache per model (llama-server's default is 8192)
 HOST = "127.0.0.1"
 BASE_MODEL_STOP: tuple[str, ...] = ("\nUser:", "\nAssistant:")
-BASE_MODEL_PREAMBLE = (
-    "The following is a conversation between a curious user and a knowledgeable, helpful assistant. "
-    "The assistant answers questions correctly and concisely."
-)  # used when there is no system message: without it Gemma 270M tends to echo the question
-BASE_MODEL_TEMPLATE = (
-    "{%- if messages[0]['role'] != 'system' -%}" + BASE_MODEL_PREAMBLE + "{{ '\\n\\n' }}{%- endif -%}\n"
-    "{%- for message in messages -%}\n"
-    "{%- if message['role'] == 'system' -%}{{ message['content'] }}{{ '\\n\\n' }}\n"
-    "{%- elif message['role'] == 'user' -%}User: {{ message['content'] }}{{ '\\n' }}\n"
-    "{%- elif message['role'] == 'assistant' -%}Assistant: {{ message['content'] }}{{ '\\n' }}\n"
-    "{%- endif -%}\n"
-    "{%- endfor -%}\n"
-    "{%- if add_generation_prompt -%}Assistant:{%- endif -%}\n"
-)
 _STATE = "server.json"
 _TEMPLATE = "base-model-template.jinja"
 
@@ -226,7 +214,7 @@ class EmbeddedServer:
         run = self.run_dir
         run.mkdir(parents=True, exist_ok=True)
         template = run / _TEMPLATE
-        template.write_text(BASE_MODEL_TEMPLATE)
+        template.write_text(PromptLibrary().file("serve/base_model.jinja").read_text(encoding="utf-8"))
         presets = run / "presets.ini"
         presets.write_text(
             presets_text(

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
+from langtts.prompts import PromptLibrary
+
 Family = Literal["math", "mmlu", "code", "gsm8k", "generic"]
 FAMILIES: tuple[Family, ...] = ("math", "mmlu", "code", "gsm8k", "generic")
 _ANSWER_LINE = re.compile(r"(?im)^[ \t*_#>]*(?:final\s+)?answer[ \t*_]*[:：][ \t*_]*(\S.*?)[ \t*_.]*$")
@@ -62,7 +64,8 @@ class Task(ABC):
     name: str
     family: Family = "generic"
     lengths_key: str | None = None
-    answer_format: str = ""
+    answer_prompt: str = "answers/generic"
+    """The prompt file of the task's answer format (the role prompts' ``{answer_format}``)."""
     splits: ClassVar[tuple[str, ...]] = ("test",)
     default_split: str = "test"
 
@@ -75,6 +78,16 @@ class Task(ABC):
 
     @abstractmethod
     def _load(self, split: str) -> list[Example]: ...
+
+    @property
+    def answer_format(self) -> str:
+        """The sentence asking for the task's answer line, from the default prompts (``$LANGTTS_PROMPTS_DIR``,
+        then the shipped ones)."""
+        return self.answer_format_in(PromptLibrary())
+
+    def answer_format_in(self, prompts: PromptLibrary) -> str:
+        """The answer format as ``prompts`` word it."""
+        return prompts.text(self.answer_prompt)
 
     def format_question(self, ex: Example) -> str:
         """The question text the nodes see."""

@@ -40,7 +40,7 @@ class GSM8KTask(Task):
     name = "gsm8k"
     family = "gsm8k"
     lengths_key = None
-    answer_format = "Please reason step by step, and put your final answer within \\boxed{}."
+    answer_prompt = "answers/gsm8k"
 
     def _load(self, split: str) -> list[Example]:
         return list(packaged_examples("gsm8k/gsm8k.jsonl"))

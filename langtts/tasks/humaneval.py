@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from langtts.prompts import PromptLibrary
 from langtts.tasks.base import Example, Score, Task
 from langtts.tasks.jsonl import packaged_examples
 from langtts.tasks.sandbox import DEFAULT_TIMEOUT_S, SandboxMode, SandboxResult, run_python, select_backend
@@ -56,10 +57,7 @@ class HumanEvalTask(Task):
     name = "humaneval"
     family = "code"
     lengths_key = "humaneval"
-    answer_format = (
-        "Reply with the complete Python function (its signature, body and any imports it needs) "
-        "in a single ```python code block."
-    )
+    answer_prompt = "answers/humaneval"
 
     def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, sandbox: SandboxMode = "auto") -> None:
         self.timeout_s = timeout_s
@@ -76,7 +74,7 @@ class HumanEvalTask(Task):
         return list(packaged_examples("humaneval/humaneval.jsonl"))
 
     def format_question(self, ex: Example) -> str:
-        return f"Complete the following Python function.\n\n```python\n{ex.meta['prompt']}```"
+        return PromptLibrary().text("questions/humaneval", prompt=ex.meta["prompt"])
 
     def extract(self, text: str) -> str | None:
         """The reply's code: its last fenced block, else the whole reply; None when it has no code at all."""

@@ -14,6 +14,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from langtts.prompts import PromptLibrary
 from langtts.tasks.base import FAMILIES, Example, Family, Score, Task
 from langtts.tasks.scorers import PythonScorer, make_scorer
 
@@ -87,7 +88,8 @@ class JsonlTask(Task):
 
     `scorer` is a declared scorer (a string such as ``"number"``, see :mod:`langtts.tasks.scorers`), which a run
     directory stores and rebuilds at resume, or a Python function ``(reply, example) -> bool | Score`` (answers then
-    read from the ``Answer:`` line). The file is read and validated when the task is created; `sha256` (when
+    read from the ``Answer:`` line). `answer_format` replaces the scorer's answer format (the prompt file
+    ``answers/<kind>``). The file is read and validated when the task is created; `sha256` (when
     given) must be the file's, so a run never goes on with a changed file.
     """
 
@@ -110,7 +112,7 @@ class JsonlTask(Task):
         self.name = name or self.path.name.split(".")[0]
         self.family = family
         self.scorer = make_scorer(scorer) if isinstance(scorer, str) else PythonScorer(function=scorer)
-        self.answer_format = self.scorer.answer_format if answer_format is None else answer_format
+        self._answer_format = answer_format
         data = self.path.read_bytes()
         self.sha256 = hashlib.sha256(data).hexdigest()
         if sha256 is not None and sha256 != self.sha256:
@@ -133,6 +135,10 @@ class JsonlTask(Task):
             "family": self.family,
             "answer_format": self.answer_format,
         }
+
+    def answer_format_in(self, prompts: PromptLibrary) -> str:
+        """The ``answer_format`` given, else the scorer's."""
+        return self.scorer.answer_format_in(prompts) if self._answer_format is None else self._answer_format
 
     def _load(self, split: str) -> list[Example]:
         return list(self._examples)

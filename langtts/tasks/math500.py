@@ -132,7 +132,7 @@ class Math500Task(Task):
     name = "math500"
     family = "math"
     lengths_key = "math"
-    answer_format = "Put your final answer, in simplest form, inside \\boxed{} at the end of your reply."
+    answer_prompt = "answers/math500"
 
     def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.timeout_s = timeout_s

@@ -50,10 +50,7 @@ class MMLUTask(Task):
     family = "mmlu"
     lengths_key = "mmlu"
     splits = ("dev", "val", "test")
-    answer_format = (
-        "Answer the following multiple choice question. The last line of your response should be of the following "
-        "format: 'Answer: $LETTER' (without quotes) where LETTER is one of ABCD. Think step by step before answering."
-    )
+    answer_prompt = "answers/mmlu"
 
     def __init__(self, split: str = "test", subjects: Iterable[str] | None = None) -> None:
         if split not in self.splits:

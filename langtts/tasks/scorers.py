@@ -12,7 +12,8 @@ A scorer is named by a string, so a run directory can store it and rebuild it at
   from the answer line and compared as ``exact`` (for votes and answer recovery).
 
 Each provides the task answer API (`extract`, `equivalent`, `answer_schema`, `format_answer`, see
-:class:`~langtts.tasks.base.Task`) and `answer_format`, the instruction that asks the nodes for the answer line.
+:class:`~langtts.tasks.base.Task`) and `answer_format`, the instruction that asks the nodes for the answer line
+(the prompt file ``answers/<kind>``: ``exact``, ``number`` or ``choice``; the others ask as ``exact``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
+from langtts.prompts import PromptLibrary
 from langtts.tasks.base import Example, Score, Task, extract_answer_line, judge_answer
 
 SCORER_KINDS = "exact, number, choice[:LETTERS], regex:PATTERN or module:function"
-ANSWER_LINE = 'End your reply with a final line of the form "Answer: <your final answer>".'
 
 
 def _string_schema(**constraints: Any) -> dict[str, Any]:
@@ -45,7 +46,15 @@ class AnswerScorer:
     whitespace."""
 
     spec: str = "exact"
-    answer_format: str = ANSWER_LINE
+    answer_prompt: ClassVar[str] = "answers/exact"
+
+    @property
+    def answer_format(self) -> str:
+        """The answer format from the default prompts (``$LANGTTS_PROMPTS_DIR``, then the shipped ones)."""
+        return self.answer_format_in(PromptLibrary())
+
+    def answer_format_in(self, prompts: PromptLibrary) -> str:
+        return prompts.text(self.answer_prompt)
 
     def extract(self, text: str) -> str | None:
         return extract_answer_line(text)
@@ -68,7 +77,7 @@ class NumberScorer(AnswerScorer):
     """``number``: the number of the answer line (else the last number), compared numerically."""
 
     spec: str = "number"
-    answer_format: str = 'End your reply with a final line of the form "Answer: <number>".'
+    answer_prompt: ClassVar[str] = "answers/number"
 
     def extract(self, text: str) -> str | None:
         return _gsm8k().extract(text)
@@ -86,16 +95,15 @@ class ChoiceScorer(AnswerScorer):
 
     spec: str = "choice"
     letters: str = "ABCD"
-    answer_format: str = ""
+    answer_prompt: ClassVar[str] = "answers/choice"
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Z]{2,26}", self.letters) or len(set(self.letters)) < len(self.letters):
             raise ValueError(f"choice letters must be 2 to 26 distinct capital letters, got {self.letters!r}")
-        if not self.answer_format:
-            listed = f"{', '.join(self.letters[:-1])} or {self.letters[-1]}"
-            object.__setattr__(
-                self, "answer_format", f'End your reply with a final line of the form "Answer: X", where X is {listed}.'
-            )
+
+    def answer_format_in(self, prompts: PromptLibrary) -> str:
+        """``answers/choice`` with ``{letters}`` listed, e.g. ``A, B, C or D``."""
+        return prompts.text(self.answer_prompt, letters=f"{', '.join(self.letters[:-1])} or {self.letters[-1]}")
 
     def extract(self, text: str) -> str | None:
         return extract_choice(text, self.letters)

@@ -1,4 +1,4 @@
-"""CallCache, request/cache keys and SampleCounter."""
+"""CallCache and request/cache keys."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from langtts.models import CachedAnswer, CallCache, SampleCounter, cache_key, request_key
+from langtts.models import CachedAnswer, CallCache
+from langtts.models.cache import cache_key, request_key
 
 
 def answer(text: str = "42", latency: float = 1.5) -> CachedAnswer:
@@ -111,20 +112,6 @@ def test_several_processes(tmp_path: Path) -> None:
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert len(cache) == 1 + 50 + 3 * 50
     assert cache.get("shared1").text == "shared1"
-
-
-def test_sample_counter_numbers_identical_requests() -> None:
-    counter = SampleCounter()
-    assert [counter.next("a"), counter.next("a"), counter.next("b"), counter.next("a")] == [0, 1, 0, 2]
-    counter.reset()
-    assert counter.next("a") == 0
-
-
-def test_sample_counter_is_thread_safe() -> None:
-    counter = SampleCounter()
-    with ThreadPoolExecutor(8) as executor:
-        indices = list(executor.map(lambda _: counter.next("k"), range(400)))
-    assert sorted(indices) == list(range(400))
 
 
 def test_top_logprobs_round_trip(tmp_path: Path) -> None:

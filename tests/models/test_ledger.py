@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -48,7 +47,7 @@ def test_by_tag_and_filter(ledger: UsageLedger) -> None:
     per_node = ledger.by("node")
     assert set(per_node) == {"a", "b"}
     expected = Usage(calls=2, hits=1, prompt_tokens=20, completion_tokens=10, flops=200.0, latency_s=1.0)
-    assert per_node["a"] == dataclasses.replace(expected, flops_spent=100.0)
+    assert per_node["a"] == expected.model_copy(update={"flops_spent": 100.0})
     assert per_node["b"].errors == 1
     assert ledger.totals(node="b").flops == 300.0
     assert ledger.by("node", graph="other") == {}
@@ -101,3 +100,16 @@ def test_by_endpoint(tmp_path: Path) -> None:
     assert ledger.by_endpoint()[b].failure_rate == 1.0
     ledger.to_jsonl(tmp_path / "l.jsonl")
     assert UsageLedger.from_jsonl(tmp_path / "l.jsonl").records() == ledger.records()
+
+
+def test_usage_sums_and_reads_the_run_files_of_earlier_versions(ledger: UsageLedger) -> None:
+    total = ledger.totals()
+    assert total + Usage() == total and (total + total).calls == 2 * total.calls
+    assert (total + total).flops_spent == 2 * total.flops_spent and (total + total).hits == 2 * total.hits
+    written_before = {  # a state.json cost as langtts wrote it before Usage replaced CostTotals
+        "calls": 3, "cache_hits": 2, "errors": 1, "prompt_tokens": 5, "completion_tokens": 1, "flops": 2.0,
+        "flops_spent": 1.0,
+    }  # fmt: skip
+    usage = Usage.model_validate(written_before)
+    assert (usage.calls, usage.hits, usage.misses, usage.errors, usage.retries) == (3, 2, 1, 1, 0)
+    assert usage.model_dump() == written_before | {"retries": 0, "latency_s": 0.0}  # the same names in run files

@@ -16,6 +16,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
+import langtts.cost
 from langtts.cost import call_flops, default_catalog
 from langtts.models import (
     CallCache,
@@ -26,13 +27,13 @@ from langtts.models import (
     PoolConfig,
     PoolError,
     PoolModel,
-    SampleCounter,
     StructuredOutputError,
     UnknownModelError,
-    request_key,
     sample_seed,
     track,
 )
+from langtts.models.cache import request_key
+from langtts.shapes import single
 from tests.fakes import fake_pool
 from tests.models.helpers import MODEL, SPEC, pool_config, user
 from tests.models.stub_server import StubServer
@@ -88,9 +89,18 @@ def test_unknown_model_lists_ids(stub: StubServer, make_pool: MakePool) -> None:
     pool = make_pool(stub)
     with pytest.raises(UnknownModelError, match=r"unknown model 'nope'; the pool has: m"):
         pool.chat("nope", user("x"))
-    with pytest.raises(UnknownModelError):
+    with pytest.raises(UnknownModelError) as info:
         pool.model("nope")
+    assert (info.value.model_id, info.value.known) == ("nope", [MODEL])
+    assert UnknownModelError is langtts.cost.UnknownModelError  # one error for catalogs and pools
     assert pool.ids() == [MODEL]
+
+
+def test_catalog_for_a_graph_some_models_or_the_whole_pool() -> None:
+    pool, _ = fake_pool(lambda *_: "")
+    assert pool.catalog_for().ids() == ("qwen2.5-coder-0.5b", "smollm2-135m")
+    assert pool.catalog_for(["smollm2-135m"]).ids() == ("smollm2-135m",)
+    assert pool.catalog_for(single("smollm2-135m")).get("smollm2-135m") == pool.spec("smollm2-135m")
 
 
 def test_bad_spec_fails_at_construction(stub: StubServer) -> None:
@@ -415,16 +425,18 @@ def test_greedy_calls_pass_the_seed_unchanged(stub: StubServer, make_pool: MakeP
     assert stub.requests[-1]["seed"] == 5
 
 
-def test_sample_counter_with_request_key(make_stub: MakeStub, make_pool: MakePool, tmp_path: Path) -> None:
+def test_samples_of_one_request_share_its_request_key(make_stub: MakeStub, make_pool: MakePool, tmp_path: Path) -> None:
     server = make_stub()
     pool = make_pool(server, cache=CallCache(tmp_path / "c.sqlite"))
-    counter = SampleCounter()
-    messages = user("same question")
-    key = pool.request_key(MODEL, messages, temperature=0.7)
-    assert key == pool.request_key(MODEL, [HumanMessage("same question")], temperature=0.7)
-    assert key != pool.request_key(MODEL, messages, temperature=0.7, max_tokens=10)
-    texts = [pool.chat(MODEL, messages, temperature=0.7, sample_index=counter.next(key)).text for _ in range(3)]
+    request = pool.request(MODEL, user("same question"), temperature=0.7)
+    assert request.request_key == pool.request(MODEL, [HumanMessage("same question")], temperature=0.7).request_key
+    assert request.request_key != pool.request(MODEL, user("same question"), temperature=0.7, max_tokens=10).request_key
+    samples = [request.sample(i) for i in range(3)]
+    assert {s.request_key for s in samples} == {request.request_key} and len({s.key for s in samples}) == 3
+    assert samples[0].key == request.key == pool.request(MODEL, user("same question"), temperature=0.7).key
+    texts = [pool.send(s).text for s in samples]
     assert len(set(texts)) == 3
+    assert [pool.chat(MODEL, user("same question"), temperature=0.7, sample_index=i).text for i in range(3)] == texts
 
 
 def test_failed_calls_are_not_cached(make_stub: MakeStub, make_pool: MakePool, tmp_path: Path) -> None:
@@ -565,8 +577,8 @@ def test_request_key_without_logprobs_is_unchanged(stub: StubServer, make_pool: 
             "response_format": None,
         }
     )
-    assert pool.request_key(MODEL, user("q")) == before
-    assert pool.request_key(MODEL, user("q"), logprobs=20) != before
+    assert pool.request(MODEL, user("q")).request_key == before
+    assert pool.request(MODEL, user("q"), logprobs=20).request_key != before
 
 
 def test_missing_logprobs_is_an_error(make_stub: MakeStub, make_pool: MakePool) -> None:

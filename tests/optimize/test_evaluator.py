@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from langtts.evaluate import evaluate
 from langtts.optimize.base import Outcome
 from langtts.optimize.evaluator import PoolEvaluator
 from langtts.shapes import parallel, self_consistency, single
@@ -66,3 +67,16 @@ def test_the_outcome_carries_per_node_accuracy_and_agreement() -> None:
     assert voted.node_accuracy == {"n0": 0.0, "n1": 0.0, "sink": 0.0} and voted.node_agreement == {"sink": 1.0}
     old = outcome.model_dump(exclude={"node_accuracy", "node_agreement"})  # a ledger written before them
     assert Outcome.model_validate(old).node_accuracy == {}
+
+
+def test_the_outcome_is_what_the_evaluation_measured() -> None:
+    pool, _ = fake_pool(_answer)
+    examples = [Example(id=str(i), question=f"{i} + 3 - {i}?", answer=str(i + 1)) for i in range(3)]
+    result = evaluate(parallel([QWEN, SMOL], sink_model=QWEN), GSM8K, pool, examples=examples, progress=False)
+    outcome = Outcome.of(result)
+    assert (outcome.question_ids, outcome.correct, outcome.accuracy) == (["0", "1", "2"], [False, False, True], 1 / 3)
+    assert (outcome.ci_low, outcome.ci_high, outcome.flops) == (result.ci_low, result.ci_high, result.flops)
+    assert (outcome.prompt_tokens, outcome.completion_tokens) == (result.prompt_tokens, result.completion_tokens)
+    assert (outcome.calls, outcome.cache_hits, outcome.wall_time_s) == (result.calls, 0, result.wall_time_s)
+    assert (outcome.latency_s, outcome.errors, outcome.context_overflows) == (result.latency_p50_s, 0, 0)
+    assert outcome.node_accuracy == {"n0": 1 / 3, "n1": 1 / 3, "sink": 1 / 3}

@@ -369,3 +369,13 @@ def test_a_python_scorer_must_still_import_at_resume(tmp_path: Path, monkeypatch
     monkeypatch.delitem(sys.modules, "my_checker")
     with pytest.raises(ValueError, match="scorer 'my_checker:judge' does not import"):
         resume(tmp_path / "run", None, evaluator=evaluator(), progress=False, iterations=14)
+
+
+def test_the_graphs_of_a_result_are_parsed_once(tmp_path: Path) -> None:
+    result = run("random", str(tmp_path), iterations=2)
+    loaded = OptimizationResult.load(tmp_path / "result.json")
+    entry = loaded.ledger[0]
+    assert entry.collaboration_graph() is entry.collaboration_graph()
+    assert entry.collaboration_graph() == CollaborationGraph.from_dict(entry.graph)
+    assert loaded.graph is loaded.graph and loaded.graph == result.graph
+    assert loaded.model_dump(mode="json") == result.model_dump(mode="json")  # the file format is unchanged

@@ -132,7 +132,11 @@ def test_base_model_gets_the_plain_template(tmp_path_factory: pytest.TempPathFac
         prompt = _post(root, "/apply-template", {"model": "gemma3-270m", "messages": messages})["prompt"]
         assert prompt == "Be brief.\n\nUser: Hi\nAssistant: Hello.\nUser: What is the capital of France?\nAssistant:"
         no_system = _post(root, "/apply-template", {"model": "gemma3-270m", "messages": messages[3:]})["prompt"]
-        assert no_system == embedded.BASE_MODEL_PREAMBLE + "\n\nUser: What is the capital of France?\nAssistant:"
+        preamble = (  # prompts/serve/base_model.jinja, without a system message
+            "The following is a conversation between a curious user and a knowledgeable, helpful assistant. "
+            "The assistant answers questions correctly and concisely."
+        )
+        assert no_system == preamble + "\n\nUser: What is the capital of France?\nAssistant:"
         stop = PoolConfig.load(info.pool_file).models[0].stop
         body = {
             "model": "gemma3-270m",

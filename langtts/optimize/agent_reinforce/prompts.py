@@ -58,7 +58,7 @@ class PilotData(BaseModel):
     @classmethod
     def load(cls, library: PromptLibrary) -> PilotData:
         """``agent/pilot.json`` of ``library`` (a user prompt directory's, else the shipped one)."""
-        return cls.model_validate_json(library.read("agent/pilot.json"))
+        return cls.model_validate_json(library.file("agent/pilot.json").read_text(encoding="utf-8"))
 
     def render(self) -> str:
         """One line per task and budget: the mixes and their accuracies."""
@@ -95,14 +95,12 @@ class AgentPrompts:
         self.unit_model = space.budget.unit_model or smallest_model(space.models, space.catalog)
         self.unit = unit_flops(space.catalog.get(self.unit_model), space.lengths)
         self.fusers, self.joint, self.window = fusers, joint, history
-        budget = _text(
-            library.get("agent/budget"), units=f"{space.budget.flops / self.unit:.1f}", unit_model=self.unit_model
-        )
-        self.fields = {name: library.get(f"agent/field_{name}").user for name in ("inputs", "fuser", "models")}
+        budget = library.text("agent/budget", units=f"{space.budget.flops / self.unit:.1f}", unit_model=self.unit_model)
+        self.fields = {name: library.text(f"agent/field_{name}") for name in ("inputs", "fuser", "models")}
         self.common = {
             "task": _describe(task),
             "budget": budget,
-            "objective": library.get("agent/objective_joint" if joint else "agent/objective").user,
+            "objective": library.text("agent/objective_joint" if joint else "agent/objective"),
             "latency_rules": library.get("agent/latency_rules").user if joint else "",
             "insights": library.get("agent/insights").user if insights else "",
             "roles": library.get("agent/roles" if fusers else "agent/roles_no_fuser").user,
