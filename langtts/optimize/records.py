@@ -93,6 +93,7 @@ class RunState(BaseModel):
     evaluation_cost: Usage = Field(default_factory=Usage)  # pool usage of evaluations over every session
     optimizer_cost: Usage = Field(default_factory=Usage)  # and of the optimizer's LLM calls
     sessions: int = 0
+    reasked_calls: int = 0  # the method's LLM calls a resume made to redo its step that the call cache did not answer
     error: str | None = None
 
 

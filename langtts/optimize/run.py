@@ -381,15 +381,21 @@ class _Run:
 
     async def _search(self) -> None:
         optimizer = self._optimizer()
+        resumed = self.state.sessions > 1
         if self.state.optimizer_state is not None:
             optimizer.load_state_dict(self.state.optimizer_state)
         if self.state.pending_observe is not None:  # died between an evaluation and the method's update
             recorded = self.state.evaluations[self.state.pending_observe]
             await optimizer.propose()
             await optimizer.observe(recorded.collaboration_graph(), recorded)
+            self._count_repeated_calls()
+            resumed = False
             self._end_round(optimizer, recorded)
         while (reason := self.stopper.reason(self._progress())) is None:
             graph = await optimizer.propose()
+            if resumed:
+                self._count_repeated_calls()
+                resumed = False
             if graph is None:
                 reason = self._exhausted()
                 break
@@ -405,6 +411,18 @@ class _Run:
         if callable(report):
             write_json(self.run_dir / "method_report.json", report())
         self.report(f"search stopped: {reason}")
+
+    def _count_repeated_calls(self) -> None:
+        """After a resume, the LLM calls the method made up to its first proposal redid the step it had not saved:
+        count and show those the call cache did not answer (asked again, or for the first time if the killed
+        session had not got that far)."""
+        usage = self.session.totals(purpose="optimizer")
+        if usage.calls:
+            self.state.reasked_calls += usage.misses
+            self.report(
+                f"resume: the method redid its interrupted step with {usage.calls} LLM call(s): {usage.hits} from the "
+                f"call cache, {usage.misses} asked" + (" (their answers may differ)" if usage.misses else "")
+            )
 
     def _end_round(self, optimizer: Optimizer, evaluation: Evaluation) -> None:
         self.state.rounds += 1

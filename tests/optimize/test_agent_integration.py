@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,8 @@ def test_two_agent_rounds_on_gsm8k(embedded_server, tmp_path: Path) -> None:
     assert result.test is not None and len(result.test.outcome.question_ids) == 2
     assert result.optimizer_cost.calls > 0 and result.optimizer_cost.flops > 0
     assert result.evaluation_cost.calls > 0
-    assert (tmp_path / "run" / "agent.sqlite").is_file()
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["optimizer_state"]["agent"]["history"], "the agent's state is the method's, saved with the run"
     history = report["history"]
     assert [h["round"] for h in history] == [1, 2]
     assert history[0]["proposal"]["status"] == "sampled", "round 1 draws from the initial distribution"

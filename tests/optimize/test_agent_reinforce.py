@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -13,20 +14,20 @@ import numpy as np
 import pytest
 
 from langtts.graph import CollaborationGraph, Node
-from langtts.optimize.agent_prompts import distribution_lines
-from langtts.optimize.agent_reinforce import AgentReinforce, draw, explain, initial_distribution
-from langtts.optimize.agent_schemas import (
+from langtts.models.cache import CallCache
+from langtts.optimize.agent_reinforce import AgentOutputError, AgentReinforce, draw, explain, initial_distribution
+from langtts.optimize.agent_reinforce.parsing import check_answer, parse_placement, parse_proposal
+from langtts.optimize.agent_reinforce.prompts import distribution_lines
+from langtts.optimize.agent_reinforce.schemas import (
     FEEDBACK_CHARS,
     FEEDBACK_SCHEMA,
     REASONING_CHARS,
-    AgentOutputError,
     answer_token_bound,
-    apply_update,
-    parse_proposal,
     placement_schema,
     update_schema,
     wiring_schema,
 )
+from langtts.optimize.agent_reinforce.update import apply_update
 from langtts.optimize.base import Evaluation, MethodContext, Outcome
 from langtts.space import ProbabilisticGraph
 from tests.fakes import fake_pool
@@ -47,7 +48,7 @@ class ScriptedAgent:
         self.prompts: dict[str, list[str]] = defaultdict(list)
         self.schemas: dict[str, dict[str, Any]] = {}
         self.max_tokens: dict[str, int] = {}
-        self._proposal, self._wired, self._roles = "", False, {}
+        self._proposal, self._wired = "", False
 
     def __call__(self, model: str, messages: list, kwargs: dict[str, Any]) -> str:
         response_format = kwargs["extra_body"]["response_format"]["json_schema"]
@@ -68,9 +69,8 @@ class ScriptedAgent:
         return answer(prompt) if callable(answer) else answer
 
     def _default_wiring(self) -> str:
-        """n0 feeds the sink and every fuser of the last placement (n0 is always an assistant)."""
-        inputs = {k: {"n0": True} if role == "fuser" else {} for k, role in self._roles.items() if k != "n0"}
-        return json.dumps({**inputs, "sink_inputs": {"n0": True}})
+        """The schema's first choice everywhere: n0 feeds the sink, each fuser reads the first assistant."""
+        return json.dumps(first_instance(self.schemas["graph_wiring"]))
 
     def _proposal_half(self, name: str, prompt: str) -> str:
         """Placement: the next scripted proposal's models and roles. Wiring: its inputs; a wiring asked for again
@@ -94,9 +94,20 @@ class ScriptedAgent:
                     if k != "sink_inputs"
                 }
             )
-        self._wired, self._roles = True, {k: whole[k].get("role", "assistant") for k in nodes}
+        self._wired = True
         wiring = {k: whole[k].get("inputs", {}) for k in nodes if k != "n0" or whole[k].get("inputs")}
         return json.dumps({**wiring, "sink_inputs": whole.get("sink_inputs", {})})
+
+
+def first_instance(schema: dict[str, Any]) -> Any:
+    """The instance of a schema built by taking the first alternative, enum value or false everywhere."""
+    if "anyOf" in schema:
+        return first_instance(schema["anyOf"][0])
+    if "enum" in schema:
+        return schema["enum"][0]
+    if schema.get("type") == "object":
+        return {k: first_instance(sub) for k, sub in schema["properties"].items()}
+    return {"boolean": False, "string": "", "number": 0.0}[schema["type"]]
 
 
 def multiset_of(prompt: str) -> list[str]:
@@ -123,9 +134,34 @@ def proposal(
     return json.dumps(answer)
 
 
-def update(edges=(("n0", "sink", 0.9),), fusers=(), models=()) -> str:
-    """A keyed update giving only the listed probabilities (the others keep their values)."""
+def tables_of(prompt: str) -> dict[str, Any]:
+    """The current probabilities as the prompt's tables (:func:`distribution_lines`) show them, keyed as the
+    update schema is: every value the agent copies."""
     answer: dict[str, Any] = {"reasoning": "keep what worked"}
+    for line in prompt.splitlines():
+        node, _, rest = line.partition(": ")
+        if node == "sink_inputs":
+            answer[node] = {u: float(p) for u, p in (pair.split() for pair in rest.split(", "))}
+        elif re.fullmatch(r"n\d+", node) and "inputs " in rest:
+            fields: dict[str, Any] = {}
+            for part in rest.split("; "):
+                kind, _, values = part.partition(" ")
+                pairs = [] if values == "-" else [pair.split()[:2] for pair in values.split(", ")]
+                if kind == "fuser":
+                    fields["fuser"] = float(values.split()[0])
+                else:
+                    fields[kind] = {k: float(v) for k, v in pairs}
+            answer[node] = {k: fields[k] for k in ("inputs", "fuser", "models") if k in fields}
+    return answer
+
+
+def update(edges=(("n0", "sink", 0.9),), fusers=(), models=()):
+    """A keyed update (a function of the prompt) copying every probability of the prompt's tables but the listed
+    ones."""
+    return lambda prompt: json.dumps(_updated(tables_of(prompt), edges, fusers, models))
+
+
+def _updated(answer: dict[str, Any], edges, fusers, models) -> dict[str, Any]:
     for source, target, p in edges:
         if target == "sink":
             answer.setdefault("sink_inputs", {})[source] = p
@@ -135,7 +171,7 @@ def update(edges=(("n0", "sink", 0.9),), fusers=(), models=()) -> str:
         answer.setdefault(node, {})["fuser"] = p
     for node, model, p in models:
         answer.setdefault(node, {}).setdefault("models", {})[model] = p
-    return json.dumps(answer)
+    return answer
 
 
 DEFAULTS: dict[str, Any] = {
@@ -154,19 +190,19 @@ def dense(prompt: str) -> str:
 PLACEMENT_PROBLEMS = {"invalid JSON", "model outside the multiset", "wrong model counts"}  # the rest: wiring
 BAD_PROPOSALS = {
     "invalid JSON": ("this is not JSON", "invalid structured output"),
-    "input from a higher node": (lambda p: proposal(p, (("n1", "n0"), ("n0", "sink"))), "lower-numbered nodes"),
-    "unknown node": (lambda p: proposal(p, (("n99", "n1"), ("n0", "sink"))), "unknown key 'n99'"),
-    "model outside the multiset": (lambda p: proposal(p, models=[SINK, *multiset_of(p)[1:]]), "a worker runs one of"),
+    "input from a higher node": (lambda p: proposal(p, (("n1", "n0"), ("n0", "sink"))), "unknown key 'n0'"),
+    "unknown node": (lambda p: proposal(p, (("n99", "n1"), ("n0", "sink"))), "node n1 cannot read n99"),
+    "model outside the multiset": (lambda p: proposal(p, models=[SINK, *multiset_of(p)[1:]]), f"n0.model is '{SINK}'"),
     "wrong model counts": (
         lambda p: proposal(p, models=[multiset_of(p)[-1]] * len(multiset_of(p))),
         "counts are fixed",
     ),
-    "over budget": (dense, "over the budget"),
-    "fuser without assistant input": (lambda p: proposal(p, roles={"n1": "fuser"}), "no assistant predecessor"),
+    "over budget": (dense, "the budget affords it at most 1"),
+    "fuser without assistant input": (lambda p: proposal(p, roles={"n1": "fuser"}), "node n1 must read n0"),
     "no sink input": (lambda p: proposal(p, ()), "the sink has no input"),
     "fuser reads a fuser": (
         lambda p: proposal(p, (("n0", "n1"), ("n1", "n2"), ("n2", "sink")), roles={"n1": "fuser", "n2": "fuser"}),
-        "reads the fuser n1",
+        'node n2 cannot read n1: it may read only "n0"',
     ),
 }
 
@@ -200,15 +236,16 @@ def evaluation(graph: CollaborationGraph, index: int, score: float | None = None
 
 
 class Setup:
-    """A space, a fake pool answered by a scripted agent, and a calibrate function that counts its calls."""
+    """A space, a fake pool answered by a scripted agent (with a call cache in ``cache_dir``, if given), and a
+    calibrate function that counts its calls."""
 
-    def __init__(self, run_dir=None) -> None:
+    def __init__(self, cache_dir: Path | None = None) -> None:
         self.space = make_space(8.0)
         self.agent = ScriptedAgent()
-        self.pool, self.log = fake_pool(self.agent, {m: m for m in (*MODELS, SINK)})
+        cache = CallCache(cache_dir / "calls.sqlite") if cache_dir is not None else None
+        self.pool, self.log = fake_pool(self.agent, {m: m for m in (*MODELS, SINK)}, cache=cache)
         self.calibrated: list[CollaborationGraph] = []
         self.lines: list[str] = []
-        self.run_dir = run_dir
 
     async def calibrate(self, graph: CollaborationGraph, n: int) -> Evaluation:
         self.calibrated.append(graph)
@@ -221,7 +258,6 @@ class Setup:
             pool=self.pool,
             tags={"run": "r1", "purpose": "optimizer"},
             calibrate=self.calibrate,
-            run_dir=self.run_dir,
             report=self.lines.append,
         )
         return AgentReinforce(context, **options)
@@ -429,7 +465,16 @@ def test_a_keyed_proposal_becomes_the_graph():
         "n2": {"model": "gemma3-270m", "role": "fuser", "inputs": {"n0": True, "n1": True}},
         "sink_inputs": {"n0": False, "n1": False, "n2": True},
     }
-    graph = parse_proposal(answer, multiset=multiset, space=space, fusers=True, unit_flops=1.0)
+    placement = {
+        k: v if k == "reasoning" else {"model": v["model"], "role": v["role"]}
+        for k, v in answer.items()
+        if k != "sink_inputs"
+    }
+    wiring = {k: v["inputs"] if k != "sink_inputs" else v for k, v in answer.items() if k not in ("reasoning", "n0")}
+    workers = ["n0", "n1", "n2"]
+    check_answer(wiring, wiring_schema(workers, {k: placement[k]["role"] for k in workers}))
+    placement = parse_placement(placement, multiset=multiset)
+    graph = parse_proposal(placement, wiring, space=space, unit_flops=1.0)
     assert graph.edges == (("n0", "n2"), ("n1", "n2"), ("n2", "sink"))
     assert [(n.id, n.model, n.role) for n in graph.nodes] == [
         ("n0", "smollm2-135m", "assistant"),
@@ -437,8 +482,15 @@ def test_a_keyed_proposal_becomes_the_graph():
         ("n2", "gemma3-270m", "fuser"),
         ("sink", SINK, "decider"),
     ]
-    with pytest.raises(AgentOutputError, match="fuser role is disabled"):
-        parse_proposal(answer, multiset=multiset, space=space, fusers=False, unit_flops=1.0)
+    dense = {"n1": {"n0": True}, "n2": {"n0": True, "n1": True}, "sink_inputs": dict.fromkeys(workers, True)}
+    with pytest.raises(AgentOutputError, match=r"over the budget of .*: turn inputs off"):
+        parse_proposal(
+            {**placement, "n2": {"model": "gemma3-270m", "role": "assistant"}}, dense, space=space, unit_flops=1.0
+        )
+    with pytest.raises(AgentOutputError, match=r"n2\.role is 'fuser'; allowed: 'assistant'"):
+        check_answer(placement, placement_schema(workers, ["gemma3-270m", "smollm2-135m"], fusers=False))
+    with pytest.raises(AgentOutputError, match=r"the workers run 3× smollm2-135m, but the model counts are fixed"):
+        parse_placement({**placement, "n2": {"model": "smollm2-135m", "role": "fuser"}}, multiset=multiset)
 
 
 def test_a_full_keyed_update_is_applied():
@@ -466,7 +518,7 @@ def test_a_full_keyed_update_is_applied():
     answer["n1"]["inputs"]["n0"] = 0.7  # not sampled: kept
     assert f"n2: models {models[0]} " in distribution_lines(pg) and "sink_inputs: n0 0.12" in distribution_lines(pg)
 
-    updated, coercions = apply_update(pg, answer, sampled=sampled, multiset=multiset, fusers=True)
+    updated, coercions = apply_update(pg, answer, sampled=sampled, multiset=multiset)
     assert coercions == ["edge n0 -> n1 was not sampled: kept at 0.12, not raised to 0.70"]
     assert updated.edge_probability(0, 2) == pytest.approx(0.8) and updated.edge_probability(2, 3) == pytest.approx(0.9)
     assert updated.edge_probability(0, 3) == pytest.approx(0.02) and updated.fuser_probability(2) == pytest.approx(0.1)
@@ -631,14 +683,13 @@ def test_an_update_whose_likely_edges_form_a_cycle_is_rejected():
     multiset = ["smollm2-135m"] * 3
     pg = initial_distribution(space, multiset)
     pg.edge_logits[1, 0] = 5.0  # n1 -> n0 is likely (numeric fallback steps may raise such an edge)
+    tables = distribution_lines(pg)
     nodes = (*(Node(f"n{i}", "assistant", m) for i, m in enumerate(multiset)), Node("sink", "decider", SINK))
     sampled = CollaborationGraph(nodes=nodes, edges=(("n0", "n1"), ("n1", "sink")))
     with pytest.raises(AgentOutputError, match=r"cycle (n0 -> n1 -> n0|n1 -> n0 -> n1)"):
-        apply_update(
-            pg, json.loads(update(edges=(("n0", "n1", 0.9),))), sampled=sampled, multiset=multiset, fusers=True
-        )
+        apply_update(pg, json.loads(update(edges=(("n0", "n1", 0.9),))(tables)), sampled=sampled, multiset=multiset)
     updated, coercions = apply_update(
-        pg, json.loads(update(edges=(("n0", "n1", 0.4),))), sampled=sampled, multiset=multiset, fusers=True
+        pg, json.loads(update(edges=(("n0", "n1", 0.4),))(tables)), sampled=sampled, multiset=multiset
     )
     assert updated.edge_probability(0, 1) == pytest.approx(0.4) and not coercions
     assert pg.edge_probability(0, 1) == pytest.approx(0.12, abs=0.01)  # the input is left unchanged
@@ -647,8 +698,8 @@ def test_an_update_whose_likely_edges_form_a_cycle_is_rejected():
 # ---- resume -----------------------------------------------------------------------------------------------
 
 
-def test_resume_at_the_evaluate_interrupt(tmp_path):
-    setup = Setup(tmp_path)
+def test_resume_at_the_evaluate_interrupt():
+    setup = Setup()
 
     async def first_session():
         optimizer = setup.build()
@@ -677,8 +728,8 @@ def test_resume_at_the_evaluate_interrupt(tmp_path):
     assert setup.agent.calls["multiset_choice"] == 1 and setup.agent.calls["graph_placement"] == 4  # rounds 2 to 5
 
 
-def test_resume_after_a_death_mid_feedback(tmp_path):
-    setup = Setup(tmp_path)
+def test_resume_after_a_death_mid_feedback():
+    setup = Setup()
 
     async def first_session():
         optimizer = setup.build()
@@ -713,11 +764,11 @@ def test_resume_after_a_death_mid_feedback(tmp_path):
         "probability_update": 1,
         "graph_placement": 1,
         "graph_wiring": 1,
-    }  # round 3 on, nothing twice
+    }  # round 3 on, the killed feedback asked again (no call cache)
     assert len(setup.calibrated) == calibrated
 
 
-def test_resume_when_the_loop_lost_the_state_after_an_observe(tmp_path):
+def test_a_repeated_observe_asks_the_call_cache(tmp_path):
     setup = Setup(tmp_path)
 
     async def first_session():
@@ -733,24 +784,40 @@ def test_resume_when_the_loop_lost_the_state_after_an_observe(tmp_path):
     async def second_session():
         optimizer = setup.build(init="random")
         optimizer.load_state_dict(state)
-        assert optimizer.report()["rounds"] == 3  # read from the checkpoint before any call
+        assert optimizer.report()["rounds"] == 2  # the saved state, before any call
         assert await optimizer.propose() == evaluations[2].collaboration_graph()
-        await optimizer.observe(evaluations[2].collaboration_graph(), evaluations[2])  # already in the thread
+        await optimizer.observe(evaluations[2].collaboration_graph(), evaluations[2])  # the loop's pending observe
         assert await optimizer.propose() == pending
         return optimizer
 
     optimizer = asyncio.run(second_session())
-    assert setup.agent.calls == calls
+    assert setup.agent.calls == calls  # every repeated agent call came from the cache
     assert [r["round"] for r in optimizer.report()["history"]] == [1, 2, 3]
-    assert optimizer.state_dict()["observed"] == 3
+    assert optimizer.state_dict() == json_round_trip(optimizer.state_dict())
 
 
-def test_resume_before_the_first_observe_reuses_the_initialisation(tmp_path):
+def test_resume_before_the_first_observe_repeats_the_initialisation_from_the_cache(tmp_path):
     setup = Setup(tmp_path)
     first = asyncio.run(setup.build().propose())
-    calls, calibrated = Counter(setup.agent.calls), len(setup.calibrated)
+    calls, calibrated = Counter(setup.agent.calls), list(setup.calibrated)
     assert asyncio.run(setup.build().propose()) == first
-    assert setup.agent.calls == calls and len(setup.calibrated) == calibrated
+    assert setup.agent.calls == calls  # the agent's choice came from the cache
+    assert setup.calibrated == calibrated * 2  # the same pre-tests (the loop answers them from its ledger)
+
+
+def test_the_graph_runs_on_a_users_checkpointer():
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    setup = Setup()
+    app = setup.build(init="random", max_rounds=2).agent_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "mine"}}
+    asyncio.run(app.ainvoke({"round": 0}, config))
+    for round_ in (1, 2):
+        snapshot = app.get_state(config)
+        assert snapshot.next == ("evaluate",) and snapshot.values["round"] == round_
+        asyncio.run(app.ainvoke(Command(resume={"score": 0.5}), config))
+    assert not app.get_state(config).next and len(app.get_state(config).values["history"]) == 2
 
 
 def test_the_wiring_schema_caps_the_inputs_the_budget_affords():
@@ -778,3 +845,20 @@ def test_the_wiring_prompt_states_the_room_and_the_caps_follow_it():
     wiring = setup.agent.schemas["graph_wiring"]["properties"]
     # Setup's budget leaves almost nothing once the eight placed nodes run: no node may take an input
     assert all(v.get("enum") == [False] for v in wiring["n7"]["properties"].values())
+
+
+def test_a_user_prompt_directory_reaches_the_pilot_table_and_the_sentences(tmp_path):
+    (tmp_path / "agent").mkdir()
+    pilot = {
+        "source": "our pool",
+        "entries": [{"task": "GSM8K", "mix": "2× smollm2", "accuracy": 12, "budget_units": 3}],
+    }
+    (tmp_path / "agent" / "pilot.json").write_text(json.dumps(pilot))
+    (tmp_path / "agent" / "objective.txt").write_text("be right, whatever it takes")
+    (tmp_path / "agent" / "field_inputs.txt").write_text('"inputs" (how likely each input is)')
+    agent, _ = prompts_of(prompts_dir=str(tmp_path))
+    choice = agent.prompts["multiset_choice"][0]
+    assert "Pilot accuracies in % (our pool):\n- GSM8K, budget 3: 2× smollm2 12" in choice
+    assert "Objective: be right, whatever it takes" in agent.prompts["graph_placement"][0]
+    assert '"inputs" (how likely each input is)' in agent.prompts["probability_update"][0]
+    assert "Wang et al." in prompts_of()[0].prompts["multiset_choice"][0]  # the shipped table

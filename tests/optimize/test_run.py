@@ -26,7 +26,7 @@ from langtts.optimize import (
     resume,
 )
 from langtts.optimize.synthetic import SyntheticEvaluator
-from tests.optimize.synthetic_run import evaluator, run
+from tests.optimize.synthetic_run import AGENT_CALLS, agent_pool, evaluator, run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -237,6 +237,51 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(method: str, tmp_path:
     indices = [e.index for e in resumed.ledger]
     assert indices == sorted(set(indices))
     assert json.loads(state_file.read_text())["sessions"] == 2
+
+
+@pytest.fixture(scope="module")
+def agent_reference(tmp_path_factory: pytest.TempPathFactory) -> OptimizationResult:
+    result = run("agent-reinforce", str(tmp_path_factory.mktemp("agent") / "reference"))
+    assert result.optimizer_cost.calls == AGENT_CALLS and result.rounds == 2
+    return result
+
+
+def _killed_agent_run(run_dir: Path, kill_at: int) -> None:
+    """Run agent-reinforce in a subprocess that SIGKILLs itself during its ``kill_at``-th agent call."""
+    args = [sys.executable, "-m", "tests.optimize.synthetic_run", "agent-reinforce", str(run_dir), "0", str(kill_at)]
+    proc = subprocess.run(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("kill_at", range(1, AGENT_CALLS + 1))
+def test_agent_reinforce_resumed_after_sigkill_at_each_agent_call_equals_an_uninterrupted_run(
+    kill_at: int, agent_reference: OptimizationResult, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "killed"
+    _killed_agent_run(run_dir, kill_at)
+    lines: list[str] = []
+    resumed = resume(run_dir, agent_pool(str(run_dir)), evaluator=evaluator(), progress=lines.append)
+    assert _essence(resumed) == _essence(agent_reference)
+    assert resumed.chosen == agent_reference.chosen
+    state = json.loads((run_dir / "state.json").read_text())
+    repeated = [line for line in lines if line.startswith("resume: the method redid its interrupted step")]
+    assert state["reasked_calls"] <= AGENT_CALLS - kill_at + 1  # at most the killed call and those after it
+    if repeated:  # calls finished before the kill came from the cache
+        assert "from the call cache" in repeated[0]
+
+
+def test_an_agent_resumed_without_a_call_cache_is_asked_again_and_the_run_records_it(
+    agent_reference: OptimizationResult, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "killed"
+    _killed_agent_run(run_dir, AGENT_CALLS - 1)  # during round 2's observe
+    lines: list[str] = []
+    resumed = resume(run_dir, agent_pool(str(run_dir), cache=False), evaluator=evaluator(), progress=lines.append)
+    assert _essence(resumed) == _essence(agent_reference)  # the scripted agent answers alike
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["reasked_calls"] == 4  # round 2's feedback, update and round 3's two proposal calls
+    expected = "resume: the method redid its interrupted step with 4 LLM call(s): 0 from the call cache, 4 asked"
+    assert any(line.startswith(expected) for line in lines)
 
 
 def test_a_finished_run_is_extended_with_more_iterations_and_keeps_its_test_questions(tmp_path: Path) -> None:

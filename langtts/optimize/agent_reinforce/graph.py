@@ -22,17 +22,16 @@
   logits), falling back to a numeric REINFORCE step (:class:`~langtts.optimize.reinforce.PolicyGradient`).
 
 Variants: ``textgrad`` (no insights, random initial mix), ``maas`` (programmatic draws; numeric and agent
-updates alternate). The thread is checkpointed in ``run_dir/agent.sqlite``, so a killed run resumes without
-repeating or losing an evaluation and without asking the agent again for what was checkpointed.
+updates alternate). The method's state (:meth:`AgentReinforce.state_dict`) is the thread's state, JSON, saved
+by the search loop with the run: a resumed run rebuilds the thread from it, and the agent calls it makes again
+come from the pool's call cache (without a cache the agent is asked again, and the run records it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar
 
@@ -40,8 +39,6 @@ import numpy as np
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
@@ -49,25 +46,26 @@ from langgraph.types import Command, interrupt
 from langtts.cost import by_size, largest_model
 from langtts.graph import CollaborationGraph
 from langtts.models.errors import ModelCallError, StructuredOutputError
-from langtts.optimize.agent_prompts import AgentPrompts, clip
-from langtts.optimize.agent_schemas import (
-    FEEDBACK_SCHEMA,
+from langtts.optimize.agent_reinforce.parsing import (
     AgentOutputError,
-    PilotData,
-    answer_token_bound,
-    apply_update,
-    choice_schema,
-    combine_proposal,
+    check_answer,
     multiset_text,
     parse_choice,
     parse_feedback,
     parse_placement,
     parse_proposal,
+)
+from langtts.optimize.agent_reinforce.prompts import AgentPrompts, PilotData, clip
+from langtts.optimize.agent_reinforce.schemas import (
+    FEEDBACK_SCHEMA,
+    answer_token_bound,
+    choice_schema,
     placement_schema,
     update_schema,
     wiring_schema,
 )
-from langtts.optimize.agent_space import draw, explain, initial_distribution
+from langtts.optimize.agent_reinforce.space import draw, explain, initial_distribution
+from langtts.optimize.agent_reinforce.update import apply_update
 from langtts.optimize.base import Evaluation, MethodContext, OptimizationError, register
 from langtts.optimize.reinforce import PolicyGradient
 from langtts.prompts import PromptLibrary
@@ -78,11 +76,11 @@ T = TypeVar("T")
 
 VARIANTS_PER_CHOICE = 5
 MAX_CANDIDATES = 40
-_BEFORE_EVALUATE = (None, "initialise", "pretest", "sample")  # where a thread stands between rounds
+_THREAD: RunnableConfig = {"configurable": {"thread_id": "agent-reinforce"}}  # the method's own, in memory
 
 
 class AgentState(TypedDict, total=False):
-    """The checkpointed state of the agent's thread (JSON data only)."""
+    """The state of the agent's thread (JSON data only): what a checkpointer stores, and the method's state."""
 
     round: int  # the round of the current proposal (0 before the first)
     init: dict[str, Any]
@@ -113,7 +111,7 @@ class AgentReinforce:
     thread ends after that many rounds; default never), ``lr`` (numeric steps), ``temperature``,
     ``max_tokens`` (default: per call, room for the longest answer its bounded schema allows; at most half
     the agent's context window) and ``history_rounds`` (rounds shown) for the agent's calls, ``prompts_dir``
-    (user prompt files), ``thread_id``.
+    (user prompt files, ``agent/pilot.json`` included).
     """
 
     name: ClassVar[str]
@@ -136,7 +134,6 @@ class AgentReinforce:
         max_tokens: int | None = None,
         history_rounds: int = 4,
         prompts_dir: str | None = None,
-        thread_id: str | None = None,
     ) -> None:
         if variant not in ("agent", "textgrad", "maas"):
             raise ValueError(f"variant must be 'agent', 'textgrad' or 'maas', got {variant!r}")
@@ -159,7 +156,8 @@ class AgentReinforce:
         self.max_repairs, self.max_rounds, self.lr = max_repairs, max_rounds, lr
         window = self.pool.context_window(self.agent_model)
         self.temperature, self.max_tokens, self.window = temperature, max_tokens, window
-        pilot = pilot if isinstance(pilot, PilotData) else PilotData.model_validate(pilot or {})
+        if pilot is not None and not isinstance(pilot, PilotData):
+            pilot = PilotData.model_validate(pilot)
         self.prompts = AgentPrompts(
             PromptLibrary(prompts_dir),
             self.space,
@@ -183,79 +181,35 @@ class AgentReinforce:
             "max_repairs": max_repairs,
             "max_rounds": max_rounds,
         }
-        digest = hashlib.sha256(json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:10]
-        self.thread_id = thread_id or f"agent-reinforce-{self.seed}-{digest}"
-        self.observed = 0  # rounds the loop has seen observed
-        self._values: dict[str, Any] = {}  # the thread's state after the last call (for report())
-        self._replay = False  # the pending round was already observed in the thread (see propose)
-        self._memory = InMemorySaver()  # used when there is no run directory
+        self._values: dict[str, Any] = {}  # the thread's state after the last step (the method's state)
+        self._ended = False  # the thread ended (max_rounds)
+        self._app: CompiledStateGraph | None = None  # the running thread, built on first use
 
     # ---- Optimizer protocol ---------------------------------------------------------------------------
 
     async def propose(self) -> CollaborationGraph | None:
-        """The proposal of round ``observed + 1``, reconciled with the checkpointed thread.
-
-        The thread may stand a step behind the loop's state (killed before the proposal was made: run on to
-        it), at the round (paused at ``evaluate``, or killed in ``feedback``/``update`` after the evaluation
-        arrived: return that round's graph, and :meth:`observe` continues the thread), or a round ahead (the
-        loop lost the state saved after an :meth:`observe`: return the recorded graph; observing it is a no-op).
-        """
-        expected = self.observed + 1
-        async with self._app() as app:
-            while True:
-                snapshot = await app.aget_state(self._config)
-                if snapshot.created_at is None:  # no checkpoint yet
-                    if self.observed:
-                        raise OptimizationError(f"agent thread {self.thread_id!r} has no checkpoint to resume")
-                    await self._run(app, {"round": 0})
-                    continue
-                self._values = dict(snapshot.values)
-                node = snapshot.next[0] if snapshot.next else None
-                current = self._values.get("round", 0)
-                done = current if node in _BEFORE_EVALUATE else current - 1
-                if expected <= done:
-                    self._replay = True
-                    return CollaborationGraph.from_dict(self._record(expected)["proposal"]["graph"])
-                if expected > done + 1:
-                    raise OptimizationError(
-                        f"agent thread {self.thread_id!r} finished {done} rounds, the search expects round {expected}"
-                    )
-                if node is None:
-                    return None  # the thread ended (max_rounds)
-                if node in _BEFORE_EVALUATE:
-                    await self._run(app, None)
-                    continue
-                return CollaborationGraph.from_dict(self._values["proposal"]["graph"])
+        """The proposal of the round the thread is paused at (None once it ended): made on the first call, else
+        the one held in the thread's state (also after :meth:`load_state_dict`)."""
+        await self._thread()
+        return None if self._ended else CollaborationGraph.from_dict(self._values["proposal"]["graph"])
 
     async def observe(self, graph: CollaborationGraph, evaluation: Evaluation) -> None:
-        """Resume the thread with ``evaluation`` (the evaluated ``graph`` is read from it) up to the next
-        proposal; continue a thread that already holds this round's evaluation without asking for it again."""
-        if self._replay:
-            self._replay = False
-        else:
-            async with self._app() as app:
-                snapshot = await app.aget_state(self._config)
-                node = snapshot.next[0] if snapshot.next else None
-                if node == "evaluate" and snapshot.values["round"] == self.observed + 1:
-                    await self._run(app, Command(resume=evaluation.model_dump(mode="json")))
-                elif node in ("feedback", "update"):
-                    await self._run(app, None)
-                else:
-                    raise OptimizationError(f"observe() without a pending proposal (agent thread at {node!r})")
-                self._values = dict((await app.aget_state(self._config)).values)
-        self.observed += 1
+        """Resume the thread with ``evaluation`` (the evaluated ``graph`` is read from it) up to the next proposal."""
+        app = await self._thread()
+        if self._ended:
+            raise OptimizationError("observe() after the agent's thread ended")
+        await self._run(app, Command(resume=evaluation.model_dump(mode="json")))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"thread_id": self.thread_id, "observed": self.observed}
+        """The thread's state (JSON) and whether it ended; it is paused at a round's evaluation otherwise."""
+        return {"agent": dict(self._values), "ended": self._ended}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.thread_id, self.observed = state["thread_id"], state["observed"]
+        self._values, self._ended, self._app = dict(state["agent"]), state["ended"], None
 
     def report(self) -> dict[str, Any]:
         """Options, the initialisation, and per round: statuses, problems, feedback, the distribution after the
         update (logits and readable tables)."""
-        if not self._values:  # e.g. a resumed run that stops before proposing: read the checkpoint
-            self._values = self._stored_values()
         history = [
             {**r, "tables": ProbabilisticGraph.from_dict(r["distribution"], self.space.catalog).tables()}
             for r in self._values.get("history", [])
@@ -263,7 +217,6 @@ class AgentReinforce:
         proposals = Counter(r["proposal"]["status"] for r in history)
         return {
             "options": self.options,
-            "thread_id": self.thread_id,
             "initialise": self._values.get("init"),
             "rounds": len(history),
             "proposals": {s: proposals[s] for s in ("valid", "repaired", "fallback", "sampled")},
@@ -275,7 +228,7 @@ class AgentReinforce:
     # ---- the LangGraph graph ----------------------------------------------------------------------------
 
     def agent_graph(self, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
-        """The agent's StateGraph, compiled (``langgraph dev`` supplies its own checkpointer)."""
+        """The agent's StateGraph, compiled with ``checkpointer`` (``langgraph dev`` supplies its own)."""
         builder = StateGraph(AgentState)
         for name in ("initialise", "pretest", "sample", "evaluate", "feedback", "update"):
             builder.add_node(name, getattr(self, f"_{name}"))
@@ -298,15 +251,10 @@ class AgentReinforce:
                 "initialise",
                 self.prompts.initialise(shown),
                 choice_schema(len(shown)),
-                lambda d: parse_choice(d, len(shown)),
+                lambda d: (parse_choice(d), d["reasoning"]),
             )
-            choice = answer.value
-            init = {
-                "how": answer.status,
-                "choices": [choice.first, choice.second] if choice else [0, 1],
-                "reasoning": choice.reasoning if choice else "",
-                "errors": answer.errors,
-            }
+            choices, reasoning = answer.value or ((0, 1), "")
+            init = {"how": answer.status, "choices": list(choices), "reasoning": reasoning, "errors": answer.errors}
         chosen = "; ".join(multiset_text(self.candidates[i]) for i in init["choices"])
         self.context.report(f"[agent] initialise ({init['how']}): {chosen}")
         return {"round": 0, "init": init}
@@ -368,7 +316,7 @@ class AgentReinforce:
             "sample",
             messages,
             placement_schema(workers, list(pg.models), self.fusers, multiset),
-            lambda d: parse_placement(d, multiset=multiset, fusers=self.fusers),
+            lambda d: parse_placement(d, multiset=multiset),
         )
         placed_value = placed.value
         if placed_value is None:
@@ -383,13 +331,7 @@ class AgentReinforce:
                 {"role": "user", "content": self.prompts.wiring(placement)},
             ],
             wiring_schema(workers, {node: fields["role"] for node, fields in placement.items()}, caps, sink_cap),
-            lambda d: parse_proposal(
-                combine_proposal(placed_value, d, workers),
-                multiset=multiset,
-                space=self.space,
-                fusers=self.fusers,
-                unit_flops=self.prompts.unit,
-            ),
+            lambda d: parse_proposal(placed_value, d, space=self.space, unit_flops=self.prompts.unit),
         )
         errors = placed.errors + wired.errors
         if wired.value is None:
@@ -440,7 +382,7 @@ class AgentReinforce:
                 "update",
                 self.prompts.update(r, graph, evaluation, feedback["text"], pg, multiset, state.get("history", [])),
                 update_schema(workers, list(pg.models), self.fusers),
-                lambda d: apply_update(pg, d, sampled=graph, multiset=multiset, fusers=self.fusers),
+                lambda d: apply_update(pg, d, sampled=graph, multiset=multiset),
             )
             errors = answer.errors
             if answer.value is None:
@@ -469,9 +411,10 @@ class AgentReinforce:
     # ---- helpers ----------------------------------------------------------------------------------------
 
     async def _ask(
-        self, node: str, messages: list[dict[str, str]], schema: dict[str, Any], parse: Callable[[Any], T]
+        self, node: str, messages: list[dict[str, str]], schema: dict[str, Any], parse: Callable[[dict[str, Any]], T]
     ) -> _Answer[T]:
-        """Ask the agent; on an unusable answer, ask again with the problem (``max_repairs`` times)."""
+        """Ask the agent; an answer is checked against ``schema``, then ``parse``d; on an unusable answer, ask
+        again with the problem (``max_repairs`` times)."""
         conversation: list[dict[str, str]] = list(messages)
         errors: list[str] = []
         for attempt in range(self.max_repairs + 1):
@@ -495,7 +438,7 @@ class AgentReinforce:
             else:
                 raw = json.dumps(data)
                 try:
-                    return _Answer(parse(data), "valid" if attempt == 0 else "repaired", errors)
+                    return _Answer(parse(check_answer(data, schema)), "valid" if attempt == 0 else "repaired", errors)
                 except AgentOutputError as e:
                     error = str(e)
             errors.append(error)
@@ -537,36 +480,25 @@ class AgentReinforce:
     def _ordered(self, multiset: Sequence[str]) -> tuple[str, ...]:
         return tuple(by_size(multiset, self.space.catalog, largest_first=True))
 
-    def _record(self, round_: int) -> dict[str, Any]:
-        return next(r for r in self._values.get("history", []) if r["round"] == round_)
-
     def _rng(self, *keys: int) -> np.random.Generator:
         return np.random.default_rng([self.seed & 0xFFFFFFFF, *keys])
 
-    @property
-    def _config(self) -> RunnableConfig:
-        return {"configurable": {"thread_id": self.thread_id}}
-
-    @asynccontextmanager
-    async def _app(self) -> AsyncIterator[CompiledStateGraph]:
-        """The compiled graph on this run's checkpointer (a SQLite file opened for the call, or in memory)."""
-        if self.context.run_dir is None:
-            yield self.agent_graph(self._memory)
-            return
-        self.context.run_dir.mkdir(parents=True, exist_ok=True)
-        async with AsyncSqliteSaver.from_conn_string(str(self.context.run_dir / "agent.sqlite")) as saver:
-            yield self.agent_graph(saver)
-
-    def _stored_values(self) -> dict[str, Any]:
-        """The thread's last checkpointed state, read synchronously (empty without a run directory)."""
-        path = self.context.run_dir / "agent.sqlite" if self.context.run_dir is not None else None
-        if path is None or not path.exists():
-            return {}
-        with SqliteSaver.from_conn_string(str(path)) as saver:
-            return dict(self.agent_graph(saver).get_state(self._config).values)
+    async def _thread(self) -> CompiledStateGraph:
+        """The thread, on an in-memory checkpointer: started (run to its first proposal) or rebuilt from the
+        state given to :meth:`load_state_dict`, paused at that round's evaluation."""
+        if self._app is None:
+            self._app = self.agent_graph(InMemorySaver())
+            if not self._values:
+                await self._run(self._app, {"round": 0})
+            elif not self._ended:
+                await self._app.aupdate_state(_THREAD, self._values, as_node="sample")
+                await self._run(self._app, None)  # into the evaluate step's interrupt: no agent call
+        return self._app
 
     async def _run(self, app: CompiledStateGraph, value: Any) -> None:
-        await app.ainvoke(value, self._config, durability="sync")
+        await app.ainvoke(value, _THREAD)
+        snapshot = await app.aget_state(_THREAD)
+        self._values, self._ended = dict(snapshot.values), not snapshot.next
 
 
 def _result(payload: Any, proposal: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The Agent-REINFORCE agent's prompts: templates from ``prompts/agent/`` (overridable through
+"""The Agent-REINFORCE agent's prompts: templates and the pilot data from ``prompts/agent/`` (overridable through
 :class:`~langtts.prompts.PromptLibrary`) filled with text renderings of graphs, results, history and costs.
 
 The ablation switches show in the prompts: ``insights=False`` leaves out the insights and the pilot data,
@@ -12,9 +12,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from langtts.cost import input_flops, multiset_flops, node_flops, smallest_model, unit_flops
 from langtts.graph import CollaborationGraph
-from langtts.optimize.agent_schemas import PilotData, multiset_text
+from langtts.optimize.agent_reinforce.parsing import multiset_text
 from langtts.optimize.base import SearchSpace
 from langtts.prompts import PromptLibrary, PromptTemplate
 from langtts.space import ProbabilisticGraph, worker_id
@@ -32,8 +34,45 @@ _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name: (req
 FEEDBACK_IN_HISTORY = 200  # characters of an earlier round's feedback shown in the history
 
 
+class PilotEntry(BaseModel):
+    """One pilot measurement: a model mix (or a single model) and its accuracy on a task."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str
+    mix: str = Field(description="e.g. '2×3B + 3×1B', or one model on its own")
+    accuracy: float = Field(description="percent")
+    budget_units: float | None = Field(default=None, description="None for a single model on its own")
+
+
+class PilotData(BaseModel):
+    """Pilot accuracies shown to the agent when it picks the model mix. The shipped ``prompts/agent/pilot.json``
+    is the paper's (Llama 3.x, budgets in no-input calls of the 1B model); replace it (a ``pilot.json`` in a
+    user prompt directory, or the ``pilot`` option) with measurements of your own pool."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    entries: list[PilotEntry]
+
+    @classmethod
+    def load(cls, library: PromptLibrary) -> PilotData:
+        """``agent/pilot.json`` of ``library`` (a user prompt directory's, else the shipped one)."""
+        return cls.model_validate_json(library.file("agent/pilot.json").read_text(encoding="utf-8"))
+
+    def render(self) -> str:
+        """One line per task and budget: the mixes and their accuracies."""
+        groups: dict[tuple[str, float | None], list[str]] = {}
+        for e in self.entries:
+            groups.setdefault((e.task, e.budget_units), []).append(f"{e.mix} {e.accuracy:g}")
+        return "\n".join(
+            f"- {task}, {'single models' if budget is None else f'budget {budget:g}'}: {', '.join(items)}"
+            for (task, budget), items in groups.items()
+        )
+
+
 class AgentPrompts:
-    """Builds the chat messages of each agent step."""
+    """Builds the chat messages of each agent step (``pilot``: None for the library's ``agent/pilot.json``)."""
 
     def __init__(
         self,
@@ -44,7 +83,7 @@ class AgentPrompts:
         insights: bool,
         fusers: bool,
         joint: bool,
-        pilot: PilotData,
+        pilot: PilotData | None,
         history: int,
     ) -> None:
         self.templates: dict[str, PromptTemplate] = {}
@@ -56,19 +95,22 @@ class AgentPrompts:
         self.unit_model = space.budget.unit_model or smallest_model(space.models, space.catalog)
         self.unit = unit_flops(space.catalog.get(self.unit_model), space.lengths)
         self.fusers, self.joint, self.window = fusers, joint, history
+        budget = library.text("agent/budget", units=f"{space.budget.flops / self.unit:.1f}", unit_model=self.unit_model)
+        self.fields = {name: library.text(f"agent/field_{name}") for name in ("inputs", "fuser", "models")}
         self.common = {
             "task": _describe(task),
-            "budget": f"{space.budget.flops / self.unit:.1f} units per question (1 unit = one call of "
-            f"{self.unit_model} with no inputs)",
-            "objective": "maximise accuracy and keep latency low (score = accuracy minus a latency penalty)"
-            if joint
-            else "maximise accuracy",
+            "budget": budget,
+            "objective": library.text("agent/objective_joint" if joint else "agent/objective"),
             "latency_rules": library.get("agent/latency_rules").user if joint else "",
             "insights": library.get("agent/insights").user if insights else "",
             "roles": library.get("agent/roles" if fusers else "agent/roles_no_fuser").user,
             "sink_model": space.sink_model,
         }
-        self.pilot = _text(library.get("agent/pilot"), source=pilot.source, results=pilot.render()) if insights else ""
+        if insights:
+            pilot = pilot or PilotData.load(library)
+            self.pilot = _text(library.get("agent/pilot"), source=pilot.source, results=pilot.render())
+        else:
+            self.pilot = ""
 
     def initialise(self, candidates: Sequence[tuple[str, ...]]) -> list[dict[str, str]]:
         lines = [f"{i}: {multiset_text(c)} (at least {self._floor(c):.1f} units)" for i, c in enumerate(candidates)]
@@ -114,11 +156,11 @@ class AgentPrompts:
         multiset: Sequence[str],
         history: Sequence[Mapping[str, Any]],
     ) -> list[dict[str, str]]:
-        fields = ['"inputs" (P(reads that node))']
+        fields = [self.fields["inputs"]]
         if self.fusers:
-            fields.append('"fuser" (P(fuser), not for n0)')
+            fields.append(self.fields["fuser"])
         if len(pg.models) > 1:
-            fields.append('"models" (P(runs that model))')
+            fields.append(self.fields["models"])
         return self._messages(
             "update",
             round=str(round_),
