@@ -10,7 +10,7 @@
   ``LANGTTS_SEED`` (default 0), ``LANGTTS_MAX_ROUNDS`` (default: no limit).
 
 Each round pauses at ``evaluate`` with the proposed graph; resume it with ``{"score": ...}`` (optionally
-``"outcome": {"accuracy": ..., "latency_s": ...}``) or an :class:`~langtts.optimize.base.Evaluation` as JSON.
+``"outcome": {"accuracy": ..., "latency_s": ...}``) or an :class:`~langtts.search.base.Evaluation` as JSON.
 The pre-tests of ``initialise`` run one question of the task's default split on the pool.
 """
 
@@ -23,10 +23,10 @@ from langgraph.graph.state import CompiledStateGraph
 
 from langtts.graph import CollaborationGraph
 from langtts.models import ModelPool
-from langtts.optimize.agent_reinforce import AgentReinforce
-from langtts.optimize.base import Evaluation, MethodContext
-from langtts.optimize.evaluator import PoolEvaluator
-from langtts.optimize.run import run_config, search_space
+from langtts.search.agent_reinforce import AgentReinforce
+from langtts.search.base import Evaluation, MethodContext
+from langtts.search.evaluator import PoolEvaluator
+from langtts.search.run import run_config, search_space
 from langtts.tasks import get_task
 
 

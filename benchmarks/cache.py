@@ -28,8 +28,8 @@ from typing import Any
 from common import chat_model_factory, default_out, header, say, server_extra_body, warm_up, write_json
 
 from langtts.models import CallCache, ModelPool, PoolConfig
-from langtts.optimize import optimize
-from langtts.optimize.run import options_in
+from langtts.search import optimize
+from langtts.search.run import options_in
 
 DEFAULT_MODELS = ("qwen2.5-coder-0.5b", "smollm2-135m")
 

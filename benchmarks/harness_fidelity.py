@@ -39,7 +39,7 @@ from common import default_out, header, say, write_json
 
 from langtts.compare import paired_comparison
 from langtts.compile import GenerationSettings, default_settings
-from langtts.evaluate import EvaluationResult, evaluate
+from langtts.evaluation import EvaluationResult, evaluate
 from langtts.models import CallCache, ModelPool
 from langtts.prompts import PromptLibrary
 from langtts.shapes import single

@@ -42,7 +42,7 @@ from langtts import shapes
 from langtts.compare import paired_comparison
 from langtts.compile import GenerationSettings, default_settings
 from langtts.cost import Budget, ModelCatalog, TaskLengths, by_size, fits, graph_cost, task_lengths
-from langtts.evaluate import EvaluationResult, evaluate
+from langtts.evaluation import EvaluationResult, evaluate
 from langtts.graph import CollaborationGraph
 from langtts.models import CallCache, ModelPool, PoolConfig
 from langtts.plots import accuracy_vs_cost

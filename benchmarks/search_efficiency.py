@@ -27,10 +27,10 @@ from common import default_out, header, say, write_json
 from langtts import shapes
 from langtts.compare import paired_comparison
 from langtts.compile import GenerationSettings, default_settings
-from langtts.evaluate import evaluate
+from langtts.evaluation import evaluate
 from langtts.models import CallCache, ModelPool
-from langtts.optimize import OptimizationResult, optimize
-from langtts.optimize.run import options_in
+from langtts.search import OptimizationResult, optimize
+from langtts.search.run import options_in
 from langtts.plots import search_curves
 from langtts.tasks import get_task
 

@@ -34,7 +34,7 @@ import httpx
 from common import chat_model_factory, default_out, header, parse_shape, say, server_extra_body, warm_up, write_json
 
 from langtts.compile import GenerationSettings, default_settings
-from langtts.evaluate import aevaluate
+from langtts.evaluation import aevaluate
 from langtts.models import ModelPool, PoolConfig
 from langtts.tasks import get_task
 

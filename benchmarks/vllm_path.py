@@ -34,7 +34,7 @@ import psutil
 from common import default_out, header, parse_shape, say, warm_up, write_json
 
 from langtts.compile import GenerationSettings
-from langtts.evaluate import evaluate
+from langtts.evaluation import evaluate
 from langtts.graph import CollaborationGraph
 from langtts.models import ModelPool
 from langtts.serve.cache import cache_dir

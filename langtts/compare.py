@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from langtts.evaluate import CallsFailedError, EvaluationResult, evaluate
+from langtts.evaluation import CallsFailedError, EvaluationResult, evaluate
 from langtts.files import write_text_atomic
 from langtts.graph import CollaborationGraph
 from langtts.models.pool import ModelPool
@@ -111,7 +111,7 @@ def compare(
     **options: Any,
 ) -> ComparisonResult:
     """Evaluate every graph on ``examples`` and compare each with the first; ``options`` go to
-    :func:`langtts.evaluate.evaluate` (``settings``, ``concurrency``, ``progress``, ``errors_as_wrong``, ...).
+    :func:`langtts.evaluation.evaluate` (``settings``, ``concurrency``, ``progress``, ``errors_as_wrong``, ...).
 
     The paired tests leave out the questions that ended in an error for either graph (unless ``errors_as_wrong``);
     `CallsFailedError` if no question is left for a comparison.

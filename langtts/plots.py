@@ -21,9 +21,9 @@ from langtts.cost import ModelCatalog, TaskLengths, default_catalog, graph_cost,
 from langtts.pareto import pareto_front
 
 if TYPE_CHECKING:
-    from langtts.evaluate import EvaluationResult
+    from langtts.evaluation import EvaluationResult
     from langtts.graph import CollaborationGraph
-    from langtts.optimize.base import Evaluation
+    from langtts.search.base import Evaluation
 
 FORMATS = (".png", ".svg")
 ROLE_COLOURS = {"assistant": "#cfe2ff", "fuser": "#fff3cd", "decider": "#d4edda", "vote": "#e2d9f3"}

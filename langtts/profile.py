@@ -1,6 +1,6 @@
 """Profile a pool on a task before any search: each model's single-call accuracy and costs.
 
-Each model runs the single-model graph (:func:`langtts.shapes.single`) through :func:`langtts.evaluate.aevaluate`
+Each model runs the single-model graph (:func:`langtts.shapes.single`) through :func:`langtts.evaluation.aevaluate`
 on the same ``n`` questions: accuracy with a 95 % Wilson interval (over the questions whose calls did not fail),
 mean prompt and completion tokens of the answering call (answer recovery not included), mean latency, measured
 FLOPs per question (from the pool's accounting, :func:`langtts.cost.call_flops`; recovery calls included), and the
@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 
 from langtts.compile import GenerationSettings, answer_format, default_settings
 from langtts.cost import Budget
-from langtts.evaluate import EvaluationResult, aevaluate
+from langtts.evaluation import EvaluationResult, aevaluate
 from langtts.files import write_text_atomic
 from langtts.models.pool import ModelPool
 from langtts.prompts import PromptLibrary
@@ -342,7 +342,7 @@ async def aprofile(
     ``purpose=profile``; earlier calls replay from the pool's cache) and the profile is saved to
     :func:`profile_path` (in ``directory`` when given). ``progress`` shows a bar per model; ``report`` receives a
     line saying whether the stored profile was used and why one is measured. Raises
-    :class:`~langtts.evaluate.CallsFailedError` (and stores nothing) when calls failed after the pool's retries.
+    :class:`~langtts.evaluation.CallsFailedError` (and stores nothing) when calls failed after the pool's retries.
     """
     task = get_task(task) if isinstance(task, str) else task
     key = profile_key(task, pool, models, **options)

@@ -17,7 +17,7 @@ from langtts import shapes
 from langtts.compare import ComparisonResult, compare
 from langtts.compile import GenerationSettings, default_settings
 from langtts.models import CallCache, ModelPool
-from langtts.optimize import OptimizationResult, optimize
+from langtts.search import OptimizationResult, optimize
 from langtts.plots import draw_graph, search_curves
 from langtts.serve.embedded import EmbeddedServer
 from langtts.tasks import CODE_TASKS, get_task

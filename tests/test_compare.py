@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from langtts.compare import ComparisonResult, compare, mcnemar_exact, paired_comparison
-from langtts.evaluate import CallsFailedError
+from langtts.evaluation import CallsFailedError
 from langtts.shapes import single
 from langtts.tasks import get_task
 from tests.fakes import fake_pool

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from langtts.cost import ModelCatalog, ModelSpec, task_lengths
-from langtts.evaluate import EvaluationResult
+from langtts.evaluation import EvaluationResult
 from langtts.graph import load_graph
-from langtts.optimize.base import Evaluation, Outcome
+from langtts.search.base import Evaluation, Outcome
 from langtts.plots import accuracy_vs_cost, draw_graph, pareto_front, scatter, search_curves
 from langtts.shapes import single
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from langtts.cost import Budget
-from langtts.evaluate import CallsFailedError
+from langtts.evaluation import CallsFailedError
 from langtts.models import CallCache
 from langtts.profile import (
     ModelProfile,

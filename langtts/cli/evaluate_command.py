@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, questions_from_args
 
 if TYPE_CHECKING:
-    from langtts.evaluate import EvaluationResult
+    from langtts.evaluation import EvaluationResult
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from langtts.evaluate import evaluate
+    from langtts.evaluation import evaluate
     from langtts.graph import load_graph
 
     task, examples, settings = questions_from_args(args)

@@ -64,7 +64,7 @@ def parse_mapping(text: str) -> dict[str, str]:
 def _graph(args: argparse.Namespace) -> CollaborationGraph:
     """The graph file, or a run directory's chosen graph or Pareto point."""
     from langtts.graph import load_graph
-    from langtts.optimize.records import OptimizationResult
+    from langtts.search.records import OptimizationResult
 
     if not args.graph.is_dir():
         if args.pareto is not None:

@@ -90,9 +90,9 @@ def _resumed_code_task(args: argparse.Namespace) -> Any:
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
     """The run options given on the command line (those left out take the run's, or the defaults): the
-    arguments named after an option of :func:`~langtts.optimize.aoptimize`, the method's ``--option`` and the
+    arguments named after an option of :func:`~langtts.search.aoptimize`, the method's ``--option`` and the
     objective."""
-    from langtts.optimize.run import options_in
+    from langtts.search.run import options_in
 
     options = options_in(vars(args))
     if args.option:
@@ -104,7 +104,7 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_optimize(args: argparse.Namespace) -> int:
     from langtts.cost import Budget
-    from langtts.optimize import aoptimize, aresume
+    from langtts.search import aoptimize, aresume
     from langtts.tasks import is_task_file
 
     if args.resume is not None:

@@ -169,7 +169,7 @@ def test_compare_on_a_dead_server_fails(tmp_path: Path, capsys) -> None:
 
 
 def test_export_a_runs_chosen_graph_or_any_pareto_point(tmp_path: Path, capsys) -> None:
-    from tests.optimize.synthetic_run import run
+    from tests.search.synthetic_run import run
 
     result = run("grid", str(tmp_path / "run"), top_k=1)
     assert len(result.pareto) > 1

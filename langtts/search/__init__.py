@@ -1,0 +1,51 @@
+"""Search for the best collaboration graph: one loop (:func:`optimize`), methods behind one protocol.
+
+Methods register themselves in :data:`METHODS` when their module is imported; importing this package imports
+the built-in ones: ``random``, ``reinforce``, ``bayes``, ``grid`` and ``agent-reinforce``.
+"""
+
+from langtts.search import agent_reinforce, bayes, grid, random_search, reinforce  # noqa: F401  (register)
+from langtts.search.base import (
+    METHODS,
+    Evaluation,
+    EvaluationError,
+    MethodContext,
+    OptimizationError,
+    Optimizer,
+    Outcome,
+    SearchSpace,
+    register,
+)
+from langtts.search.objectives import Accuracy, AccuracyLatency, CustomObjective, make_objective
+from langtts.search.records import OptimizationResult, RunConfig, RunState
+from langtts.search.run import aoptimize, aresume, optimize, pareto, resume
+from langtts.search.stoppers import Evaluations, Iterations, NoImprovement, StopFile, WallTime
+
+__all__ = [
+    "METHODS",
+    "Accuracy",
+    "AccuracyLatency",
+    "CustomObjective",
+    "Evaluation",
+    "EvaluationError",
+    "Evaluations",
+    "Iterations",
+    "MethodContext",
+    "NoImprovement",
+    "OptimizationError",
+    "OptimizationResult",
+    "Optimizer",
+    "Outcome",
+    "RunConfig",
+    "RunState",
+    "SearchSpace",
+    "StopFile",
+    "WallTime",
+    "aoptimize",
+    "aresume",
+    "make_objective",
+    "optimize",
+    "pareto",
+    "register",
+    "resume",
+]

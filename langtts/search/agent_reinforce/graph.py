@@ -1,0 +1,526 @@
+"""``agent-reinforce``: Agent-REINFORCE (method.md §5), an LLM agent driving a LangGraph loop.
+
+``initialise → pretest → sample → evaluate → feedback → update → sample → ...``
+
+- **initialise**: the agent picks two of the budget-maximal model multisets (given the pilot data and the three
+  insights); **pretest** expands each into variants that drop the weakest model one at a time, evaluates one
+  random graph per variant on one question (``context.calibrate``) and keeps the best; on a tie (with tiny models
+  often every variant scores 0 on its one question) the one with the most workers, the agent's own choices
+  before the reduced variants and its first choice first. From then on the worker multiset is fixed: worker
+  ``n<i>`` starts on the i-th model, weakest first, so the strongest models sit on the highest-numbered nodes,
+  which may read from all the others; model draws keep the counts.
+- **sample**: round 1 draws from p_θ; later rounds the agent proposes the graph in two structured calls, each
+  checked and repaired up to ``max_repairs`` times, else the graph is drawn from p_θ (counted as ``valid`` /
+  ``repaired`` / ``fallback``): it *places* the nodes (model and role of each), then *wires* them given those
+  roles. Inputs come only from lower-numbered nodes and a fuser's only from assistants, at least one, and a node
+  the budget affords at most one input gets a one-hot choice, so the schema (enforced by the server's grammar)
+  rules out duplicate edges, cycles, fuser chains, a sink without input and most over-budget wirings; what is
+  left to check is the model counts and the budget.
+- **evaluate**: ``interrupt()`` with the graph; the search loop evaluates it and :meth:`AgentReinforce.observe`
+  resumes the thread with ``Command(resume=evaluation)``.
+- **feedback**: the agent's textual gradient; **update**: the agent rewrites the probabilities (turned into
+  logits), falling back to a numeric REINFORCE step (:class:`~langtts.search.reinforce.PolicyGradient`).
+
+Variants: ``textgrad`` (no insights, random initial mix), ``maas`` (programmatic draws; numeric and agent
+updates alternate). The method's state (:meth:`AgentReinforce.state_dict`) is the thread's state, JSON, saved
+by the search loop with the run: a resumed run rebuilds the thread from it, and the agent calls it makes again
+come from the pool's call cache (without a cache the agent is asked again, and the run records it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar
+
+import numpy as np
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, interrupt
+
+from langtts.cost import by_size, largest_model
+from langtts.graph import CollaborationGraph
+from langtts.models.errors import ModelCallError, StructuredOutputError
+from langtts.search.agent_reinforce.parsing import (
+    AgentOutputError,
+    check_answer,
+    multiset_text,
+    parse_choice,
+    parse_feedback,
+    parse_placement,
+    parse_proposal,
+)
+from langtts.search.agent_reinforce.prompts import AgentPrompts, PilotData, clip
+from langtts.search.agent_reinforce.schemas import (
+    FEEDBACK_SCHEMA,
+    answer_token_bound,
+    choice_schema,
+    placement_schema,
+    update_schema,
+    wiring_schema,
+)
+from langtts.search.agent_reinforce.space import draw, explain, initial_distribution
+from langtts.search.agent_reinforce.update import apply_update
+from langtts.search.base import Evaluation, MethodContext, OptimizationError, register
+from langtts.search.reinforce import PolicyGradient
+from langtts.prompts import PromptLibrary
+from langtts.space import ProbabilisticGraph, worker_id
+
+Variant = Literal["agent", "textgrad", "maas"]
+T = TypeVar("T")
+
+VARIANTS_PER_CHOICE = 5
+MAX_CANDIDATES = 40
+_THREAD: RunnableConfig = {"configurable": {"thread_id": "agent-reinforce"}}  # the method's own, in memory
+
+
+class AgentState(TypedDict, total=False):
+    """The state of the agent's thread (JSON data only): what a checkpointer stores, and the method's state."""
+
+    round: int  # the round of the current proposal (0 before the first)
+    init: dict[str, Any]
+    multiset: list[str]
+    pg: dict[str, Any]  # ProbabilisticGraph.to_dict()
+    gradient: dict[str, Any]  # PolicyGradient.state_dict()
+    proposal: dict[str, Any] | None  # round, graph, status, errors
+    evaluation: dict[str, Any] | None  # round, index, graph, score, accuracy, latency_s, questions
+    feedback: dict[str, Any] | None  # round, text, status, errors
+    history: list[dict[str, Any]]  # one record per finished round
+
+
+@dataclass
+class _Answer(Generic[T]):
+    value: T | None
+    status: str  # valid | repaired | fallback
+    errors: list[str]
+
+
+@register("agent-reinforce")
+class AgentReinforce:
+    """Agent-REINFORCE behind the Optimizer protocol; see the module docstring.
+
+    Options: ``agent_model`` (a pool id; default the pool's largest model), ``variant`` (``agent``,
+    ``textgrad``, ``maas``), ``insights`` / ``init`` (default: ``True`` / ``"insight"`` for ``agent``,
+    ``False`` / ``"random"`` otherwise), ``fusers``, ``objective_kind`` (``accuracy`` or ``joint``: latency
+    rules and latency in the prompts), ``max_repairs``, ``pilot`` (:class:`PilotData`), ``max_rounds`` (the
+    thread ends after that many rounds; default never), ``lr`` (numeric steps), ``temperature``,
+    ``max_tokens`` (default: per call, room for the longest answer its bounded schema allows; at most half
+    the agent's context window) and ``history_rounds`` (rounds shown) for the agent's calls, ``prompts_dir``
+    (user prompt files, ``agent/pilot.json`` included).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        context: MethodContext,
+        *,
+        agent_model: str | None = None,
+        variant: Variant = "agent",
+        insights: bool | None = None,
+        init: Literal["insight", "random"] | None = None,
+        fusers: bool = True,
+        objective_kind: Literal["accuracy", "joint"] = "accuracy",
+        max_repairs: int = 2,
+        pilot: PilotData | Mapping[str, Any] | None = None,
+        max_rounds: int | None = None,
+        lr: float = 0.1,
+        temperature: float = 0.2,
+        max_tokens: int | None = None,
+        history_rounds: int = 4,
+        prompts_dir: str | None = None,
+    ) -> None:
+        if variant not in ("agent", "textgrad", "maas"):
+            raise ValueError(f"variant must be 'agent', 'textgrad' or 'maas', got {variant!r}")
+        if init not in (None, "insight", "random"):
+            raise ValueError(f"init must be 'insight' or 'random', got {init!r}")
+        if objective_kind not in ("accuracy", "joint"):
+            raise ValueError(f"objective_kind must be 'accuracy' or 'joint', got {objective_kind!r}")
+        if max_repairs < 0 or history_rounds < 1 or (max_rounds is not None and max_rounds < 1):
+            raise ValueError("max_repairs must be >= 0, history_rounds and max_rounds >= 1")
+        if context.pool is None:
+            raise ValueError("agent-reinforce needs a model pool (context.pool) for its agent")
+        self.context, self.pool, self.space = context, context.pool, context.space
+        self.seed = context.seed
+        self.agent_model = agent_model or largest_model(self.pool.ids(), self.pool.catalog_for())
+        self.pool.model(self.agent_model)  # an unknown id fails here
+        self.variant = variant
+        self.insights = variant == "agent" if insights is None else insights
+        self.init = init or ("insight" if variant == "agent" else "random")
+        self.fusers, self.joint = fusers, objective_kind == "joint"
+        self.max_repairs, self.max_rounds, self.lr = max_repairs, max_rounds, lr
+        window = self.pool.context_window(self.agent_model)
+        self.temperature, self.max_tokens, self.window = temperature, max_tokens, window
+        if pilot is not None and not isinstance(pilot, PilotData):
+            pilot = PilotData.model_validate(pilot)
+        self.prompts = AgentPrompts(
+            PromptLibrary(prompts_dir),
+            self.space,
+            task=context.task,
+            insights=self.insights,
+            fusers=fusers,
+            joint=self.joint,
+            pilot=pilot,
+            history=history_rounds,
+        )
+        self.candidates = [self._ordered(c) for c in self.space.multisets()]
+        if not self.candidates:
+            raise ValueError("the budget affords no worker model next to the sink: nothing for the agent to search")
+        self.options = {
+            "agent_model": self.agent_model,
+            "variant": variant,
+            "insights": self.insights,
+            "init": self.init,
+            "fusers": fusers,
+            "objective_kind": objective_kind,
+            "max_repairs": max_repairs,
+            "max_rounds": max_rounds,
+        }
+        self._values: dict[str, Any] = {}  # the thread's state after the last step (the method's state)
+        self._ended = False  # the thread ended (max_rounds)
+        self._app: CompiledStateGraph | None = None  # the running thread, built on first use
+
+    # ---- Optimizer protocol ---------------------------------------------------------------------------
+
+    async def propose(self) -> CollaborationGraph | None:
+        """The proposal of the round the thread is paused at (None once it ended): made on the first call, else
+        the one held in the thread's state (also after :meth:`load_state_dict`)."""
+        await self._thread()
+        return None if self._ended else CollaborationGraph.from_dict(self._values["proposal"]["graph"])
+
+    async def observe(self, graph: CollaborationGraph, evaluation: Evaluation) -> None:
+        """Resume the thread with ``evaluation`` (the evaluated ``graph`` is read from it) up to the next proposal."""
+        app = await self._thread()
+        if self._ended:
+            raise OptimizationError("observe() after the agent's thread ended")
+        await self._run(app, Command(resume=evaluation.model_dump(mode="json")))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The thread's state (JSON) and whether it ended; it is paused at a round's evaluation otherwise."""
+        return {"agent": dict(self._values), "ended": self._ended}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._values, self._ended, self._app = dict(state["agent"]), state["ended"], None
+
+    def report(self) -> dict[str, Any]:
+        """Options, the initialisation, and per round: statuses, problems, feedback, the distribution after the
+        update (logits and readable tables)."""
+        history = [
+            {**r, "tables": ProbabilisticGraph.from_dict(r["distribution"], self.space.catalog).tables()}
+            for r in self._values.get("history", [])
+        ]
+        proposals = Counter(r["proposal"]["status"] for r in history)
+        return {
+            "options": self.options,
+            "initialise": self._values.get("init"),
+            "rounds": len(history),
+            "proposals": {s: proposals[s] for s in ("valid", "repaired", "fallback", "sampled")},
+            "agent_driven_rounds": proposals["valid"] + proposals["repaired"],
+            "updates": dict(Counter(r["update"]["status"] for r in history)),
+            "history": history,
+        }
+
+    # ---- the LangGraph graph ----------------------------------------------------------------------------
+
+    def agent_graph(self, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+        """The agent's StateGraph, compiled with ``checkpointer`` (``langgraph dev`` supplies its own)."""
+        builder = StateGraph(AgentState)
+        for name in ("initialise", "pretest", "sample", "evaluate", "feedback", "update"):
+            builder.add_node(name, getattr(self, f"_{name}"))
+        builder.add_edge(START, "initialise")
+        builder.add_edge("initialise", "pretest")
+        builder.add_edge("pretest", "sample")
+        builder.add_edge("sample", "evaluate")
+        builder.add_edge("evaluate", "feedback")
+        builder.add_edge("feedback", "update")
+        builder.add_conditional_edges("update", self._route, ["sample", END])
+        return builder.compile(checkpointer=checkpointer, name="agent-reinforce")
+
+    async def _initialise(self, state: AgentState) -> dict[str, Any]:
+        if self.init == "random" or len(self.candidates) == 1:
+            index = int(self._rng(1).integers(len(self.candidates))) if self.init == "random" else 0
+            init: dict[str, Any] = {"how": self.init if len(self.candidates) > 1 else "only", "choices": [index]}
+        else:
+            shown = self.candidates[:MAX_CANDIDATES]
+            answer = await self._ask(
+                "initialise",
+                self.prompts.initialise(shown),
+                choice_schema(len(shown)),
+                lambda d: (parse_choice(d), d["reasoning"]),
+            )
+            choices, reasoning = answer.value or ((0, 1), "")
+            init = {"how": answer.status, "choices": list(choices), "reasoning": reasoning, "errors": answer.errors}
+        chosen = "; ".join(multiset_text(self.candidates[i]) for i in init["choices"])
+        self.context.report(f"[agent] initialise ({init['how']}): {chosen}")
+        return {"round": 0, "init": init}
+
+    async def _pretest(self, state: AgentState) -> dict[str, Any]:
+        init = dict(state["init"])
+        variants: list[tuple[str, ...]] = []
+        for i in init["choices"]:
+            for variant in self._variants(self.candidates[i]) if init["how"] != "random" else [self.candidates[i]]:
+                if variant not in variants:
+                    variants.append(variant)
+        pretests = []
+        if self.context.calibrate is not None and len(variants) > 1:
+            for k, variant in enumerate(variants):
+                graph = draw(self._initial(variant), variant, self._rng(3, k)).graph
+                evaluation = await self.context.calibrate(graph, 1)
+                pretests.append({"multiset": list(variant), "graph": graph.to_dict(), "score": evaluation.score})
+            # Ties (one question each: common) go to the most workers, then the agent's choices, then the earliest.
+            choices = {self.candidates[i] for i in init["choices"]}
+            rank = {
+                v: (p["score"], len(v), v in choices, -k)
+                for k, (p, v) in enumerate(zip(pretests, variants, strict=True))
+            }
+            best = max(variants, key=rank.__getitem__)
+        else:
+            best = variants[0]
+        pg = self._initial(best)
+        init.update(variants=[list(v) for v in variants], pretests=pretests, multiset=list(best))
+        self.context.report(f"[agent] pretest of {len(pretests)} variant(s): keeping {multiset_text(best)}")
+        return {
+            "init": init,
+            "multiset": list(best),
+            "pg": pg.to_dict(),
+            "gradient": PolicyGradient(pg, lr=self.lr).state_dict(),
+        }
+
+    async def _sample(self, state: AgentState) -> dict[str, Any]:
+        r, multiset, pg = state["round"] + 1, state["multiset"], self._pg(state)
+        errors: list[str] = []
+        if r == 1 or self.variant == "maas":
+            graph, status = draw(pg, multiset, self._rng(2, r)).graph, "sampled"
+        else:
+            proposed, status, errors = await self._propose(r, pg, multiset, state.get("history", []))
+            graph = proposed or draw(pg, multiset, self._rng(2, r)).graph
+        self.context.report(f"[agent round {r}] sample: {status} proposal" + _first_error(errors))
+        proposal = {"round": r, "graph": graph.to_dict(), "status": status, "errors": errors}
+        return {"round": r, "proposal": proposal, "evaluation": None, "feedback": None}
+
+    async def _propose(
+        self, r: int, pg: ProbabilisticGraph, multiset: Sequence[str], history: Sequence[Mapping[str, Any]]
+    ) -> tuple[CollaborationGraph | None, str, list[str]]:
+        """The agent's graph in two calls: place (models and roles), then wire (inputs, given the roles, so a
+        fuser can only read assistants; one-hot where the budget affords a node a single input). ``valid`` if
+        both answers were usable as first written, ``repaired`` if either needed a repair, ``fallback`` (no
+        graph) if either stayed unusable."""
+        workers = [worker_id(i) for i in range(pg.n_nodes)]
+        messages = self.prompts.sample(r, pg, multiset, history)
+        placed = await self._ask(
+            "sample",
+            messages,
+            placement_schema(workers, list(pg.models), self.fusers, multiset),
+            lambda d: parse_placement(d, multiset=multiset),
+        )
+        placed_value = placed.value
+        if placed_value is None:
+            return None, "fallback", placed.errors
+        placement = {node: placed_value[node] for node in workers}
+        caps, sink_cap = self.prompts.input_caps(placement)
+        wired = await self._ask(
+            "sample",
+            [
+                *messages,
+                {"role": "assistant", "content": json.dumps(placed_value)},
+                {"role": "user", "content": self.prompts.wiring(placement)},
+            ],
+            wiring_schema(workers, {node: fields["role"] for node, fields in placement.items()}, caps, sink_cap),
+            lambda d: parse_proposal(placed_value, d, space=self.space, unit_flops=self.prompts.unit),
+        )
+        errors = placed.errors + wired.errors
+        if wired.value is None:
+            return None, "fallback", errors
+        return wired.value, "valid" if placed.status == wired.status == "valid" else "repaired", errors
+
+    async def _evaluate(self, state: AgentState) -> dict[str, Any]:
+        proposal = state["proposal"]
+        assert proposal is not None
+        payload = interrupt({"round": proposal["round"], "graph": proposal["graph"]})
+        result = _result(payload, proposal)
+        self.context.report(f"[agent round {proposal['round']}] evaluate: {self.prompts.result_text(result)}")
+        return {"evaluation": result}
+
+    async def _feedback(self, state: AgentState) -> dict[str, Any]:
+        r, evaluation = state["round"], state["evaluation"]
+        assert evaluation is not None
+        feedback: dict[str, Any]
+        if self._numeric_round(r):
+            feedback = {"round": r, "text": "", "status": "skipped", "errors": []}
+        else:
+            answer = await self._ask(
+                "feedback",
+                self.prompts.feedback(r, _graph(evaluation), evaluation, self._pg(state), state.get("history", [])),
+                FEEDBACK_SCHEMA,
+                parse_feedback,
+            )
+            feedback = {"round": r, "text": answer.value or "", "status": answer.status, "errors": answer.errors}
+        self.context.report(f"[agent round {r}] feedback ({feedback['status']}): {clip(feedback['text'], 160)}")
+        return {"feedback": feedback}
+
+    async def _update(self, state: AgentState) -> dict[str, Any]:
+        r, multiset, evaluation = state["round"], state["multiset"], state["evaluation"]
+        feedback, proposal = state["feedback"], state["proposal"]
+        assert evaluation is not None and feedback is not None and proposal is not None
+        pg = self._pg(state)
+        gradient = PolicyGradient(pg, lr=self.lr)
+        gradient.load_state_dict(state["gradient"])
+        advantage = gradient.advantage(evaluation["score"])
+        graph = _graph(evaluation)
+        errors: list[str] = []
+        coercions: list[str] = []
+        if self._numeric_round(r):
+            status = "numeric" if self._ascend(gradient, graph, multiset, advantage) else "skipped"
+        else:
+            workers = [worker_id(i) for i in range(pg.n_nodes)]
+            answer = await self._ask(
+                "update",
+                self.prompts.update(r, graph, evaluation, feedback["text"], pg, multiset, state.get("history", [])),
+                update_schema(workers, list(pg.models), self.fusers),
+                lambda d: apply_update(pg, d, sampled=graph, multiset=multiset),
+            )
+            errors = answer.errors
+            if answer.value is None:
+                status = "fallback" if self._ascend(gradient, graph, multiset, advantage) else "skipped"
+            else:
+                updated, coercions = answer.value
+                for table in ("edge_logits", "role_logits", "model_logits"):
+                    getattr(pg, table)[:] = getattr(updated, table)
+                status = "coerced" if coercions else answer.status
+        self.context.report(f"[agent round {r}] update: {status}" + _first_error(errors or coercions))
+        record = {
+            "round": r,
+            "proposal": proposal,
+            "graph": evaluation["graph"],
+            "result": {k: evaluation[k] for k in ("index", "score", "accuracy", "latency_s", "questions")},
+            "feedback": feedback["text"],
+            "feedback_status": feedback["status"],
+            "update": {"status": status, "errors": errors, "coercions": coercions},
+            "distribution": pg.to_dict(),
+        }
+        return {"pg": pg.to_dict(), "gradient": gradient.state_dict(), "history": [*state.get("history", []), record]}
+
+    def _route(self, state: AgentState) -> str:
+        return END if self.max_rounds is not None and state["round"] >= self.max_rounds else "sample"
+
+    # ---- helpers ----------------------------------------------------------------------------------------
+
+    async def _ask(
+        self, node: str, messages: list[dict[str, str]], schema: dict[str, Any], parse: Callable[[dict[str, Any]], T]
+    ) -> _Answer[T]:
+        """Ask the agent; an answer is checked against ``schema``, then ``parse``d; on an unusable answer, ask
+        again with the problem (``max_repairs`` times)."""
+        conversation: list[dict[str, str]] = list(messages)
+        errors: list[str] = []
+        for attempt in range(self.max_repairs + 1):
+            try:
+                data = await self.pool.astructured(
+                    self.agent_model,
+                    conversation,
+                    schema,
+                    tags={**self.context.tags, "node": node},
+                    temperature=self.temperature,
+                    max_tokens=self._max_tokens(schema),
+                    seed=self.seed,
+                )
+            except StructuredOutputError as e:
+                raw, error = e.raw, str(e)
+            except ModelCallError as e:
+                if e.retryable:
+                    raise
+                errors.append(str(e))  # e.g. a prompt over the agent's context window: asking again won't help
+                break
+            else:
+                raw = json.dumps(data)
+                try:
+                    return _Answer(parse(check_answer(data, schema)), "valid" if attempt == 0 else "repaired", errors)
+                except AgentOutputError as e:
+                    error = str(e)
+            errors.append(error)
+            conversation += [
+                {"role": "assistant", "content": raw},
+                {"role": "user", "content": self.prompts.repair(error)},
+            ]
+        return _Answer(None, "fallback", errors)
+
+    def _ascend(
+        self, gradient: PolicyGradient, graph: CollaborationGraph, multiset: Sequence[str], advantage: float
+    ) -> bool:
+        """A numeric REINFORCE step on ``graph``'s draws; False if p_θ cannot produce the graph."""
+        try:
+            sample = explain(gradient.graph_space, graph, multiset)
+        except ValueError:
+            return False
+        gradient.ascend(sample, advantage)
+        return True
+
+    def _numeric_round(self, r: int) -> bool:
+        return self.variant == "maas" and r % 2 == 0
+
+    def _max_tokens(self, schema: Mapping[str, Any]) -> int:
+        tokens = answer_token_bound(schema) if self.max_tokens is None else self.max_tokens
+        return min(tokens, self.window // 2) if self.window else tokens
+
+    def _initial(self, multiset: Sequence[str]) -> ProbabilisticGraph:
+        """p_θ with worker i on the i-th model, weakest first (``multiset`` is ordered strongest first)."""
+        return initial_distribution(self.space, multiset[::-1], fusers=self.fusers)
+
+    def _pg(self, state: AgentState) -> ProbabilisticGraph:
+        return ProbabilisticGraph.from_dict(state["pg"], self.space.catalog)
+
+    def _variants(self, multiset: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """The multiset, then without its weakest model, two weakest, ... (at most VARIANTS_PER_CHOICE)."""
+        return [multiset[: len(multiset) - k] for k in range(min(VARIANTS_PER_CHOICE, len(multiset)))]
+
+    def _ordered(self, multiset: Sequence[str]) -> tuple[str, ...]:
+        return tuple(by_size(multiset, self.space.catalog, largest_first=True))
+
+    def _rng(self, *keys: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed & 0xFFFFFFFF, *keys])
+
+    async def _thread(self) -> CompiledStateGraph:
+        """The thread, on an in-memory checkpointer: started (run to its first proposal) or rebuilt from the
+        state given to :meth:`load_state_dict`, paused at that round's evaluation."""
+        if self._app is None:
+            self._app = self.agent_graph(InMemorySaver())
+            if not self._values:
+                await self._run(self._app, {"round": 0})
+            elif not self._ended:
+                await self._app.aupdate_state(_THREAD, self._values, as_node="sample")
+                await self._run(self._app, None)  # into the evaluate step's interrupt: no agent call
+        return self._app
+
+    async def _run(self, app: CompiledStateGraph, value: Any) -> None:
+        await app.ainvoke(value, _THREAD)
+        snapshot = await app.aget_state(_THREAD)
+        self._values, self._ended = dict(snapshot.values), not snapshot.next
+
+
+def _result(payload: Any, proposal: Mapping[str, Any]) -> dict[str, Any]:
+    """What the agent needs from the resume value: an Evaluation's ``model_dump()`` or a mapping with a score."""
+    if not isinstance(payload, Mapping) or "score" not in payload:
+        raise ValueError("resume the evaluate step with an Evaluation's model_dump() or a mapping with a 'score'")
+    outcome = payload.get("outcome") or {}
+    score = float(payload["score"])
+    return {
+        "round": proposal["round"],
+        "index": payload.get("index"),
+        "graph": payload.get("graph") or proposal["graph"],
+        "score": score,
+        "accuracy": float(outcome.get("accuracy", score)),
+        "latency_s": outcome.get("latency_s"),
+        "questions": len(outcome.get("question_ids", [])),
+    }
+
+
+def _graph(evaluation: Mapping[str, Any]) -> CollaborationGraph:
+    return CollaborationGraph.from_dict(evaluation["graph"])
+
+
+def _first_error(errors: Sequence[str]) -> str:
+    return f" ({len(errors)} problem(s), first: {clip(errors[0], 120)})" if errors else ""

@@ -1,0 +1,308 @@
+"""The Agent-REINFORCE agent's prompts: templates and the pilot data from ``prompts/agent/`` (overridable through
+:class:`~langtts.prompts.PromptLibrary`) filled with text renderings of graphs, results, history and costs.
+
+The ablation switches show in the prompts: ``insights=False`` leaves out the insights and the pilot data,
+``fusers=False`` swaps the role description for one without fusers, the joint objective adds the latency rules
+and the latency of each result.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from langtts.cost import input_flops, multiset_flops, node_flops, smallest_model, unit_flops
+from langtts.graph import CollaborationGraph
+from langtts.search.agent_reinforce.parsing import multiset_text
+from langtts.search.base import SearchSpace
+from langtts.prompts import PromptLibrary, PromptTemplate
+from langtts.space import ProbabilisticGraph, worker_id
+from langtts.tasks.base import Task
+
+_COMMON = ("task", "budget", "objective", "latency_rules", "insights", "roles", "sink_model", "round")
+_TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name: (required, extra allowed)
+    "initialise": (("candidates",), ("pilot",)),
+    "sample": (("tables", "multiset"), ("workers", "costs", "history")),
+    "feedback": (("graph", "result"), ("tables", "history")),
+    "update": (("tables", "feedback", "fields"), ("graph", "result", "multiset", "history")),
+    "wiring": (("placement", "room"), ()),
+    "repair": (("error",), ()),
+}
+FEEDBACK_IN_HISTORY = 200  # characters of an earlier round's feedback shown in the history
+
+
+class PilotEntry(BaseModel):
+    """One pilot measurement: a model mix (or a single model) and its accuracy on a task."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str
+    mix: str = Field(description="e.g. '2×3B + 3×1B', or one model on its own")
+    accuracy: float = Field(description="percent")
+    budget_units: float | None = Field(default=None, description="None for a single model on its own")
+
+
+class PilotData(BaseModel):
+    """Pilot accuracies shown to the agent when it picks the model mix. The shipped ``prompts/agent/pilot.json``
+    is the paper's (Llama 3.x, budgets in no-input calls of the 1B model); replace it (a ``pilot.json`` in a
+    user prompt directory, or the ``pilot`` option) with measurements of your own pool."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    entries: list[PilotEntry]
+
+    @classmethod
+    def load(cls, library: PromptLibrary) -> PilotData:
+        """``agent/pilot.json`` of ``library`` (a user prompt directory's, else the shipped one)."""
+        return cls.model_validate_json(library.file("agent/pilot.json").read_text(encoding="utf-8"))
+
+    def render(self) -> str:
+        """One line per task and budget: the mixes and their accuracies."""
+        groups: dict[tuple[str, float | None], list[str]] = {}
+        for e in self.entries:
+            groups.setdefault((e.task, e.budget_units), []).append(f"{e.mix} {e.accuracy:g}")
+        return "\n".join(
+            f"- {task}, {'single models' if budget is None else f'budget {budget:g}'}: {', '.join(items)}"
+            for (task, budget), items in groups.items()
+        )
+
+
+class AgentPrompts:
+    """Builds the chat messages of each agent step (``pilot``: None for the library's ``agent/pilot.json``)."""
+
+    def __init__(
+        self,
+        library: PromptLibrary,
+        space: SearchSpace,
+        *,
+        task: Task | None,
+        insights: bool,
+        fusers: bool,
+        joint: bool,
+        pilot: PilotData | None,
+        history: int,
+    ) -> None:
+        self.templates: dict[str, PromptTemplate] = {}
+        for name, (required, extra) in _TEMPLATES.items():
+            template = library.get(f"agent/{name}")
+            template.check(required, (*_COMMON, *required, *extra))
+            self.templates[name] = template
+        self.space = space
+        self.unit_model = space.budget.unit_model or smallest_model(space.models, space.catalog)
+        self.unit = unit_flops(space.catalog.get(self.unit_model), space.lengths)
+        self.fusers, self.joint, self.window = fusers, joint, history
+        budget = library.text("agent/budget", units=f"{space.budget.flops / self.unit:.1f}", unit_model=self.unit_model)
+        self.fields = {name: library.text(f"agent/field_{name}") for name in ("inputs", "fuser", "models")}
+        self.common = {
+            "task": _describe(task),
+            "budget": budget,
+            "objective": library.text("agent/objective_joint" if joint else "agent/objective"),
+            "latency_rules": library.get("agent/latency_rules").user if joint else "",
+            "insights": library.get("agent/insights").user if insights else "",
+            "roles": library.get("agent/roles" if fusers else "agent/roles_no_fuser").user,
+            "sink_model": space.sink_model,
+        }
+        if insights:
+            pilot = pilot or PilotData.load(library)
+            self.pilot = _text(library.get("agent/pilot"), source=pilot.source, results=pilot.render())
+        else:
+            self.pilot = ""
+
+    def initialise(self, candidates: Sequence[tuple[str, ...]]) -> list[dict[str, str]]:
+        lines = [f"{i}: {multiset_text(c)} (at least {self._floor(c):.1f} units)" for i, c in enumerate(candidates)]
+        return self._messages("initialise", candidates="\n".join(lines), pilot=self.pilot, round="0")
+
+    def sample(
+        self, round_: int, pg: ProbabilisticGraph, multiset: Sequence[str], history: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, str]]:
+        return self._messages(
+            "sample",
+            round=str(round_),
+            workers=", ".join(worker_id(i) for i in range(pg.n_nodes)),
+            multiset=multiset_text(multiset),
+            costs=self._costs(list(dict.fromkeys([*multiset, self.space.sink_model]))),
+            tables=distribution_lines(pg, fusers=self.fusers),
+            history=self._history(history),
+        )
+
+    def feedback(
+        self,
+        round_: int,
+        graph: CollaborationGraph,
+        result: Mapping[str, Any],
+        pg: ProbabilisticGraph,
+        history: Sequence[Mapping[str, Any]],
+    ) -> list[dict[str, str]]:
+        return self._messages(
+            "feedback",
+            round=str(round_),
+            graph=graph_lines(graph),
+            result=self.result_text(result),
+            tables=distribution_lines(pg, fusers=self.fusers),
+            history=self._history(history),
+        )
+
+    def update(
+        self,
+        round_: int,
+        graph: CollaborationGraph,
+        result: Mapping[str, Any],
+        feedback: str,
+        pg: ProbabilisticGraph,
+        multiset: Sequence[str],
+        history: Sequence[Mapping[str, Any]],
+    ) -> list[dict[str, str]]:
+        fields = [self.fields["inputs"]]
+        if self.fusers:
+            fields.append(self.fields["fuser"])
+        if len(pg.models) > 1:
+            fields.append(self.fields["models"])
+        return self._messages(
+            "update",
+            round=str(round_),
+            graph=graph_lines(graph),
+            result=self.result_text(result),
+            feedback=feedback or "(none)",
+            tables=distribution_lines(pg, fusers=self.fusers),
+            multiset=multiset_text(multiset),
+            history=self._history(history),
+            fields=", ".join(fields),
+        )
+
+    def wiring(self, placement: Mapping[str, Mapping[str, str]]) -> str:
+        """The follow-up asking for the inputs of the nodes placed in ``placement`` (``{node: {model, role}}``)."""
+        lines = [f"{node}: {fields['model']} {fields['role']}" for node, fields in placement.items()]
+        return _text(self.templates["wiring"], placement="\n".join(lines), room=self._room(placement))
+
+    def repair(self, error: str) -> str:
+        return _text(self.templates["repair"], error=error)
+
+    def result_text(self, result: Mapping[str, Any]) -> str:
+        text = f"score {result['score']:.3f} (accuracy {result['accuracy']:.0%}"
+        if result.get("questions"):
+            text += f" on {result['questions']} questions"
+        if self.joint and result.get("latency_s") is not None:
+            text += f", median latency {result['latency_s']:.2f} s"
+        return text + ")"
+
+    # ---- pieces ---------------------------------------------------------------------------------------
+
+    def _messages(self, name: str, **values: str) -> list[dict[str, str]]:
+        messages = self.templates[name].messages(**{**self.common, **values})
+        return [{**m, "content": re.sub(r"\n{3,}", "\n\n", m["content"]).strip()} for m in messages]
+
+    def _floor(self, multiset: Sequence[str]) -> float:
+        catalog, lengths = self.space.catalog, self.space.lengths
+        specs = [catalog.get(m) for m in multiset]
+        return multiset_flops(specs, catalog.get(self.space.sink_model), lengths) / self.unit
+
+    def input_caps(self, placement: Mapping[str, Mapping[str, str]]) -> tuple[dict[str, int], int]:
+        """Per node, the inputs the budget affords it on its own once every placed node runs and the sink reads
+        one of them; and the sink's number of inputs affordable in the same way."""
+        _, room, sink_cost, model_costs = self._budget_room(placement)
+        caps = {node: int(room // model_costs[f["model"]]) for node, f in placement.items()}
+        return caps, 1 + int(room // sink_cost)
+
+    def _budget_room(self, placement: Mapping[str, Mapping[str, str]]) -> tuple[float, float, float, dict[str, float]]:
+        """(FLOPs of every placed node with no inputs plus the sink reading one, the budget left, FLOPs of one
+        more sink input, FLOPs of one input into each placed model's node)."""
+        catalog, lengths = self.space.catalog, self.space.lengths
+        sink = catalog.get(self.space.sink_model)
+        floor = multiset_flops([catalog.get(f["model"]) for f in placement.values()], sink, lengths)
+        model_costs = {
+            m: input_flops(catalog.get(m), 0, lengths) for m in dict.fromkeys(f["model"] for f in placement.values())
+        }
+        sink_cost = input_flops(sink, 1, lengths)
+        return floor, max(self.space.budget.flops - floor, 0.0), sink_cost, model_costs
+
+    def _room(self, placement: Mapping[str, Mapping[str, str]]) -> str:
+        """What the budget leaves for inputs once every placed node runs and the sink reads one of them, as units
+        and as a count of further inputs into the sink or into each model's nodes."""
+        floor, room, sink_cost, model_costs = self._budget_room(placement)
+        costs = {"the sink": sink_cost, **{f"{m} nodes": c for m, c in model_costs.items()}}
+        unit = self.unit
+        counts = ", ".join(f"{int(room // c)} into {where} ({c / unit:.2f} units each)" for where, c in costs.items())
+        return (
+            f"{self.space.budget.flops / unit:.2f} units. All these nodes with the sink reading one of them cost "
+            f"{floor / unit:.2f}, leaving {room / unit:.2f}: at most {counts}. Set every other input to false."
+        )
+
+    def _costs(self, models: Sequence[str]) -> str:
+        catalog, lengths = self.space.catalog, self.space.lengths
+        return "\n".join(
+            f"- {m}: " + " / ".join(f"{node_flops(catalog.get(m), d, lengths) / self.unit:.2f}" for d in range(4))
+            for m in models
+        )
+
+    def _history(self, history: Sequence[Mapping[str, Any]]) -> str:
+        """One line per recent round: result, graph, clipped feedback."""
+        if not history:
+            return "(none yet)"
+        lines = []
+        for record in history[-self.window :]:
+            graph = graph_lines(CollaborationGraph.from_dict(record["graph"]), sep="; ")
+            feedback = clip(str(record.get("feedback") or ""), FEEDBACK_IN_HISTORY)
+            lines.append(
+                f"- round {record['round']}: {self.result_text(record['result'])}: {graph}"
+                + (f" | feedback: {feedback}" if feedback else "")
+            )
+        return "\n".join(lines)
+
+
+def graph_lines(graph: CollaborationGraph, sep: str = "\n") -> str:
+    """One entry per node that runs, ``n2: qwen fuser <- n0, n1`` (assistants unmarked), the sink's inputs, then
+    the nodes with no path to the sink (not run)."""
+    unreachable = set(graph.check().unreachable)
+    entries = []
+    for node in graph.workers:
+        if node.id not in unreachable:
+            inputs = ", ".join(graph.predecessors(node.id))
+            role = " fuser" if node.role == "fuser" else ""
+            entries.append(f"{node.id}: {node.model}{role}" + (f" <- {inputs}" if inputs else ""))
+    entries.append(f"{graph.sink.id} <- {', '.join(graph.predecessors(graph.sink.id)) or '-'}")
+    if unreachable:
+        entries.append(
+            f"not run (no path to the sink): {', '.join(n.id for n in graph.workers if n.id in unreachable)}"
+        )
+    return sep.join(entries)
+
+
+def distribution_lines(pg: ProbabilisticGraph, *, fusers: bool = True) -> str:
+    """p_θ keyed by node, as the agent's answers are: per worker P(model) (with several models), P(fuser) and
+    P(input) from each lower-numbered worker, then P(feeds the sink). Edges from a higher- to a lower-numbered
+    worker, which agent proposals cannot contain, are left out."""
+    several = len(pg.models) > 1
+    lines = []
+    for j in range(pg.n_nodes):
+        parts = []
+        if several:
+            probabilities = pg.model_probabilities(j)
+            parts.append("models " + ", ".join(f"{m} {p:.2f}" for m, p in zip(pg.models, probabilities, strict=True)))
+        if fusers and j > 0:
+            parts.append(f"fuser {pg.fuser_probability(j):.2f} (0 if it reads a fuser)")
+        parts.append(
+            "inputs " + (", ".join(f"{worker_id(i)} {pg.edge_probability(i, j):.2f}" for i in range(j)) or "-")
+        )
+        lines.append(f"{worker_id(j)}: " + "; ".join(parts))
+    sink = ", ".join(f"{worker_id(i)} {pg.edge_probability(i, pg.n_nodes):.2f}" for i in range(pg.n_nodes))
+    return "\n".join([*lines, f"sink_inputs: {sink}"])
+
+
+def _describe(task: Task | None) -> str:
+    if task is None:
+        return "(unspecified)"
+    return task.name if task.family in (task.name, "generic") else f"{task.name} ({task.family})"
+
+
+def _text(template: PromptTemplate, **values: str) -> str:
+    return template.messages(**values)[-1]["content"]
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,209 @@
+"""The JSON schemas of the agent's answers, sent with each call (the server's grammar enforces them) and checked
+again on the answer (:func:`~langtts.search.agent_reinforce.parsing.check_answer`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+REASONING_CHARS = 300  # maxLength of every "reasoning" string
+FEEDBACK_CHARS = 600  # maxLength of the textual gradient
+
+
+def _object(properties: dict[str, Any], title: str | None = None) -> dict[str, Any]:
+    """A strict object schema: every property required, in this order, nothing else allowed."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    return {"title": title, **schema} if title else schema
+
+
+def _enum(values: Sequence[Any], kind: str = "string") -> dict[str, Any]:
+    return {"type": kind, "enum": list(values)}
+
+
+def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
+    """A bounded string: llama.cpp's json-schema-to-grammar (``char{min,max}``) and vLLM's backends end it there."""
+    return {"type": "string", **({"minLength": min_length} if min_length else {}), "maxLength": max_length}
+
+
+_BOOLEAN = {"type": "boolean"}
+_PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}  # llama.cpp does not enforce number bounds: checked
+
+
+def choice_schema(n_candidates: int) -> dict[str, Any]:
+    numbers = _enum(range(n_candidates), "integer")
+    return _object({"reasoning": _text(REASONING_CHARS), "first": numbers, "second": numbers}, "multiset_choice")
+
+
+MAX_PLACEMENT_ORDERS = 24  # above this many arrangements of a fixed multiset, the validator checks the counts
+
+
+def placement_schema(
+    worker_ids: Sequence[str], models: Sequence[str], fusers: bool, multiset: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The first half of a proposal, keyed by node: ``{"reasoning", "n0": {"model", "role"}, ...}``. ``n0`` reads
+    nothing (inputs only come from lower-numbered nodes), so it can only be an assistant.
+
+    With the worker ``multiset`` fixed, each of its distinct arrangements over the nodes is one ``anyOf``
+    alternative (up to :data:`MAX_PLACEMENT_ORDERS`), so a constrained decoder cannot write the wrong model counts.
+    """
+
+    def schema(models_at: Callable[[int], Sequence[str]]) -> dict[str, Any]:
+        properties: dict[str, Any] = {"reasoning": _text(REASONING_CHARS)}
+        for k, node in enumerate(worker_ids):
+            roles = ["assistant", "fuser"] if fusers and k > 0 else ["assistant"]
+            properties[node] = _object({"model": _enum(models_at(k)), "role": _enum(roles)})
+        return _object(properties, "graph_placement")
+
+    if multiset is not None and len(multiset) != len(worker_ids):
+        raise ValueError(f"a multiset of {len(multiset)} models for {len(worker_ids)} worker nodes")
+    orders = _arrangements(multiset, MAX_PLACEMENT_ORDERS) if multiset is not None else []
+    if not orders:
+        return schema(lambda k: models)
+    if len(orders) == 1:
+        return schema(lambda k: [orders[0][k]])
+    return {"title": "graph_placement", "anyOf": [schema(functools.partial(_at, o)) for o in orders]}
+
+
+def _at(order: Sequence[str], k: int) -> list[str]:
+    return [order[k]]
+
+
+def _arrangements(items: Sequence[str], limit: int) -> list[tuple[str, ...]]:
+    """The distinct orderings of the multiset ``items`` (sorted), or [] when there are more than ``limit``."""
+    counts = Counter(items)
+    if math.factorial(len(items)) // math.prod(math.factorial(c) for c in counts.values()) > limit:
+        return []
+    found: list[tuple[str, ...]] = []
+
+    def extend(prefix: tuple[str, ...]) -> None:
+        if len(prefix) == len(items):
+            found.append(prefix)
+            return
+        for item in sorted(counts):
+            if counts[item]:
+                counts[item] -= 1
+                extend((*prefix, item))
+                counts[item] += 1
+
+    extend(())
+    return found
+
+
+def wiring_schema(
+    worker_ids: Sequence[str],
+    roles: Mapping[str, str],
+    caps: Mapping[str, int] | None = None,
+    sink_cap: int | None = None,
+) -> dict[str, Any]:
+    """The second half, given the placed roles: ``{"n1": {"n0": true}, ..., "sink_inputs": {...}}``, one boolean
+    per lower-numbered node (edges only run upwards: no duplicates or cycles can be written); a fuser's keys are
+    the lower-numbered assistants only, at least one true (it never reads a fuser), and at least one worker feeds
+    the sink (``anyOf`` alternatives, one per first true flag). ``n0`` has no inputs and is left out.
+
+    ``caps`` (per node) and ``sink_cap`` bound the number of true flags where the bound is 0 or 1 (a one-hot
+    ``anyOf``; larger bounds are left to the validator): the inputs the budget affords each node on its own.
+    """
+    caps = caps or {}
+    properties: dict[str, Any] = {}
+    for k, node in enumerate(worker_ids[1:], start=1):
+        earlier = worker_ids[:k]
+        if roles[node] == "fuser":
+            properties[node] = _some_true([w for w in earlier if roles[w] == "assistant"], caps.get(node))
+        else:
+            properties[node] = _at_most(earlier, caps.get(node))
+    properties["sink_inputs"] = _some_true(worker_ids, sink_cap)
+    return _object(properties, "graph_wiring")
+
+
+def _flags_schema(keys: Sequence[str]) -> dict[str, Any]:
+    return _object({k: _BOOLEAN for k in keys})
+
+
+def _at_most(keys: Sequence[str], cap: int | None) -> dict[str, Any]:
+    """An object of booleans over ``keys``; with ``cap`` 0 all false, with ``cap`` 1 at most one true."""
+    if cap is None or cap >= min(2, len(keys)):
+        return _flags_schema(keys)
+    none = _object({k: _enum([False], "boolean") for k in keys})
+    return none if cap <= 0 else {"anyOf": [none, *_one_hot(keys)["anyOf"]]}
+
+
+def _some_true(keys: Sequence[str], cap: int | None = None) -> dict[str, Any]:
+    """An object of booleans over ``keys`` with at least one true (alternative i has the first true at key i);
+    with ``cap`` 1 or less, exactly one."""
+    if cap is not None and cap <= 1:
+        return _one_hot(keys)
+    if len(keys) == 1:
+        return _object({keys[0]: _enum([True], "boolean")})
+    return {
+        "anyOf": [
+            _object(
+                {k: _enum([False], "boolean") for k in keys[:i]}
+                | {keys[i]: _enum([True], "boolean")}
+                | {k: _BOOLEAN for k in keys[i + 1 :]}
+            )
+            for i in range(len(keys))
+        ]
+    }
+
+
+def _one_hot(keys: Sequence[str]) -> dict[str, Any]:
+    """Exactly one of ``keys`` true."""
+    alternatives = [_object({k: _enum([k == key], "boolean") for k in keys}) for key in keys]
+    return alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
+
+
+FEEDBACK_SCHEMA = _object({"feedback": _text(FEEDBACK_CHARS, 1)}, "textual_gradient")
+
+
+def update_schema(worker_ids: Sequence[str], models: Sequence[str], fusers: bool) -> dict[str, Any]:
+    """The new probabilities keyed by node: ``{"reasoning", "n0": {"inputs", "fuser", "models"}, ...,
+    "sink_inputs"}``, with P(input) for each lower-numbered worker, P(fuser) (not for ``n0``, which has no
+    inputs; left out when fusers are off), P(model) per model (left out with a single model), P(worker feeds
+    the sink)."""
+    properties: dict[str, Any] = {"reasoning": _text(REASONING_CHARS)}
+    for k, node in enumerate(worker_ids):
+        fields: dict[str, Any] = {"inputs": _object({w: _PROBABILITY for w in worker_ids[:k]})}
+        if fusers and k > 0:
+            fields["fuser"] = _PROBABILITY
+        if len(models) > 1:
+            fields["models"] = _object({m: _PROBABILITY for m in models})
+        properties[node] = _object(fields)
+    properties["sink_inputs"] = _object({w: _PROBABILITY for w in worker_ids})
+    return _object(properties, "probability_update")
+
+
+def answer_token_bound(schema: Mapping[str, Any]) -> int:
+    """Completion-token room for an answer to ``schema`` at its longest: every string at its maxLength (prose, at
+    three characters a token), every key and value written, and per key sixteen tokens of punctuation and of the
+    whitespace the grammar allows (a newline and up to 20 characters of indentation, which small models use).
+    The agent's max_tokens when none is given. Measured on llama.cpp with qwen2.5-coder-0.5b and four workers of
+    one model: proposals took about 650 tokens (bound 811), updates about 560 (bound 670)."""
+    return 64 + _answer_tokens(schema)
+
+
+def _answer_tokens(schema: Mapping[str, Any]) -> int:
+    """Tokens of the longest pretty-printed answer to the schemas built here (see :func:`answer_token_bound`)."""
+    if "anyOf" in schema:
+        return max(_answer_tokens(alternative) for alternative in schema["anyOf"])
+    if "enum" in schema:
+        return 2 + max(len(json.dumps(v)) for v in schema["enum"]) // 2
+    kind = schema.get("type")
+    if kind == "object":
+        return 2 + sum(
+            len(json.dumps(key)) // 2 + 16 + _answer_tokens(sub) for key, sub in schema.get("properties", {}).items()
+        )
+    if kind == "string":
+        return 2 + int(schema.get("maxLength", 200)) // 3
+    if kind == "boolean":
+        return 2
+    return 4  # a number: "0.125" and the like

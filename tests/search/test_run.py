@@ -1,0 +1,406 @@
+"""The search loop on the synthetic evaluator: phases, ledger, rotation, choice, objectives, stops, failures and
+resume after SIGKILL (a real subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from langtts.graph import CollaborationGraph
+from langtts.search import (
+    EvaluationError,
+    OptimizationError,
+    OptimizationResult,
+    Outcome,
+    aresume,
+    pareto,
+    resume,
+)
+from langtts.search.synthetic import SyntheticEvaluator
+from tests.search.synthetic_run import AGENT_CALLS, agent_pool, evaluator, run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _essence(result: OptimizationResult) -> list[tuple]:
+    """The ledger without timings: what a resumed run must reproduce."""
+    return [(e.index, e.phase, e.round, e.fingerprint, e.score, tuple(e.outcome.question_ids)) for e in result.ledger]
+
+
+@pytest.mark.parametrize("method", ["random", "reinforce", "grid"])
+def test_ledger_has_every_phase_once_and_every_graph_fits(method: str, tmp_path: Path) -> None:
+    result = run(method, str(tmp_path))
+    phases = [e.phase for e in result.ledger]
+    assert phases == ["search"] * result.rounds + ["validate"] * (len(phases) - result.rounds - 1) + ["test"]
+    assert [e.index for e in result.ledger] == list(range(len(result.ledger)))
+    assert [e.round for e in result.ledger if e.phase == "search"] == list(range(result.rounds))
+    assert result.rounds == 12 and result.stop_reason == "12 iterations done"
+    budget = result.config.budget.flops
+    assert all(e.modelled_flops <= budget * (1 + 1e-9) for e in result.ledger)
+    saved = OptimizationResult.load(tmp_path / "result.json")
+    assert saved == result
+    graph = CollaborationGraph.from_json((tmp_path / "graph.json").read_text())
+    assert graph == result.graph.pruned() and not graph.check().unreachable  # graph.json: only nodes that run
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["phase"] == "done" and len(state["evaluations"]) == len(result.ledger)
+
+
+def test_batches_rotate_through_the_search_split(tmp_path: Path) -> None:
+    result = run("random", str(tmp_path), n_search=20)
+    batches = [e.outcome.question_ids for e in result.ledger if e.phase == "search"]
+    assert all(len(b) == 4 for b in batches)
+    assert len({q for b in batches[:5] for q in b}) == 20  # five fresh batches cover the split
+    assert batches[5] == batches[0]  # then it wraps around
+    test_ids = set(result.test.outcome.question_ids)
+    assert not test_ids & {q for b in batches for q in b}
+
+
+def test_choice_is_the_best_validated_graph_not_the_last(tmp_path: Path) -> None:
+    result = run("random", str(tmp_path))
+    validated = [e for e in result.ledger if e.phase == "validate"]
+    assert len(validated) == 3
+    best = max(validated, key=lambda e: e.score)
+    assert result.chosen.fingerprint == best.fingerprint
+    assert result.chosen.validation_score == best.score
+    assert result.test.fingerprint == best.fingerprint
+    search = [e for e in result.ledger if e.phase == "search"]
+    means = {}
+    for e in search:
+        means.setdefault(e.fingerprint, []).append(e.score)
+    top3 = sorted(means, key=lambda fp: -sum(means[fp]) / len(means[fp]))[:3]
+    assert {e.fingerprint for e in validated} <= set(means)
+    assert sorted(sum(means[fp]) / len(means[fp]) for fp in top3) == sorted(
+        sum(means[e.fingerprint]) / len(means[e.fingerprint]) for e in validated
+    )
+
+
+def test_joint_objective_binds_its_latency_reference_and_reports_the_pareto_front(tmp_path: Path) -> None:
+    result = run("random", str(tmp_path), objective={"name": "joint", "weight": 0.5})
+    first = result.ledger[0].outcome
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["objective"] == {"name": "joint", "weight": 0.5, "latency_ref_s": first.latency_s}
+    for e in result.ledger:
+        assert e.score == pytest.approx(e.outcome.accuracy - 0.5 * e.outcome.latency_s / first.latency_s)
+    front = result.pareto
+    assert front and front == pareto(result.ledger)
+    for p in front:  # nobody dominates a front point
+        for q in front:
+            assert not (q.accuracy > p.accuracy and q.latency_s < p.latency_s)
+    assert [p.latency_s for p in front] == sorted(p.latency_s for p in front)
+
+
+def test_the_pareto_front_is_measured_on_the_validation_questions_and_each_point_exports(tmp_path: Path) -> None:
+    result = run("grid", str(tmp_path), top_k=1)
+    validated = [e for e in result.ledger if e.phase == "validate"]
+    assert len({tuple(e.outcome.question_ids) for e in validated}) == 1  # every candidate on the same questions
+    search_front = {p.fingerprint for p in pareto(result.ledger, phase="search")}
+    assert search_front <= {e.fingerprint for e in validated} and len(validated) > 1  # top 1 + the front
+    assert result.chosen.fingerprint == result.ledger[validated[0].index].fingerprint  # chosen among the top 1
+    for k, point in enumerate(result.pareto):
+        assert point.measured_on == "validate" and point.questions == 8
+        assert result.pareto_graph(k).fingerprint() == point.fingerprint and point.graph is not None
+    assert "Pareto front (accuracy vs latency, on the same 8 validation questions" in result.summary()
+    with pytest.raises(ValueError, match="Pareto front has"):
+        result.pareto_graph(len(result.pareto))
+
+
+def test_the_joint_objective_reaches_the_agent(tmp_path: Path) -> None:
+    from langtts.search import optimize
+    from tests.fakes import fake_pool
+    from tests.search.synthetic_run import BUDGET_UNITS, MODELS, settings
+    from tests.search.test_agent_reinforce import ScriptedAgent
+
+    agent = ScriptedAgent()
+    pool, _ = fake_pool(agent, {m: m for m in (*MODELS, "qwen2.5-coder-1.5b")})
+    options = settings("agent-reinforce", iterations=2, top_k=1, validation_size=4)
+    joint = {"name": "joint", "weight": 0.5}
+    result = optimize("gsm8k", pool, BUDGET_UNITS, run_dir=tmp_path, evaluator=evaluator(), objective=joint, **options)
+    assert result.config.method_options == {"objective_kind": "joint"}
+    assert any("Latency rules" in prompt for prompts in agent.prompts.values() for prompt in prompts)
+
+
+def test_custom_objective_function(tmp_path: Path) -> None:
+    def fewest_flops(outcome: Outcome) -> float:
+        return -outcome.flops
+
+    result = run("grid", str(tmp_path), objective=fewest_flops, top_k=0)
+    cheapest = min((e for e in result.ledger if e.phase == "search"), key=lambda e: e.outcome.flops)
+    assert result.chosen.fingerprint == cheapest.fingerprint
+    assert result.config.objective == {"name": "custom", "label": "fewest_flops"}
+
+
+def test_stop_file_and_no_improvement(tmp_path: Path) -> None:
+    stop_file = tmp_path / "a" / "STOP"
+
+    def touch_after_round_3(line: str) -> None:
+        if line.startswith("round 3/"):
+            stop_file.touch()
+
+    stopped = run("random", str(tmp_path / "a"), iterations=50, progress=touch_after_round_3)
+    assert stopped.rounds == 3 and "STOP" in stopped.stop_reason
+    patient = run("random", str(tmp_path / "b"), iterations=200, patience=3)
+    assert patient.stop_reason == "no improvement in 3 rounds" and patient.rounds < 200
+
+
+class _FailingAt:
+    """Delegates to the synthetic evaluator but raises EvaluationError on evaluation number ``at``."""
+
+    def __init__(self, inner: SyntheticEvaluator, at: int) -> None:
+        self.inner, self.at, self.count = inner, at, 0
+
+    async def evaluate(self, graph, examples):
+        self.count += 1
+        if self.count == self.at:
+            raise EvaluationError("3 of 4 questions failed after retries: connection refused")
+        return await self.inner.evaluate(graph, examples)
+
+
+def test_a_failing_server_leaves_a_resumable_state(tmp_path: Path) -> None:
+    failing = lambda space: _FailingAt(evaluator()(space), at=5)  # noqa: E731
+    with pytest.raises(OptimizationError, match=r"connection refused.*--resume"):
+        _run_with(tmp_path, failing)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert len(state["evaluations"]) == 4 and state["rounds"] == 4 and "connection refused" in state["error"]
+    resumed = resume(tmp_path, None, evaluator=evaluator(), progress=False)
+    reference = run("reinforce", str(tmp_path / "reference"))
+    assert _essence(resumed) == _essence(reference)
+
+
+def _run_with(run_dir: Path, build) -> OptimizationResult:
+    from langtts.search import optimize
+    from tests.search.synthetic_run import BUDGET_UNITS, settings
+
+    return optimize("gsm8k", None, BUDGET_UNITS, run_dir=str(run_dir), evaluator=build, **settings("reinforce"))
+
+
+def test_a_method_that_raises_ends_the_run_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from langtts.search import reinforce
+
+    calls = {"n": 0}
+    original = reinforce.Reinforce.observe
+
+    async def flaky(self, graph, evaluation):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom in the method")
+        await original(self, graph, evaluation)
+
+    monkeypatch.setattr(reinforce.Reinforce, "observe", flaky)
+    with pytest.raises(OptimizationError, match="boom in the method"):
+        run("reinforce", str(tmp_path))
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["rounds"] == 2 and state["pending_observe"] == 2 and len(state["evaluations"]) == 3
+    monkeypatch.setattr(reinforce.Reinforce, "observe", original)
+    resumed = asyncio.run(aresume(tmp_path, None, evaluator=evaluator(), progress=False))
+    assert _essence(resumed) == _essence(run("reinforce", str(tmp_path / "reference")))
+
+
+def test_another_runs_directory_is_refused_and_a_finished_run_is_returned(tmp_path: Path) -> None:
+    first = run("random", str(tmp_path))
+    with pytest.raises(ValueError, match=r"holds a different run.*method"):
+        run("reinforce", str(tmp_path))
+    again = run("random", str(tmp_path))
+    assert again == first
+
+
+@pytest.mark.parametrize("method", ["random", "reinforce", "bayes"])
+def test_resume_after_sigkill_equals_an_uninterrupted_run(method: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.search.synthetic_run", method, str(run_dir), "0.15"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    state_file = run_dir / "state.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if state_file.exists() and json.loads(state_file.read_text())["rounds"] >= 4:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = json.loads(state_file.read_text())
+    assert 4 <= state["rounds"] < 12 and state["phase"] == "search"
+    resumed = resume(run_dir, None, evaluator=evaluator(), progress=False)
+    reference = run(method, str(tmp_path / "reference"))
+    assert _essence(resumed) == _essence(reference)
+    assert resumed.chosen == reference.chosen
+    indices = [e.index for e in resumed.ledger]
+    assert indices == sorted(set(indices))
+    assert json.loads(state_file.read_text())["sessions"] == 2
+
+
+@pytest.fixture(scope="module")
+def agent_reference(tmp_path_factory: pytest.TempPathFactory) -> OptimizationResult:
+    result = run("agent-reinforce", str(tmp_path_factory.mktemp("agent") / "reference"))
+    assert result.optimizer_cost.calls == AGENT_CALLS and result.rounds == 2
+    return result
+
+
+def _killed_agent_run(run_dir: Path, kill_at: int) -> None:
+    """Run agent-reinforce in a subprocess that SIGKILLs itself during its ``kill_at``-th agent call."""
+    args = [sys.executable, "-m", "tests.search.synthetic_run", "agent-reinforce", str(run_dir), "0", str(kill_at)]
+    proc = subprocess.run(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("kill_at", range(1, AGENT_CALLS + 1))
+def test_agent_reinforce_resumed_after_sigkill_at_each_agent_call_equals_an_uninterrupted_run(
+    kill_at: int, agent_reference: OptimizationResult, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "killed"
+    _killed_agent_run(run_dir, kill_at)
+    lines: list[str] = []
+    resumed = resume(run_dir, agent_pool(str(run_dir)), evaluator=evaluator(), progress=lines.append)
+    assert _essence(resumed) == _essence(agent_reference)
+    assert resumed.chosen == agent_reference.chosen
+    state = json.loads((run_dir / "state.json").read_text())
+    repeated = [line for line in lines if line.startswith("resume: the method redid its interrupted step")]
+    assert state["reasked_calls"] <= AGENT_CALLS - kill_at + 1  # at most the killed call and those after it
+    if repeated:  # calls finished before the kill came from the cache
+        assert "from the call cache" in repeated[0]
+
+
+def test_an_agent_resumed_without_a_call_cache_is_asked_again_and_the_run_records_it(
+    agent_reference: OptimizationResult, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "killed"
+    _killed_agent_run(run_dir, AGENT_CALLS - 1)  # during round 2's observe
+    lines: list[str] = []
+    resumed = resume(run_dir, agent_pool(str(run_dir), cache=False), evaluator=evaluator(), progress=lines.append)
+    assert _essence(resumed) == _essence(agent_reference)  # the scripted agent answers alike
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["reasked_calls"] == 4  # round 2's feedback, update and round 3's two proposal calls
+    expected = "resume: the method redid its interrupted step with 4 LLM call(s): 0 from the call cache, 4 asked"
+    assert any(line.startswith(expected) for line in lines)
+
+
+def test_a_finished_run_is_extended_with_more_iterations_and_keeps_its_test_questions(tmp_path: Path) -> None:
+    first = run("random", str(tmp_path), iterations=4)
+    assert first.rounds == 4 and first.config.test_first
+    extended = run("random", str(tmp_path), iterations=8)  # optimize() on the same directory, more rounds
+    assert extended.rounds == 8 and extended.stop_reason == "8 iterations done"
+    assert extended.ledger[: len(first.ledger)] == first.ledger
+    assert extended.config.n_search == 32 > first.config.n_search == 16
+    assert set(extended.test.outcome.question_ids) == set(first.test.outcome.question_ids)
+    uninterrupted = run("random", str(tmp_path / "reference"), iterations=8)
+    searched = lambda r: [(e.fingerprint, e.outcome.question_ids) for e in r.ledger if e.phase == "search"]  # noqa: E731
+    assert searched(extended) == searched(uninterrupted)
+    again = resume(tmp_path, None, evaluator=evaluator(), progress=False, iterations=12)
+    assert again.rounds == 12 and json.loads((tmp_path / "config.json").read_text())["iterations"] == 12
+
+
+def test_removing_the_stop_file_lets_a_resume_go_on(tmp_path: Path) -> None:
+    stop_file = tmp_path / "STOP"
+
+    def touch_after_round_2(line: str) -> None:
+        if line.startswith("round 2/"):
+            stop_file.touch()
+
+    stopped = run("random", str(tmp_path), iterations=6, progress=touch_after_round_2)
+    assert stopped.rounds == 2 and "STOP" in stopped.stop_reason
+    assert resume(tmp_path, None, evaluator=evaluator(), progress=False) == stopped  # STOP still there
+    stop_file.unlink()
+    went_on = resume(tmp_path, None, evaluator=evaluator(), progress=False)
+    assert went_on.rounds == 6 and went_on.stop_reason == "6 iterations done"
+
+
+def test_a_resume_may_change_only_stop_conditions(tmp_path: Path) -> None:
+    run("random", str(tmp_path), iterations=2)
+    with pytest.raises(ValueError, match=r"batch_size: 4 there vs 8 now.*may change only iterations"):
+        resume(tmp_path, None, evaluator=evaluator(), progress=False, batch_size=8)
+    with pytest.raises(ValueError, match="unknown run options"):
+        resume(tmp_path, None, evaluator=evaluator(), progress=False, budget_units=3)
+    with pytest.raises(ValueError, match="top_k: 3 there vs 1 now"):
+        run("random", str(tmp_path), iterations=3, top_k=1)
+    same = resume(tmp_path, None, evaluator=evaluator(), progress=False, batch_size=4, method="random")
+    assert same.rounds == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "option", "message"),
+    [
+        ("random", {"iterations": 0}, r"iterations\n  Input should be greater than or equal to 1"),
+        ("random", {"n_test": -1}, r"n_test\n  Input should be greater than or equal to 0"),
+        ("nope", {}, r"method\n  Value error, unknown method 'nope'; choose from \[.*'random'"),
+    ],
+)
+def test_bad_options_are_refused_clearly_before_anything_is_stored(
+    method: str, option: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        run(method, str(tmp_path / "run"), **option)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_options_and_bad_resume_values_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"unknown run option\(s\) \['iteration'\]"):
+        run("random", str(tmp_path / "run"), iteration=3)
+    run("random", str(tmp_path / "run"), iterations=2)
+    with pytest.raises(ValueError, match="concurrency\n  Input should be greater than or equal to 1"):
+        resume(tmp_path / "run", None, evaluator=evaluator(), progress=False, concurrency=0)
+
+
+def test_bad_method_options_are_refused_before_anything_is_stored(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"reinforce options \{'fusers': False\}.*fusers"):
+        run("reinforce", str(tmp_path / "run"), method_options={"fusers": False})
+    assert not (tmp_path / "run").exists()
+    assert run("reinforce", str(tmp_path / "run"), method_options={"lr": 0.2}).rounds == 12
+
+
+def _task_file(path: Path, answer: int = 7) -> Path:
+    rows = [{"id": f"q{i}", "question": f"{i} + {answer - i}?", "answer": answer} for i in range(30)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_a_jsonl_task_is_stored_and_rebuilt_at_resume_and_a_changed_file_is_refused(tmp_path: Path) -> None:
+    from langtts.search import optimize
+    from langtts.tasks import get_task
+    from tests.search.synthetic_run import BUDGET_UNITS, settings
+
+    path = _task_file(tmp_path / "sums.jsonl")
+    task = get_task(str(path), scorer="number")
+    first = optimize(task, None, BUDGET_UNITS, run_dir=tmp_path / "run", evaluator=evaluator(), **settings("random"))
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["task"] == str(path.resolve()) and config["task_options"]["scorer"] == "number"
+    assert config["task_options"]["sha256"] == task.sha256
+    extended = resume(tmp_path / "run", None, evaluator=evaluator(), progress=False, iterations=14)  # no task given
+    assert extended.rounds == 14 and extended.test.outcome.question_ids == first.test.outcome.question_ids
+    _task_file(path, answer=8)
+    with pytest.raises(ValueError, match="changed since the run started"):
+        resume(tmp_path / "run", None, evaluator=evaluator(), progress=False, iterations=16)
+
+
+def test_a_python_scorer_must_still_import_at_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from langtts.search import optimize
+    from langtts.tasks import get_task
+    from tests.search.synthetic_run import BUDGET_UNITS, settings
+
+    (tmp_path / "my_checker.py").write_text("def judge(reply, example):\n    return example.answer in reply\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    task = get_task(str(_task_file(tmp_path / "sums.jsonl")), scorer="my_checker:judge")
+    optimize(task, None, BUDGET_UNITS, run_dir=tmp_path / "run", evaluator=evaluator(), **settings("random"))
+    (tmp_path / "my_checker.py").unlink()
+    monkeypatch.delitem(sys.modules, "my_checker")
+    with pytest.raises(ValueError, match="scorer 'my_checker:judge' does not import"):
+        resume(tmp_path / "run", None, evaluator=evaluator(), progress=False, iterations=14)
+
+
+def test_the_graphs_of_a_result_are_parsed_once(tmp_path: Path) -> None:
+    result = run("random", str(tmp_path), iterations=2)
+    loaded = OptimizationResult.load(tmp_path / "result.json")
+    entry = loaded.ledger[0]
+    assert entry.collaboration_graph() is entry.collaboration_graph()
+    assert entry.collaboration_graph() == CollaborationGraph.from_dict(entry.graph)
+    assert loaded.graph is loaded.graph and loaded.graph == result.graph
+    assert loaded.model_dump(mode="json") == result.model_dump(mode="json")  # the file format is unchanged
