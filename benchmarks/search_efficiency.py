@@ -29,9 +29,9 @@ from langtts.compare import paired_comparison
 from langtts.compile import GenerationSettings, default_settings
 from langtts.evaluation import evaluate
 from langtts.models import CallCache, ModelPool
+from langtts.plots import search_curves
 from langtts.search import OptimizationResult, optimize
 from langtts.search.run import options_in
-from langtts.plots import search_curves
 from langtts.tasks import get_task
 
 METHODS = ("agent-reinforce", "textgrad", "reinforce", "random", "bayes", "grid")

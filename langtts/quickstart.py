@@ -17,8 +17,8 @@ from langtts import shapes
 from langtts.compare import ComparisonResult, compare
 from langtts.compile import GenerationSettings, default_settings
 from langtts.models import CallCache, ModelPool
-from langtts.search import OptimizationResult, optimize
 from langtts.plots import draw_graph, search_curves
+from langtts.search import OptimizationResult, optimize
 from langtts.serve.embedded import EmbeddedServer
 from langtts.tasks import CODE_TASKS, get_task
 from langtts.tasks.sandbox import SandboxMode

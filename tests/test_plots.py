@@ -7,8 +7,8 @@ import pytest
 from langtts.cost import ModelCatalog, ModelSpec, task_lengths
 from langtts.evaluation import EvaluationResult
 from langtts.graph import load_graph
-from langtts.search.base import Evaluation, Outcome
 from langtts.plots import accuracy_vs_cost, draw_graph, pareto_front, scatter, search_curves
+from langtts.search.base import Evaluation, Outcome
 from langtts.shapes import single
 
 GRAPHS = Path(__file__).resolve().parents[1] / "examples" / "graphs"

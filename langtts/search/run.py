@@ -42,6 +42,7 @@ from langtts.cost import Budget, default_catalog, largest_model, smallest_model,
 from langtts.graph import CollaborationGraph
 from langtts.models.ledger import UsageLedger, track
 from langtts.models.pool import ModelPool
+from langtts.pareto import pareto_front
 from langtts.search.base import (
     METHODS,
     Evaluation,
@@ -73,7 +74,6 @@ from langtts.search.stoppers import (
     Stopper,
     WallTime,
 )
-from langtts.pareto import pareto_front
 from langtts.sync import run_sync
 from langtts.tasks import JsonlTask, get_task
 from langtts.tasks.base import Example, Task

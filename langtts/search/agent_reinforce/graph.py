@@ -46,6 +46,7 @@ from langgraph.types import Command, interrupt
 from langtts.cost import by_size, largest_model
 from langtts.graph import CollaborationGraph
 from langtts.models.errors import ModelCallError, StructuredOutputError
+from langtts.prompts import PromptLibrary
 from langtts.search.agent_reinforce.parsing import (
     AgentOutputError,
     check_answer,
@@ -68,7 +69,6 @@ from langtts.search.agent_reinforce.space import draw, explain, initial_distribu
 from langtts.search.agent_reinforce.update import apply_update
 from langtts.search.base import Evaluation, MethodContext, OptimizationError, register
 from langtts.search.reinforce import PolicyGradient
-from langtts.prompts import PromptLibrary
 from langtts.space import ProbabilisticGraph, worker_id
 
 Variant = Literal["agent", "textgrad", "maas"]

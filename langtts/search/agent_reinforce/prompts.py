@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from langtts.cost import input_flops, multiset_flops, node_flops, smallest_model, unit_flops
 from langtts.graph import CollaborationGraph
+from langtts.prompts import PromptLibrary, PromptTemplate
 from langtts.search.agent_reinforce.parsing import multiset_text
 from langtts.search.base import SearchSpace
-from langtts.prompts import PromptLibrary, PromptTemplate
 from langtts.space import ProbabilisticGraph, worker_id
 from langtts.tasks.base import Task
 
