@@ -212,7 +212,7 @@ def test_another_runs_directory_is_refused_and_a_finished_run_is_returned(tmp_pa
     assert again == first
 
 
-@pytest.mark.parametrize("method", ["random", "reinforce", "bayes"])
+@pytest.mark.parametrize("method", ["random", "reinforce", "bayes", "grid"])
 def test_resume_after_sigkill_equals_an_uninterrupted_run(method: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen(
