@@ -319,6 +319,40 @@ def stored_profile(
     return load_profile(profile_key(task, pool, models, **options), profile_path(task, options.get("split"), directory))
 
 
+def search_warnings(
+    task: Task,
+    pool: ModelPool,
+    models: Sequence[str],
+    budget: Budget,
+    *,
+    split: str | None = None,
+    temperature: float = 0.1,
+    max_tokens: int | None = None,
+    directory: str | Path | None = None,
+) -> list[str]:
+    """What the stored profile of ``task`` says before a search over ``models`` within ``budget``: its
+    `Profile.warnings` when it was measured on these models (any of its N and seed) under the same prompts, settings
+    and pool specs; else why it does not apply, or that there is none (measuring nothing)."""
+    path = profile_path(task, split, directory)
+    try:
+        stored = Profile.load(path) if path.is_file() else None
+    except ValueError:
+        stored = None
+    hint = f"`langtts profile {task.name} --models {','.join(models)}` measures whether the workers are above chance"
+    if stored is None:
+        return [f"no profile of these models on {task.name}: {hint}"]
+    in_pool = [m for m in stored.key.models if m in pool.ids()]  # a profile of more models than these serves too
+    current = profile_key(
+        task, pool, in_pool if set(models) <= set(in_pool) else models, n=len(stored.key.question_ids),
+        seed=stored.key.seed, split=split, temperature=temperature, max_tokens=max_tokens,
+    )  # fmt: skip
+    changes = current.differences(stored.key)
+    if changes:
+        return [f"the stored profile of {task.name} does not fit this search (changed: {'; '.join(changes)}): {hint}"]
+    workers = stored.model_copy(update={"models": [m for m in stored.models if m.model in models]})
+    return workers.warnings(budget)
+
+
 def profile(task: Task | str, pool: ModelPool, models: Sequence[str] | None = None, **options: Any) -> Profile:
     """Profile ``models`` of ``pool`` on ``task``; see :func:`aprofile`."""
     return run_sync(aprofile(task, pool, models, **options))

@@ -14,6 +14,7 @@ from langtts.profile import (
     profile,
     profile_path,
     profile_questions,
+    search_warnings,
     stored_profile,
     wilson_interval,
 )
@@ -201,3 +202,19 @@ def test_warnings_when_the_budget_affords_only_the_single_best_model():
     (warning,) = above.warnings(Budget.from_flops(4.9e9))
     assert "nothing beyond the single best model m1" in warning and "needs 5e+09" in warning
     assert above.warnings(5e9) == []
+
+
+def test_search_warnings_read_the_stored_profile_of_the_searched_models(tmp_path):
+    pool, _ = fake_pool(responder({}))
+    budget = Budget.from_flops(1.0)  # affords no more than one call
+    warnings = search_warnings(GSM8K, pool, [QWEN], budget, directory=tmp_path)
+    assert len(warnings) == 1 and warnings[0].startswith("no profile of these models on gsm8k")
+    profile(GSM8K, pool, [QWEN, SMOL], n=10, seed=3, directory=tmp_path, progress=False)
+    # a profile of more models, at any N and seed, serves a search over some of them
+    (warning,) = search_warnings(GSM8K, pool, [QWEN], budget, directory=tmp_path)
+    assert warning.startswith("the budget (1 FLOPs per question) affords nothing beyond the single best model")
+    changed = search_warnings(GSM8K, pool, [QWEN], budget, max_tokens=99, directory=tmp_path)
+    assert len(changed) == 1 and "does not fit this search (changed: max_tokens 640 → 99)" in changed[0]
+    profile(GSM8K, pool, [QWEN], n=10, directory=tmp_path / "qwen", progress=False)
+    (fewer,) = search_warnings(GSM8K, pool, [QWEN, SMOL], budget, directory=tmp_path / "qwen")
+    assert f"changed: models {QWEN} → {QWEN},{SMOL}" in fewer

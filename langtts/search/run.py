@@ -43,6 +43,7 @@ from langtts.graph import CollaborationGraph
 from langtts.models.ledger import UsageLedger, track
 from langtts.models.pool import ModelPool
 from langtts.pareto import pareto_front
+from langtts.profile import search_warnings
 from langtts.search.base import (
     METHODS,
     Evaluation,
@@ -320,6 +321,12 @@ class _Run:
         self.state.error = None
         if self.state.evaluations:
             self.report(f"resuming {self.run_dir}: {len(self.state.evaluations)} evaluations in the ledger")
+        elif self.pool is not None:
+            for warning in search_warnings(
+                self.task, self.pool, self.config.models, self.config.budget, split=self.config.split,
+                temperature=self.config.temperature, max_tokens=self.config.max_tokens,
+            ):  # fmt: skip
+                self.report(f"profile: {warning}")
         try:
             with track(self.session):
                 if self.state.phase == "search":
