@@ -226,7 +226,7 @@ def task_lengths(name: str) -> TaskLengths:
         ) from None
 
 
-def measure_task_lengths(usages: Iterable[tuple[int, int]]) -> TaskLengths:
+def measure_task_lengths(usages: Iterable[tuple[float, float]]) -> TaskLengths:
     """A and B as the means of (prompt_tokens, completion_tokens) of real single-model, no-input calls."""
     pairs = list(usages)
     if not pairs:

@@ -36,7 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from langtts.compile import GenerationSettings, answer_format, default_settings
-from langtts.cost import Budget
+from langtts.cost import Budget, TaskLengths, measure_task_lengths
 from langtts.evaluation import EvaluationResult, aevaluate
 from langtts.files import write_text_atomic
 from langtts.models.pool import ModelPool
@@ -164,6 +164,18 @@ class Profile(BaseModel):
         """The most accurate model (ties: fewer FLOPs per question), None when no accuracy was determined."""
         measured = [m for m in self.models if m.accuracy is not None]
         return min(measured, key=lambda m: (-(m.accuracy or 0.0), m.flops_per_question), default=None)
+
+    def task_lengths(self, models: Sequence[str] | None = None) -> TaskLengths:
+        """The cost model's A and B measured here: the mean prompt and completion tokens of ``models``' answering
+        calls (default: every profiled model; each model weighs alike), B bounded by the profile's ``max_tokens``."""
+        chosen = [self.model(m) for m in models] if models is not None else self.models
+        measured = measure_task_lengths((m.prompt_tokens_mean, m.completion_tokens_mean) for m in chosen)
+        cap = self.key.settings.get("max_tokens")
+        return (
+            measured
+            if cap is None
+            else measured.model_copy(update={"output_tokens": min(measured.output_tokens, float(cap))})
+        )
 
     def warnings(self, budget: Budget | float | None = None) -> list[str]:
         """Why a search would follow noise: no model distinguishable from chance, or (given ``budget``, a

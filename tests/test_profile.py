@@ -218,3 +218,15 @@ def test_search_warnings_read_the_stored_profile_of_the_searched_models(tmp_path
     profile(GSM8K, pool, [QWEN], n=10, directory=tmp_path / "qwen", progress=False)
     (fewer,) = search_warnings(GSM8K, pool, [QWEN, SMOL], budget, directory=tmp_path / "qwen")
     assert f"changed: models {QWEN} → {QWEN},{SMOL}" in fewer
+
+
+def test_task_lengths_are_the_profiled_means_bounded_by_max_tokens(tmp_path):
+    pool, _ = fake_pool(responder({}))
+    result = profile(GSM8K, pool, [QWEN, SMOL], n=10, directory=tmp_path, progress=False)
+    qwen, smol = result.model(QWEN), result.model(SMOL)
+    lengths = result.task_lengths()
+    assert lengths.input_tokens == pytest.approx((qwen.prompt_tokens_mean + smol.prompt_tokens_mean) / 2)
+    assert lengths.output_tokens == 5.0  # the fake's replies have 5 words
+    assert result.task_lengths([QWEN]).input_tokens == qwen.prompt_tokens_mean
+    capped = result.model_copy(update={"key": result.key.model_copy(update={"settings": {"max_tokens": 3}})})
+    assert capped.task_lengths().output_tokens == 3.0
