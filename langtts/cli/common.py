@@ -1,4 +1,5 @@
-"""Options shared by several commands: the model pool, the task (and its code sandbox), generation settings."""
+"""What the commands share: building a subcommand, and the options of several: the model pool, the task (and its
+code sandbox), the questions and generation settings."""
 
 from __future__ import annotations
 
