@@ -1,9 +1,12 @@
-"""Options shared by several commands: the model pool, the task (and its code sandbox), generation settings."""
+"""What the commands share: building a subcommand, and the options of several: the model pool, the task (and its
+code sandbox), the questions and generation settings."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +18,44 @@ if TYPE_CHECKING:
 
 POOL_ENV = "LANGTTS_POOL"
 TASK_HELP = "gsm8k, mmlu, math500, humaneval, or a JSONL file of your own (FILE.jsonl, with --scorer)"
+
+
+def add_command(
+    commands: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """The subcommand `name`, run by `handler`: the first paragraph of the handler's docstring is its one-line help,
+    the rest its description."""
+    summary, _, description = (inspect.getdoc(handler) or "").partition("\n\n")
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary.replace("%", "%%"), description=description
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def add_graph_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional graph file of the commands that read one."""
+    parser.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, per: str = "node") -> None:
+    """``--max-tokens`` (per `per`), ``--temperature`` and ``--concurrency`` of the commands that run questions."""
+    parser.add_argument("--max-tokens", type=int, help=f"max tokens per {per} (default: per task family)")
+    parser.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
+    parser.add_argument("--concurrency", type=int, default=4, help="questions in flight (default 4)")
+
+
+def add_question_arguments(parser: argparse.ArgumentParser) -> None:
+    """The task, which of its questions (``--n`` from ``--offset``) and how they run: read by `questions_from_args`."""
+    add_task_arguments(parser)
+    parser.add_argument("--n", type=int, default=20, help="number of questions (default 20)")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many questions first")
+    add_run_arguments(parser)
+
+
+def arguments(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The values of the arguments `names`, as keyword arguments of the same names."""
+    return {name: getattr(args, name) for name in names}
 
 
 def add_pool_arguments(parser: argparse.ArgumentParser) -> None:

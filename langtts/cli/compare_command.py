@@ -7,38 +7,29 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, questions_from_args
+from langtts.cli.common import add_command, add_pool_arguments, add_question_arguments, open_pool, questions_from_args
 
 if TYPE_CHECKING:
     from langtts.compare import ComparisonResult
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "compare",
-        help="compare graphs on the same questions: accuracy difference, paired CI, McNemar p-value",
-        description=(
-            "Evaluate each graph on the same N questions and compare every graph with the first (the reference): "
-            "accuracy difference with a 95% paired-bootstrap CI and the exact McNemar p-value."
-        ),
-    )
+    parser = add_command(commands, "compare", run_compare)
     parser.add_argument("graphs", type=Path, nargs="+", metavar="GRAPH", help="graph files; the first is the reference")
-    add_task_arguments(parser)
-    parser.add_argument("--n", type=int, default=20, help="number of questions (default 20)")
-    parser.add_argument("--offset", type=int, default=0, help="skip this many questions first")
-    parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
-    parser.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
-    parser.add_argument("--concurrency", type=int, default=4, help="questions in flight (default 4)")
+    add_question_arguments(parser)
     parser.add_argument(
         "--out", type=Path, metavar="FILE", help="write the full comparison (records included) as JSON here"
     )
     parser.add_argument("--plot", type=Path, metavar="FILE", help="plot accuracy against FLOPs (.png or .svg)")
     parser.add_argument("--json", action="store_true", help="print the comparison (without records) as JSON")
     add_pool_arguments(parser)
-    parser.set_defaults(handler=run_compare)
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    """compare graphs on the same questions: accuracy difference, paired CI, McNemar p-value
+
+    Evaluate each graph on the same N questions and compare every graph with the first (the reference): accuracy
+    difference with a 95% paired-bootstrap CI and the exact McNemar p-value."""
     from langtts.compare import compare
     from langtts.graph import load_graph
     from langtts.plots import accuracy_vs_cost

@@ -7,32 +7,32 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, questions_from_args
+from langtts.cli.common import (
+    add_command,
+    add_graph_argument,
+    add_pool_arguments,
+    add_question_arguments,
+    open_pool,
+    questions_from_args,
+)
 
 if TYPE_CHECKING:
     from langtts.evaluation import EvaluationResult
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "evaluate",
-        help="evaluate a graph on a task: accuracy with a 95%% CI, FLOPs, tokens, latency, errors",
-        description="Run a collaboration graph over the first N questions of a task split on the model pool.",
-    )
-    parser.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
-    add_task_arguments(parser)
-    parser.add_argument("--n", type=int, default=20, help="number of questions (default 20)")
-    parser.add_argument("--offset", type=int, default=0, help="skip this many questions first")
-    parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
-    parser.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
-    parser.add_argument("--concurrency", type=int, default=4, help="questions in flight (default 4)")
+    parser = add_command(commands, "evaluate", run_evaluate)
+    add_graph_argument(parser)
+    add_question_arguments(parser)
     parser.add_argument("--out", type=Path, help="write the full result (records included) as JSON here")
     parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
     add_pool_arguments(parser)
-    parser.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    """evaluate a graph on a task: accuracy with a 95% CI, FLOPs, tokens, latency, errors
+
+    Run a collaboration graph over the first N questions of a task split on the model pool."""
     from langtts.evaluation import evaluate
     from langtts.graph import load_graph
 

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langtts.cli.common import TASK_HELP, task_lengths_for
+from langtts.cli.common import TASK_HELP, add_command, task_lengths_for
 
 if TYPE_CHECKING:
     from langtts.graph import CollaborationGraph
@@ -16,15 +16,7 @@ FORMATS = ("json", "yaml", "mermaid", "png", "svg", "python")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "export",
-        help="write a graph as JSON, YAML, Mermaid, PNG, SVG or a standalone Python program; --map retargets it",
-        description=(
-            "Convert a graph file. --map OLD=NEW,... replaces model ids (e.g. to run a graph on another pool). "
-            "Text formats print to stdout unless --out is given; png and svg need --out. --format python writes a "
-            "LangGraph program for --task that needs only langgraph and langchain-openai."
-        ),
-    )
+    parser = add_command(commands, "export", run_export)
     parser.add_argument(
         "graph", type=Path, help="graph file (.json, .yaml, .yml), or an optimize run directory (its chosen graph)"
     )
@@ -45,7 +37,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--pool", type=Path, metavar="POOL_FILE", help="python: the models' served names and stop sequences from here"
     )
-    parser.set_defaults(handler=run_export)
 
 
 def parse_mapping(text: str) -> dict[str, str]:
@@ -86,6 +77,11 @@ def _program(graph: CollaborationGraph, args: argparse.Namespace) -> str:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    """write a graph as JSON, YAML, Mermaid, PNG, SVG or a standalone Python program; --map retargets it
+
+    Convert a graph file. --map OLD=NEW,... replaces model ids (e.g. to run a graph on another pool). Text formats
+    print to stdout unless --out is given; png and svg need --out. --format python writes a LangGraph program for
+    --task that needs only langgraph and langchain-openai."""
     graph = _graph(args)
     if args.map:
         mapping = parse_mapping(args.map)

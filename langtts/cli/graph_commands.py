@@ -7,18 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from langtts.cli.common import TASK_HELP, task_lengths_for
+from langtts.cli.common import TASK_HELP, add_command, add_graph_argument, task_lengths_for
 from langtts.cost import ModelCatalog, TaskLengths, default_catalog, graph_cost
 from langtts.graph import load_graph
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    cost = commands.add_parser(
-        "cost",
-        help="FLOPs of a graph (Theorem 1): total, normalised units, width, depth, per node",
-        description="Print the modelled FLOPs of a graph for a task's average prompt and answer lengths.",
-    )
-    cost.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
+    cost = add_command(commands, "cost", run_cost)
+    add_graph_argument(cost)
     lengths = cost.add_mutually_exclusive_group(required=True)
     lengths.add_argument(
         "--task", help=f"{TASK_HELP}: its preset average lengths, else the math preset (as optimize budgets)"
@@ -27,17 +23,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     cost.add_argument("--models", type=Path, metavar="CATALOG", help="YAML/JSON file of extra model specs")
     cost.add_argument("--unit-model", help="model whose no-input call is 1 unit (default: the graph's smallest)")
     cost.add_argument("--json", action="store_true", help="print JSON (keys: flops, units, width, depth, ...)")
-    cost.set_defaults(handler=run_cost)
 
-    show = commands.add_parser(
-        "show",
-        help="validate a graph and print its Mermaid text",
-        description="Validate a graph file, report pruned nodes, and print Mermaid flowchart text.",
-    )
-    show.add_argument("graph", type=Path, help="graph file (.json, .yaml, .yml)")
+    show = add_command(commands, "show", run_show)
+    add_graph_argument(show)
     show.add_argument("--models", type=Path, metavar="CATALOG", help="also check model ids against catalog + file")
     show.add_argument("--strict", action="store_true", help="treat nodes with no path to the sink as an error")
-    show.set_defaults(handler=run_show)
 
 
 def _catalog(path: Path | None) -> ModelCatalog:
@@ -56,6 +46,9 @@ def _lengths(args: argparse.Namespace) -> TaskLengths:
 
 
 def run_cost(args: argparse.Namespace) -> int:
+    """FLOPs of a graph (Theorem 1): total, normalised units, width, depth, per node
+
+    Print the modelled FLOPs of a graph for a task's average prompt and answer lengths."""
     graph = load_graph(args.graph)
     catalog = _catalog(args.models)
     graph.check(catalog.ids())
@@ -105,6 +98,9 @@ def run_cost(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    """validate a graph and print its Mermaid text
+
+    Validate a graph file, report pruned nodes, and print Mermaid flowchart text."""
     graph = load_graph(args.graph)
     models = _catalog(args.models).ids() if args.models else None
     report = graph.check(models, strict=args.strict)

@@ -8,22 +8,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, sandbox_options, task_from_args
+from langtts.cli.common import (
+    add_command,
+    add_pool_arguments,
+    add_task_arguments,
+    open_pool,
+    sandbox_options,
+    task_from_args,
+)
 
 METHODS_HELP = "agent-reinforce (default), reinforce, random, bayes, grid"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "optimize",
-        help="search for the best collaboration graph under a budget (resumable)",
-        description="Search for the collaboration graph that scores best on a task's search questions within "
-        "a FLOPs budget, re-evaluate the top graphs on a validation set, test the chosen one on held-out "
-        "questions, and write everything to a run directory (resume it with --resume RUN_DIR; "
-        "`touch RUN_DIR/STOP` ends the search gracefully). With --resume, the stop conditions (--iterations, "
-        "--max-evaluations, --wall-time, --patience) and --concurrency may change, which extends a finished or "
-        "stopped run; any other option given must match the run's.",
-    )
+    parser = add_command(commands, "optimize", run_optimize)
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
     add_task_arguments(parser, required=False)
     budget = parser.add_mutually_exclusive_group()
@@ -59,7 +57,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, help="sampling temperature (default 0.1)")
     parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
     add_pool_arguments(parser)
-    parser.set_defaults(handler=run_optimize)
 
 
 def _names(text: str) -> list[str]:
@@ -103,6 +100,13 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_optimize(args: argparse.Namespace) -> int:
+    """search for the best collaboration graph under a budget (resumable)
+
+    Search for the collaboration graph that scores best on a task's search questions within a FLOPs budget,
+    re-evaluate the top graphs on a validation set, test the chosen one on held-out questions, and write everything
+    to a run directory (resume it with --resume RUN_DIR; `touch RUN_DIR/STOP` ends the search gracefully). With
+    --resume, the stop conditions (--iterations, --max-evaluations, --wall-time, --patience) and --concurrency may
+    change, which extends a finished or stopped run; any other option given must match the run's."""
     from langtts.cost import Budget
     from langtts.search import aoptimize, aresume
     from langtts.tasks import is_task_file

@@ -5,34 +5,36 @@ from __future__ import annotations
 import argparse
 import sys
 
-from langtts.cli.common import add_pool_arguments, add_task_arguments, open_pool, task_from_args
+from langtts.cli.common import (
+    add_command,
+    add_pool_arguments,
+    add_run_arguments,
+    add_task_arguments,
+    open_pool,
+    task_from_args,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "profile",
-        help="profile each model alone on a task: accuracy with a 95%% interval, tokens, latency, FLOPs",
-        description="Run each model alone (the single-model graph) on N questions of a task that no test split "
-        "drawn with the same seed holds, and print its accuracy with a 95% Wilson interval, mean prompt and "
-        "completion tokens, mean latency, measured FLOPs per question, and its extraction-failure and "
-        "truncation rates before answer recovery, with a warning when no model is distinguishable from chance. "
-        "The profile is kept in the user cache (profiles/) and reused while the task, questions, prompts, "
-        "generation settings and models' specs stay the same; otherwise it is measured again, replaying earlier "
-        "calls from the call cache.",
-    )
+    parser = add_command(commands, "profile", run_profile)
     add_task_arguments(parser, positional=True)
     parser.add_argument("--models", help="comma-separated models (default: every pool model)")
     parser.add_argument("--n", type=int, default=100, help="questions per model (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the question draw, as for optimize (default 0)")
-    parser.add_argument("--max-tokens", type=int, help="max tokens per call (default: per task family)")
-    parser.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
-    parser.add_argument("--concurrency", type=int, default=4, help="questions in flight (default 4)")
+    add_run_arguments(parser, per="call")
     parser.add_argument("--json", action="store_true", help="print the profile as JSON")
     add_pool_arguments(parser)
-    parser.set_defaults(handler=run_profile)
 
 
 def run_profile(args: argparse.Namespace) -> int:
+    """profile each model alone on a task: accuracy with a 95% interval, tokens, latency, FLOPs
+
+    Run each model alone (the single-model graph) on N questions of a task that no test split drawn with the same
+    seed holds, and print its accuracy with a 95% Wilson interval, mean prompt and completion tokens, mean latency,
+    measured FLOPs per question, and its extraction-failure and truncation rates before answer recovery, with a
+    warning when no model is distinguishable from chance. The profile is kept in the user cache (profiles/) and
+    reused while the task, questions, prompts, generation settings and models' specs stay the same; otherwise it is
+    measured again, replaying earlier calls from the call cache."""
     from langtts.profile import TABLE_LEGEND, profile, profile_path
 
     if args.n < 1 or args.concurrency < 1:

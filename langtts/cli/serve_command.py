@@ -7,30 +7,18 @@ import signal
 import sys
 import time
 
+from langtts.cli.common import add_command, arguments
 from langtts.serve.embedded import DEFAULT_CTX_PER_SLOT
 
 EMBEDDED_HELP = "smollm2-135m, gemma3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    setup = commands.add_parser(
-        "setup",
-        help="build llama-server and fetch the verified embedded weights into the user cache",
-        description="Build llama.cpp's llama-server (once, minutes) and fetch, assemble and sha256-verify the "
-        "embedded model weights into the user cache ($LANGTTS_CACHE_DIR, else the platform's user cache, "
-        "~/.cache/langtts on Linux).",
-    )
+    setup = add_command(commands, "setup", run_setup)
     setup.add_argument("--models", help=f"comma-separated model ids (default: all: {EMBEDDED_HELP})")
     setup.add_argument("--verify", action="store_true", help="re-hash weights that are already cached")
-    setup.set_defaults(handler=run_setup)
 
-    serve = commands.add_parser(
-        "serve",
-        help="start the embedded llama.cpp server (default) or vLLM servers and write their pool file",
-        description="Start llama-server in router mode with the embedded models on 127.0.0.1 (setting them up "
-        "on first use), print the base URL and write a pool file; stop with Ctrl-C or `langtts serve --stop`. "
-        "With --engine vllm, start one vLLM OpenAI server per --model instead.",
-    )
+    serve = add_command(commands, "serve", run_serve)
     serve.add_argument("--engine", choices=("embedded", "vllm"), default="embedded")
     serve.add_argument("--models", help=f"embedded: comma-separated model ids (default: all: {EMBEDDED_HELP})")
     serve.add_argument("--port", type=int, help="embedded: port (default: a free one)")
@@ -62,7 +50,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--advertise", help="vllm: host name in the pool file (default: --host, or this machine's)")
     serve.add_argument("--base-port", type=int, default=8100, help="vllm: port of the first model")
     serve.add_argument("--max-model-len", type=int, default=4096, help="vllm: context length")
-    serve.set_defaults(handler=run_serve)
 
 
 def _ids(text: str | None) -> list[str] | None:
@@ -70,6 +57,10 @@ def _ids(text: str | None) -> list[str] | None:
 
 
 def run_setup(args: argparse.Namespace) -> int:
+    """build llama-server and fetch the verified embedded weights into the user cache
+
+    Build llama.cpp's llama-server (once, minutes) and fetch, assemble and sha256-verify the embedded model weights
+    into the user cache ($LANGTTS_CACHE_DIR, else the platform's user cache, ~/.cache/langtts on Linux)."""
     from langtts.serve.setup import WEIGHTS, setup_models
 
     ids = _ids(args.models) or list(WEIGHTS)
@@ -83,6 +74,11 @@ def run_setup(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """start the embedded llama.cpp server (default) or vLLM servers and write their pool file
+
+    Start llama-server in router mode with the embedded models on 127.0.0.1 (setting them up on first use), print
+    the base URL and write a pool file; stop with Ctrl-C or `langtts serve --stop`. With --engine vllm, start one
+    vLLM OpenAI server per --model instead."""
     if args.engine == "vllm":
         return _serve_vllm(args)
     from langtts.serve.embedded import DEFAULT_MODELS, EmbeddedServer, running_server, stop_server
@@ -132,13 +128,9 @@ def _serve_vllm(args: argparse.Namespace) -> int:
         models,
         python=args.vllm_python,
         gpus=gpus,
-        tensor_parallel=args.tensor_parallel,
-        data_parallel=args.data_parallel,
-        replicas=args.replicas,
-        host=args.host,
-        advertise=args.advertise,
-        base_port=args.base_port,
-        max_model_len=args.max_model_len,
+        **arguments(
+            args, "tensor_parallel", "data_parallel", "replicas", "host", "advertise", "base_port", "max_model_len"
+        ),
     )
     for server in servers:
         print(f"{server.model_id}: {server.base_url} (pid {server.pid}, log {server.log_file})")

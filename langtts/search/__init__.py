@@ -4,41 +4,23 @@ Methods register themselves in :data:`METHODS` when their module is imported; im
 the built-in ones: ``random``, ``reinforce``, ``bayes``, ``grid`` and ``agent-reinforce``.
 """
 
-from langtts.search import agent_reinforce, bayes, grid, random_search, reinforce  # noqa: F401  (register)
-from langtts.search.base import (
-    METHODS,
-    Evaluation,
-    EvaluationError,
-    MethodContext,
-    OptimizationError,
-    Optimizer,
-    Outcome,
-    SearchSpace,
-    register,
-)
+from langtts.search import agent_reinforce, base, bayes, grid, random_search, reinforce  # noqa: F401  (register)
+from langtts.search.base import *  # noqa: F403  (the optimizer protocol and records, listed in base.__all__)
 from langtts.search.objectives import Accuracy, AccuracyLatency, CustomObjective, make_objective
 from langtts.search.records import OptimizationResult, RunConfig, RunState
 from langtts.search.run import aoptimize, aresume, optimize, pareto, resume
 from langtts.search.stoppers import Evaluations, Iterations, NoImprovement, StopFile, WallTime
 
 __all__ = [
-    "METHODS",
     "Accuracy",
     "AccuracyLatency",
     "CustomObjective",
-    "Evaluation",
-    "EvaluationError",
     "Evaluations",
     "Iterations",
-    "MethodContext",
     "NoImprovement",
-    "OptimizationError",
     "OptimizationResult",
-    "Optimizer",
-    "Outcome",
     "RunConfig",
     "RunState",
-    "SearchSpace",
     "StopFile",
     "WallTime",
     "aoptimize",
@@ -46,6 +28,6 @@ __all__ = [
     "make_objective",
     "optimize",
     "pareto",
-    "register",
     "resume",
+    *base.__all__,
 ]

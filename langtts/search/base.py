@@ -26,6 +26,18 @@ from langtts.tasks.base import Task
 if TYPE_CHECKING:
     from langtts.evaluation import EvaluationResult
 
+__all__ = [  # what `langtts.search` exports of this module
+    "METHODS",
+    "Evaluation",
+    "EvaluationError",
+    "MethodContext",
+    "OptimizationError",
+    "Optimizer",
+    "Outcome",
+    "SearchSpace",
+    "register",
+]
+
 Phase = Literal["calibrate", "search", "validate", "test"]
 
 

@@ -95,20 +95,11 @@ class PolicyGradient:
 class Reinforce:
     name: ClassVar[str]
 
-    def __init__(
-        self,
-        context: MethodContext,
-        *,
-        lr: float = 0.1,
-        baseline: Literal["ema", "none"] = "ema",
-        baseline_decay: float = 0.9,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-    ) -> None:
+    def __init__(self, context: MethodContext, **options: Any) -> None:
+        """`options` are those of :class:`PolicyGradient` (``lr``, ``baseline``, ``baseline_decay``, ``betas``,
+        ``eps``)."""
         self.graph_space = context.space.probabilistic_graph()
-        self.gradient = PolicyGradient(
-            self.graph_space, lr=lr, baseline=baseline, baseline_decay=baseline_decay, betas=betas, eps=eps
-        )
+        self.gradient = PolicyGradient(self.graph_space, **options)
         self.seed = context.seed
         self.rng = new_rng(context.seed)
         self._pending: Sample | None = None

@@ -222,23 +222,9 @@ def search_space(config: RunConfig, pool: ModelPool | None) -> SearchSpace:
     )
 
 
-def resume(
-    run_dir: str | Path,
-    pool: ModelPool | None,
-    *,
-    task: Task | None = None,
-    objective: ObjectiveLike | None = None,
-    evaluator: EvaluatorLike | None = None,
-    stop: Stopper | None = None,
-    progress: ProgressLike = True,
-    **options: Any,
-) -> OptimizationResult:
+def resume(run_dir: str | Path, pool: ModelPool | None, **options: Any) -> OptimizationResult:
     """Continue or extend the run in ``run_dir`` (or return its result if it finished); see :func:`aresume`."""
-    return run_sync(
-        aresume(
-            run_dir, pool, task=task, objective=objective, evaluator=evaluator, stop=stop, progress=progress, **options
-        )
-    )
+    return run_sync(aresume(run_dir, pool, **options))
 
 
 async def aresume(
