@@ -331,38 +331,51 @@ def stored_profile(
     return load_profile(profile_key(task, pool, models, **options), profile_path(task, options.get("split"), directory))
 
 
-def search_warnings(
+def fitting_profile(
     task: Task,
     pool: ModelPool,
     models: Sequence[str],
-    budget: Budget,
     *,
     split: str | None = None,
     temperature: float = 0.1,
     max_tokens: int | None = None,
     directory: str | Path | None = None,
-) -> list[str]:
-    """What the stored profile of ``task`` says before a search over ``models`` within ``budget``: its
-    `Profile.warnings` when it was measured on these models (any of its N and seed) under the same prompts, settings
-    and pool specs; else why it does not apply, or that there is none (measuring nothing)."""
+) -> Profile | str:
+    """The stored profile of ``task``, restricted to ``models``, when it was measured on them (a profile of more
+    models, at any N and seed, serves) under the same prompts, generation settings and pool specs; else why not, in
+    words (measuring nothing)."""
     path = profile_path(task, split, directory)
     try:
         stored = Profile.load(path) if path.is_file() else None
     except ValueError:
         stored = None
-    hint = f"`langtts profile {task.name} --models {','.join(models)}` measures whether the workers are above chance"
+    hint = f"`langtts profile {task.name} --models {','.join(models)}` measures it"
     if stored is None:
-        return [f"no profile of these models on {task.name}: {hint}"]
-    in_pool = [m for m in stored.key.models if m in pool.ids()]  # a profile of more models than these serves too
+        return f"no profile of these models on {task.name}: {hint}"
+    in_pool = [m for m in stored.key.models if m in pool.ids()]
     current = profile_key(
         task, pool, in_pool if set(models) <= set(in_pool) else models, n=len(stored.key.question_ids),
         seed=stored.key.seed, split=split, temperature=temperature, max_tokens=max_tokens,
     )  # fmt: skip
-    changes = current.differences(stored.key)
-    if changes:
-        return [f"the stored profile of {task.name} does not fit this search (changed: {'; '.join(changes)}): {hint}"]
-    workers = stored.model_copy(update={"models": [m for m in stored.models if m.model in models]})
-    return workers.warnings(budget)
+    if changes := current.differences(stored.key):
+        return f"the stored profile of {task.name} does not fit (changed: {'; '.join(changes)}): {hint}"
+    return stored.model_copy(update={"models": [m for m in stored.models if m.model in models]})
+
+
+def search_warnings(task: Task, pool: ModelPool, models: Sequence[str], budget: Budget, **options: Any) -> list[str]:
+    """What the stored profile says before a search over ``models`` within ``budget``: its `Profile.warnings`
+    when it fits (see :func:`fitting_profile`, whose ``options`` these are), else why it does not."""
+    found = fitting_profile(task, pool, models, **options)
+    return [found] if isinstance(found, str) else found.warnings(budget)
+
+
+def profile_lengths(task: Task, pool: ModelPool, models: Sequence[str], **options: Any) -> TaskLengths:
+    """The cost model's lengths measured by the stored profile of ``models`` (see :func:`fitting_profile`, whose
+    ``options`` these are); a ValueError saying why when no stored profile fits."""
+    found = fitting_profile(task, pool, models, **options)
+    if isinstance(found, str):
+        raise ValueError(f"lengths from the profile: {found}")
+    return found.task_lengths()
 
 
 def profile(task: Task | str, pool: ModelPool, models: Sequence[str] | None = None, **options: Any) -> Profile:

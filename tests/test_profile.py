@@ -13,6 +13,7 @@ from langtts.profile import (
     load_profile,
     profile,
     profile_path,
+    profile_lengths,
     profile_questions,
     search_warnings,
     stored_profile,
@@ -208,13 +209,16 @@ def test_search_warnings_read_the_stored_profile_of_the_searched_models(tmp_path
     pool, _ = fake_pool(responder({}))
     budget = Budget.from_flops(1.0)  # affords no more than one call
     warnings = search_warnings(GSM8K, pool, [QWEN], budget, directory=tmp_path)
-    assert len(warnings) == 1 and warnings[0].startswith("no profile of these models on gsm8k")
+    assert warnings == [f"no profile of these models on gsm8k: `langtts profile gsm8k --models {QWEN}` measures it"]
+    with pytest.raises(ValueError, match="lengths from the profile: no profile of these models on gsm8k"):
+        profile_lengths(GSM8K, pool, [QWEN], directory=tmp_path)
     profile(GSM8K, pool, [QWEN, SMOL], n=10, seed=3, directory=tmp_path, progress=False)
     # a profile of more models, at any N and seed, serves a search over some of them
     (warning,) = search_warnings(GSM8K, pool, [QWEN], budget, directory=tmp_path)
     assert warning.startswith("the budget (1 FLOPs per question) affords nothing beyond the single best model")
+    assert profile_lengths(GSM8K, pool, [QWEN], directory=tmp_path).output_tokens == 5.0
     changed = search_warnings(GSM8K, pool, [QWEN], budget, max_tokens=99, directory=tmp_path)
-    assert len(changed) == 1 and "does not fit this search (changed: max_tokens 640 → 99)" in changed[0]
+    assert len(changed) == 1 and "does not fit (changed: max_tokens 640 → 99)" in changed[0]
     profile(GSM8K, pool, [QWEN], n=10, directory=tmp_path / "qwen", progress=False)
     (fewer,) = search_warnings(GSM8K, pool, [QWEN, SMOL], budget, directory=tmp_path / "qwen")
     assert f"changed: models {QWEN} → {QWEN},{SMOL}" in fewer

@@ -55,6 +55,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--concurrency", type=int, help="questions in flight (default 4)")
     parser.add_argument("--max-tokens", type=int, help="max tokens per node (default: per task family)")
     parser.add_argument("--temperature", type=float, help="sampling temperature (default 0.1)")
+    parser.add_argument(
+        "--lengths",
+        choices=("preset", "profile"),
+        help="the cost model's prompt and answer lengths: the task's preset (default) or those measured by the "
+        "stored `langtts profile` of these models",
+    )
     parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
     add_pool_arguments(parser)
 
@@ -91,7 +97,7 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
     objective."""
     from langtts.search.run import options_in
 
-    options = options_in(vars(args))
+    options = options_in({**vars(args), "lengths": "profile" if args.lengths == "profile" else None})
     if args.option:
         options["method_options"] = method_options(args.option)
     if args.objective == "joint" or args.latency_weight is not None:
@@ -114,8 +120,11 @@ def run_optimize(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if not (args.resume / "config.json").is_file():
             raise ValueError(f"{args.resume} is not a langtts run directory (no config.json)")
-        if args.budget is not None or args.budget_flops is not None or args.subjects or args.run_dir or args.scorer:
-            raise ValueError("--budget, --budget-flops, --subjects, --scorer and --run-dir are fixed by the run")
+        fixed = (args.budget, args.budget_flops, args.subjects, args.run_dir, args.scorer, args.lengths)
+        if any(value is not None and value != [] for value in fixed):
+            raise ValueError(
+                "--budget, --budget-flops, --subjects, --scorer, --run-dir and --lengths are fixed by the run"
+            )
         options = run_options(args)
         if args.task:  # must be the run's
             options["task"] = str(Path(args.task).resolve()) if is_task_file(args.task) else args.task

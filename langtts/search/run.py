@@ -43,7 +43,7 @@ from langtts.graph import CollaborationGraph
 from langtts.models.ledger import UsageLedger, track
 from langtts.models.pool import ModelPool
 from langtts.pareto import pareto_front
-from langtts.profile import search_warnings
+from langtts.profile import profile_lengths, search_warnings
 from langtts.search.base import (
     METHODS,
     Evaluation,
@@ -159,7 +159,9 @@ def run_config(
     - questions: ``n_search`` search and ``n_test`` held-out test questions drawn from ``split`` without overlap
       (seeded); ``n_search`` defaults to enough for ``iterations`` fresh batches and the validation set.
     - ``lengths``: the task's average prompt/answer tokens for the cost model (default: the task's preset, the
-      math preset for tasks without one; measure your own with :func:`~langtts.cost.measure_task_lengths`).
+      math preset for tasks without one; ``"profile"``: those measured by the stored ``langtts profile`` of these
+      models under this run's settings, see :func:`~langtts.profile.profile_lengths`; or your own
+      :class:`~langtts.cost.TaskLengths`, e.g. from :func:`~langtts.cost.measure_task_lengths`).
     - ``models``: worker models (default: every pool model); ``sink_model``: the decider's model (default: the
       pool's largest).
     - ``run_id``: default ``<task>-<method>-<time>``.
@@ -180,6 +182,13 @@ def run_config(
     if unknown or sink_model not in catalog:
         raise ValueError(f"unknown model id(s) {unknown or [sink_model]}; known: {list(catalog.ids())}")
     lengths = given.get("lengths") or task_lengths(task.lengths_key or "math")
+    if lengths == "profile":
+        if pool is None:
+            raise ValueError("lengths='profile' needs the pool the profile was measured on")
+        lengths = profile_lengths(
+            task, pool, models, split=option("split"), temperature=option("temperature"),
+            max_tokens=given.get("max_tokens"),
+        )  # fmt: skip
     if not isinstance(budget, Budget):
         budget = Budget.from_units(float(budget), catalog.get(smallest_model(models, catalog)), lengths)
     n_test, batch_size = option("n_test"), option("batch_size")

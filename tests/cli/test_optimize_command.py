@@ -70,3 +70,21 @@ def test_usage_errors(argv: list[str], message: str, pool_file: Path, capsys) ->
     assert main([*argv, "--pool", str(pool_file)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_lengths_from_the_stored_profile(pool_file: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    from langtts.profile import Profile, profile_path
+    from langtts.tasks import get_task
+
+    monkeypatch.setenv("LANGTTS_CACHE_DIR", str(tmp_path / "cache"))
+    argv = ["optimize", "--task", "gsm8k", "--budget", "10", "--method", "random", "--iterations", "1"]
+    argv += ["--batch-size", "2", "--top-k", "1", "--validation-size", "0", "--n-test", "0", "--lengths", "profile"]
+    argv += ["--pool", str(pool_file), "--no-cache"]
+    assert main([*argv, "--run-dir", str(tmp_path / "none")]) == 2
+    assert "lengths from the profile: no profile of these models on gsm8k" in capsys.readouterr().err
+    assert main(["profile", "gsm8k", "--n", "4", "--pool", str(pool_file), "--no-cache"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--run-dir", str(tmp_path / "run"), "--json"]) == 0
+    lengths = json.loads(capsys.readouterr().out)["config"]["lengths"]
+    measured = Profile.load(profile_path(get_task("gsm8k"), directory=tmp_path / "cache" / "profiles"))
+    assert lengths == measured.task_lengths().model_dump() != {"input_tokens": 202.0, "output_tokens": 275.0}
