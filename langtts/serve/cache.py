@@ -1,4 +1,5 @@
-"""The user cache directory: built server binaries, model weights and the run state of the embedded server.
+"""The user cache directory: built server binaries, model weights, the embedded server's run state, the call cache
+and the profiles.
 
 Root: ``$LANGTTS_CACHE_DIR``, else the platform's user cache directory from ``platformdirs`` (on Linux
 ``$XDG_CACHE_HOME/langtts``, else ``~/.cache/langtts``). Layout::
@@ -10,6 +11,7 @@ Root: ``$LANGTTS_CACHE_DIR``, else the platform's user cache directory from ``pl
     logs/                                    build and download logs
     run/                                     the embedded server: presets, pid file, pool file, log
     calls.sqlite                             the default call cache (:meth:`langtts.models.CallCache.default`)
+    profiles/<task>-<hash>.json              single-model profiles (:func:`langtts.profile.profile`)
 """
 
 from __future__ import annotations
