@@ -2,13 +2,20 @@
 
 Sampling is budget-feasible by construction:
 
+0. **Sink.** When there is more than one sink option (a decider on one of several models, or a vote: see
+   :class:`SinkOption`), the sink draws one from the softmax of ``sink_logits`` restricted to the options the
+   budget affords: a decider whose call with one input fits, a vote when two calls of the cheapest worker fit.
+   With one option there is no draw (the paper's fixed sink).
 1. **Models.** Worker nodes are visited in a random order; each draws a model from the softmax of its model
    logits restricted to the models the remaining budget can still pay for (at in-degree 0). A node for which
-   nothing is affordable is dropped; this sets the width. The budget reserves the sink's call at in-degree 1.
+   nothing is affordable is dropped; this sets the width. The budget reserves a decider sink's call at
+   in-degree 1; under a vote sink (0 FLOPs) it reserves the cheapest worker for the vote's second input until
+   two workers are kept.
 2. **Edges.** Every potential edge (worker → worker, worker → sink) among the kept nodes is visited in a
    random order and included with probability σ(logit − ``edge_offset``) (σ(−2) ≈ 0.12: graphs start
    sparse). An edge that would close a cycle or break the budget is skipped *before* its draw, so it adds
-   nothing to log p. The edge pass is redrawn (up to ``max_edge_attempts``) until the sink has an input.
+   nothing to log p. The edge pass is redrawn (up to ``max_edge_attempts``) until the sink has its inputs (one
+   for a decider, two for a vote); after that the most likely affordable sink inputs are added (forced).
 3. **Roles.** In topological order. A node may be a fuser only if all its predecessors are assistants (and it
    has at least one); then P(fuser) = σ(l_fuser − l_assistant + ``fuser_bonus``). Otherwise it is an
    assistant, with no draw.
@@ -22,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
@@ -44,6 +51,40 @@ DEFAULT_MAX_NODES = 8
 DEFAULT_FUSER_BONUS = 0.5
 
 
+@dataclass(frozen=True)
+class SinkOption:
+    """What a sampled graph's sink can be: a ``decider`` running ``model``, or a ``vote`` (no model, 0 FLOPs,
+    at least two inputs)."""
+
+    role: Literal["decider", "vote"]
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.role == "vote") != (self.model == ""):
+            raise ValueError(f"a decider sink needs a model and a vote takes none, got {self.role} {self.model!r}")
+
+    @property
+    def label(self) -> str:
+        """``vote`` or the decider's model id (how options are stored and shown)."""
+        return self.model or "vote"
+
+    @property
+    def min_inputs(self) -> int:
+        return 2 if self.role == "vote" else 1
+
+    @classmethod
+    def of(cls, label: str) -> SinkOption:
+        """The option :attr:`label` names."""
+        return cls("vote") if label == "vote" else cls("decider", label)
+
+    @classmethod
+    def of_node(cls, node: Node) -> SinkOption:
+        return cls("vote") if node.role == "vote" else cls("decider", node.model)
+
+
+VOTE = SinkOption("vote")
+
+
 def worker_id(index: int) -> str:
     """The id of worker node ``index`` in graphs sampled from a probabilistic graph."""
     return f"n{index}"
@@ -61,6 +102,12 @@ def worker_index(node_id: str) -> int | None:
 class ModelDraw:
     node: int
     allowed: tuple[int, ...]  # indices of the affordable models at that moment
+    choice: int
+
+
+@dataclass(frozen=True)
+class SinkDraw:
+    allowed: tuple[int, ...]  # indices of the affordable sink options
     choice: int
 
 
@@ -86,6 +133,7 @@ class Sample:
     edges: tuple[EdgeDraw, ...]
     roles: tuple[RoleDraw, ...]
     forced_edges: tuple[tuple[int, int], ...] = ()
+    sink: SinkDraw | None = None  # None: one sink option, no draw
 
 
 @dataclass
@@ -95,14 +143,17 @@ class Gradients:
     edge: np.ndarray
     role: np.ndarray
     model: np.ndarray
+    sink: np.ndarray
 
 
 @dataclass
 class ProbabilisticGraph:
-    """Logits over the models, edges and roles of up to ``n_nodes`` worker nodes feeding a fixed sink.
+    """Logits over the models, edges and roles of up to ``n_nodes`` worker nodes and over the sink's options.
 
     ``edge_logits[i, j]`` is worker i → worker j (j < N) or worker i → sink (j = N); the diagonal is unused.
-    ``role_logits[i] = (assistant, fuser)``; ``model_logits[i, k]`` scores ``models[k]`` for worker i.
+    ``role_logits[i] = (assistant, fuser)``; ``model_logits[i, k]`` scores ``models[k]`` for worker i;
+    ``sink_logits[s]`` scores ``sink_options[s]``. ``sink_options`` defaults to a decider on ``sink_model``
+    alone (the paper's fixed sink).
     """
 
     models: tuple[str, ...]
@@ -114,9 +165,11 @@ class ProbabilisticGraph:
     edge_offset: float = 2.0
     fuser_bonus: float = DEFAULT_FUSER_BONUS
     max_edge_attempts: int = 50
+    sink_options: tuple[SinkOption, ...] = ()
     edge_logits: np.ndarray = field(default=None)  # type: ignore[arg-type]  # None: zeros, set in __post_init__
     role_logits: np.ndarray = field(default=None)  # type: ignore[arg-type]  # None: zeros, set in __post_init__
     model_logits: np.ndarray = field(default=None)  # type: ignore[arg-type]  # None: zeros, set in __post_init__
+    sink_logits: np.ndarray = field(default=None)  # type: ignore[arg-type]  # None: zeros, set in __post_init__
 
     def __post_init__(self) -> None:
         self.models = tuple(self.models)
@@ -126,15 +179,20 @@ class ProbabilisticGraph:
             raise ValueError(f"duplicate worker models: {list(self.models)}")
         if self.n_nodes < 1:
             raise ValueError(f"n_nodes must be >= 1, got {self.n_nodes}")
-        for model_id in (*self.models, self.sink_model):
+        self.sink_options = tuple(self.sink_options) or (SinkOption("decider", self.sink_model),)
+        if len(set(self.sink_options)) != len(self.sink_options):
+            raise ValueError(f"duplicate sink options: {[o.label for o in self.sink_options]}")
+        for model_id in (*self.models, self.sink_model, *(o.model for o in self.sink_options if o.model)):
             self.catalog.get(model_id)  # unknown ids fail here, listing the known ones
         n, k = self.n_nodes, len(self.models)
         self.edge_logits = _table(self.edge_logits, (n, n + 1), "edge_logits")
         self.role_logits = _table(self.role_logits, (n, 2), "role_logits")
         self.model_logits = _table(self.model_logits, (n, k), "model_logits")
-        if not fits(self._sink_cost(1), self.budget_flops):
+        self.sink_logits = _vector(self.sink_logits, len(self.sink_options), "sink_logits")
+        if not self.affordable_sinks():
             raise ValueError(
-                f"budget {self.budget_flops:.4g} FLOPs cannot pay for the sink ({self.sink_model}) with one input"
+                f"budget {self.budget_flops:.4g} FLOPs cannot pay for any sink option "
+                f"({', '.join(o.label for o in self.sink_options)}) with its inputs"
             )
 
     # ---- construction ---------------------------------------------------------------------------------
@@ -151,9 +209,11 @@ class ProbabilisticGraph:
         max_nodes: int = DEFAULT_MAX_NODES,
         **options: Any,
     ) -> ProbabilisticGraph:
-        """N = how many calls of the cheapest model the budget affords next to the sink, at most max_nodes."""
+        """N = how many calls of the cheapest model the budget affords next to the cheapest sink option (a
+        decider reading one input, or a vote), at most max_nodes."""
         budget_flops = budget.flops
-        sink_cost = node_flops(catalog.get(sink_model), 1, lengths)
+        sinks = tuple(options.get("sink_options", ())) or (SinkOption("decider", sink_model),)
+        sink_cost = min(node_flops(catalog.get(o.model), 1, lengths) if o.model else 0.0 for o in sinks)
         cheapest = min(node_flops(catalog.get(m), 0, lengths) for m in models)
         affordable = int((budget_flops - sink_cost) // cheapest) if budget_flops >= sink_cost else 0
         if affordable < 1:
@@ -183,22 +243,42 @@ class ProbabilisticGraph:
 
     def model_probabilities(self, node: int, allowed: Sequence[int] | None = None) -> np.ndarray:
         """Softmax of the node's model logits over ``allowed`` (all models by default); 0 elsewhere."""
-        allowed = range(len(self.models)) if allowed is None else allowed
-        mask = np.full(len(self.models), -np.inf)
-        mask[list(allowed)] = 0.0
-        return _softmax(self.model_logits[node] + mask)
+        return _masked_softmax(self.model_logits[node], allowed)
+
+    def sink_probabilities(self, allowed: Sequence[int] | None = None) -> np.ndarray:
+        """Softmax of the sink logits over ``allowed`` (all options by default); 0 elsewhere."""
+        return _masked_softmax(self.sink_logits, allowed)
+
+    def affordable_sinks(self) -> tuple[int, ...]:
+        """Indices of the sink options the budget affords: a decider reading one input (with or without a worker
+        next to it: alone it is the single-model graph), a vote with two inputs from the cheapest worker."""
+        cheapest = min(self._worker_costs(0))
+        return tuple(
+            k
+            for k, option in enumerate(self.sink_options)
+            if (option.model or self.n_nodes >= 2)
+            and fits(self._sink_cost(option, 1) if option.model else 2 * cheapest, self.budget_flops)
+        )
 
     # ---- sampling -------------------------------------------------------------------------------------
 
     def sample(self, rng: np.random.Generator | int | None = None) -> Sample:
         """Draw a budget-feasible graph; ``rng`` (a Generator or a seed) makes it reproducible."""
         rng = np.random.default_rng(rng)
-        spent = self._sink_cost(1)
+        sink_draw = None
+        option = self.sink_options[0]
+        if len(self.sink_options) > 1:
+            allowed_sinks = self.affordable_sinks()
+            pick = allowed_sinks[0]
+            if len(allowed_sinks) > 1:
+                pick = int(rng.choice(len(self.sink_options), p=self.sink_probabilities(allowed_sinks)))
+            sink_draw, option = SinkDraw(allowed_sinks, pick), self.sink_options[pick]
+        spent = self._sink_cost(option, 1)
         model_draws: list[ModelDraw] = []
         assigned: dict[int, int] = {}
         for node in rng.permutation(self.n_nodes):
             node = int(node)
-            allowed = tuple(k for k, cost in enumerate(self._worker_costs(0)) if fits(spent + cost, self.budget_flops))
+            allowed = self._affordable_models(spent, option, len(assigned))
             if not allowed:
                 continue
             choice = int(rng.choice(len(self.models), p=self.model_probabilities(node, allowed)))
@@ -207,29 +287,40 @@ class ProbabilisticGraph:
             spent += self._worker_costs(0)[choice]
 
         kept = sorted(assigned)
+        sink = self.n_nodes
         edge_draws: list[EdgeDraw] = []
         edges: list[tuple[int, int]] = []
-        forced: tuple[tuple[int, int], ...] = ()
+        forced: list[tuple[int, int]] = []
         for _ in range(self.max_edge_attempts if kept else 0):
-            edge_draws, edges = self._draw_edges(kept, assigned, rng)
-            if any(t == self.n_nodes for _, t in edges):
+            edge_draws, edges = self._draw_edges(kept, assigned, option, rng)
+            if sum(t == sink for _, t in edges) >= option.min_inputs:
                 break
         else:
-            if not kept:  # nothing affordable next to the sink: the single-model graph
-                return Sample(self._build([], {}, [], set()), tuple(model_draws), (), ())
-            # The sink must have an input: keep the last draw and add its most likely affordable input (an input
-            # with no inputs of its own always is: the models were drawn with the sink's first input reserved).
-            by_logit = sorted(kept, key=lambda i: -self.edge_logits[i, self.n_nodes])
-            best = next(i for i in by_logit if self._fits(kept, assigned, [*edges, (i, self.n_nodes)]))
-            edges.append((best, self.n_nodes))
-            forced = ((best, self.n_nodes),)
+            if not kept:  # nothing affordable next to a decider sink: the single-model graph
+                graph = self._build([], {}, [], set(), option)
+                return Sample(graph, tuple(model_draws), (), (), (), sink_draw)
+            # The sink must have its inputs: keep the last draw and add its most likely affordable inputs (inputs
+            # with no inputs of their own always are: the models were drawn with the sink's inputs reserved).
+            for i in sorted(kept, key=lambda i: -self.edge_logits[i, sink]):
+                if sum(t == sink for _, t in edges) >= option.min_inputs:
+                    break
+                if (i, sink) not in edges and self._fits(kept, assigned, [*edges, (i, sink)], option):
+                    edges.append((i, sink))
+                    forced.append((i, sink))
 
         role_draws, fusers = self._draw_roles(kept, edges, rng)
-        graph = self._build(kept, assigned, edges, fusers)
-        return Sample(graph, tuple(model_draws), tuple(edge_draws), tuple(role_draws), forced)
+        graph = self._build(kept, assigned, edges, fusers, option)
+        return Sample(graph, tuple(model_draws), tuple(edge_draws), tuple(role_draws), tuple(forced), sink_draw)
+
+    def _affordable_models(self, spent: float, sink: SinkOption, kept: int) -> tuple[int, ...]:
+        """Indices of the models the next worker may run: what fits after ``spent``, keeping the cheapest worker
+        affordable for each further input the sink still needs (a vote's second)."""
+        costs = self._worker_costs(0)
+        reserve = max(0, sink.min_inputs - kept - 1) * min(costs)
+        return tuple(k for k, cost in enumerate(costs) if fits(spent + cost + reserve, self.budget_flops))
 
     def _draw_edges(
-        self, kept: list[int], assigned: dict[int, int], rng: np.random.Generator
+        self, kept: list[int], assigned: dict[int, int], option: SinkOption, rng: np.random.Generator
     ) -> tuple[list[EdgeDraw], list[tuple[int, int]]]:
         sink = self.n_nodes
         candidates = [(i, j) for i in kept for j in [*kept, sink] if i != j]
@@ -237,14 +328,14 @@ class ProbabilisticGraph:
         dag: nx.DiGraph[int] = nx.DiGraph()
         dag.add_nodes_from([*kept, sink])
         in_degree = dict.fromkeys([*kept, sink], 0)
-        spent = self._sink_cost(0) + sum(self._worker_costs(0)[assigned[i]] for i in kept)
+        spent = self._sink_cost(option, 0) + sum(self._worker_costs(0)[assigned[i]] for i in kept)
         draws: list[EdgeDraw] = []
         edges: list[tuple[int, int]] = []
         for index in order:
             i, j = candidates[int(index)]
             if j != sink and nx.has_path(dag, j, i):
                 continue  # would close a cycle
-            extra = self._in_degree_step(j, in_degree[j], assigned)
+            extra = self._in_degree_step(j, in_degree[j], assigned, option)
             if not fits(spent + extra, self.budget_flops):
                 continue  # would break the budget
             included = bool(rng.random() < self.edge_probability(i, j))
@@ -275,21 +366,28 @@ class ProbabilisticGraph:
         return draws, fusers
 
     def _build(
-        self, kept: list[int], assigned: dict[int, int], edges: list[tuple[int, int]], fusers: set[int]
+        self,
+        kept: list[int],
+        assigned: dict[int, int],
+        edges: list[tuple[int, int]],
+        fusers: set[int],
+        sink: SinkOption,
     ) -> CollaborationGraph:
         nodes = [
             Node(id=worker_id(i), role="fuser" if i in fusers else "assistant", model=self.models[assigned[i]])
             for i in kept
         ]
-        nodes.append(Node(id=SINK_ID, role="decider", model=self.sink_model))
+        nodes.append(Node(id=SINK_ID, role=sink.role, model=sink.model))
         named = [(worker_id(i), SINK_ID if j == self.n_nodes else worker_id(j)) for i, j in sorted(edges)]
-        return CollaborationGraph(nodes=tuple(nodes), edges=tuple(named))
+        return CollaborationGraph(nodes=tuple(nodes), edges=tuple(named), sink_id=SINK_ID)
 
     # ---- log-probability and its gradient -------------------------------------------------------------
 
     def log_prob(self, sample: Sample) -> float:
         """log p of the draws in ``sample`` under the current parameters."""
         total = 0.0
+        if sample.sink is not None:
+            total += math.log(self.sink_probabilities(sample.sink.allowed)[sample.sink.choice])
         for model_draw in sample.models:
             total += math.log(self.model_probabilities(model_draw.node, model_draw.allowed)[model_draw.choice])
         for edge_draw in sample.edges:
@@ -301,10 +399,16 @@ class ProbabilisticGraph:
         return total
 
     def grad_log_prob(self, sample: Sample) -> Gradients:
-        """The exact gradient of :meth:`log_prob` with respect to the three logit tables."""
+        """The exact gradient of :meth:`log_prob` with respect to the four logit tables."""
         grads = Gradients(
-            np.zeros_like(self.edge_logits), np.zeros_like(self.role_logits), np.zeros_like(self.model_logits)
+            np.zeros_like(self.edge_logits),
+            np.zeros_like(self.role_logits),
+            np.zeros_like(self.model_logits),
+            np.zeros_like(self.sink_logits),
         )
+        if sample.sink is not None:
+            grads.sink -= self.sink_probabilities(sample.sink.allowed)
+            grads.sink[sample.sink.choice] += 1.0
         for model_draw in sample.models:
             probs = self.model_probabilities(model_draw.node, model_draw.allowed)
             grads.model[model_draw.node] -= probs
@@ -323,16 +427,25 @@ class ProbabilisticGraph:
         """The draws that produce ``graph`` in a canonical visiting order (node index order; edges sorted).
 
         For graphs not sampled here (e.g. proposed by an agent) whose worker ids are ``n<i>`` with i < N,
-        models among :attr:`models` and sink model :attr:`sink_model`. Raises ValueError otherwise.
+        models among :attr:`models` and a sink among :attr:`sink_options`. Raises ValueError otherwise.
         """
         index = self._worker_indices(graph)
-        if graph.sink.model != self.sink_model:
-            raise ValueError(f"sink model {graph.sink.model!r} differs from {self.sink_model!r}")
+        option = SinkOption.of_node(graph.sink)
+        if option not in self.sink_options:
+            raise ValueError(
+                f"sink {option.label!r} is not one of the sink options {[o.label for o in self.sink_options]}"
+            )
+        sink_draw = None
+        if len(self.sink_options) > 1:
+            allowed_sinks = self.affordable_sinks()
+            if (choice := self.sink_options.index(option)) not in allowed_sinks:
+                raise ValueError(f"the budget does not afford the sink {option.label!r}")
+            sink_draw = SinkDraw(allowed_sinks, choice)
         assigned = {i: self.models.index(graph.node(worker_id(i)).model) for i in index.values()}
-        spent = self._sink_cost(1)
-        model_draws = []
+        spent = self._sink_cost(option, 1)
+        model_draws: list[ModelDraw] = []
         for i in sorted(assigned):
-            allowed = tuple(k for k, cost in enumerate(self._worker_costs(0)) if fits(spent + cost, self.budget_flops))
+            allowed = self._affordable_models(spent, option, len(model_draws))
             if assigned[i] not in allowed:
                 raise ValueError(f"graph exceeds the budget at node {worker_id(i)}")
             model_draws.append(ModelDraw(i, allowed, assigned[i]))
@@ -355,7 +468,7 @@ class ProbabilisticGraph:
                     continue
                 if (i, j) not in present and (
                     (j != sink and nx.has_path(dag, j, i))
-                    or not fits(spent + self._in_degree_step(j, in_degree[j], assigned), self.budget_flops)
+                    or not fits(spent + self._in_degree_step(j, in_degree[j], assigned, option), self.budget_flops)
                 ):
                     continue  # skipped, as the sampler skips edges that close a cycle or break the budget
                 edge_draws.append(EdgeDraw(i, j, (i, j) in present))
@@ -364,11 +477,11 @@ class ProbabilisticGraph:
         for node_id in nx.lexicographical_topological_sort(graph.to_networkx()):
             node = graph.node(node_id)
             preds = graph.predecessors(node_id)
-            if node.role == "decider" or not preds:
+            if node_id == graph.sink.id or not preds:
                 continue
             if all(graph.node(p).role == "assistant" for p in preds):
                 role_draws.append(RoleDraw(index[node_id], node.role == "fuser"))
-        return Sample(graph, tuple(model_draws), tuple(edge_draws), tuple(role_draws))
+        return Sample(graph, tuple(model_draws), tuple(edge_draws), tuple(role_draws), sink=sink_draw)
 
     def _worker_indices(self, graph: CollaborationGraph) -> dict[str, int]:
         index: dict[str, int] = {}
@@ -385,16 +498,20 @@ class ProbabilisticGraph:
     def _worker_costs(self, in_degree: int) -> list[float]:
         return [node_flops(self.catalog.get(m), in_degree, self.lengths) for m in self.models]
 
-    def _sink_cost(self, in_degree: int) -> float:
-        return node_flops(self.catalog.get(self.sink_model), in_degree, self.lengths)
+    def _sink_cost(self, sink: SinkOption, in_degree: int) -> float:
+        return node_flops(self.catalog.get(sink.model), in_degree, self.lengths) if sink.model else 0.0
 
-    def _fits(self, kept: list[int], assigned: dict[int, int], edges: list[tuple[int, int]]) -> bool:
+    def _fits(self, kept: list[int], assigned: dict[int, int], edges: list[tuple[int, int]], sink: SinkOption) -> bool:
         """Whether the graph of these draws fits the budget (roles cost nothing)."""
-        graph = self._build(kept, assigned, edges, set())
+        if sink.role == "vote" and sum(j == self.n_nodes for _, j in edges) < 2:
+            return True  # a vote's inputs cost nothing; a vote with one input is not a graph yet
+        graph = self._build(kept, assigned, edges, set(), sink)
         return feasible(graph, Budget.from_flops(self.budget_flops), self.catalog, self.lengths)
 
-    def _in_degree_step(self, target: int, in_degree: int, assigned: dict[int, int]) -> float:
-        model = self.sink_model if target == self.n_nodes else self.models[assigned[target]]
+    def _in_degree_step(self, target: int, in_degree: int, assigned: dict[int, int], sink: SinkOption) -> float:
+        if target == self.n_nodes and not sink.model:
+            return 0.0  # a vote's inputs cost nothing
+        model = sink.model if target == self.n_nodes else self.models[assigned[target]]
         return input_flops(self.catalog.get(model), in_degree, self.lengths)
 
     # ---- serialisation and display --------------------------------------------------------------------
@@ -409,17 +526,22 @@ class ProbabilisticGraph:
             "edge_offset": self.edge_offset,
             "fuser_bonus": self.fuser_bonus,
             "max_edge_attempts": self.max_edge_attempts,
+            "sink_options": [o.label for o in self.sink_options],
             "edge_logits": self.edge_logits.tolist(),
             "role_logits": self.role_logits.tolist(),
             "model_logits": self.model_logits.tolist(),
+            "sink_logits": self.sink_logits.tolist(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], catalog: ModelCatalog) -> ProbabilisticGraph:
+        """Read :meth:`to_dict` output (data written before sink options: the fixed decider sink)."""
         fields = dict(data)
         fields["lengths"] = TaskLengths.model_validate(fields["lengths"])
-        for name in ("edge_logits", "role_logits", "model_logits"):
-            fields[name] = np.asarray(fields[name], dtype=float)
+        fields["sink_options"] = tuple(SinkOption.of(label) for label in fields.get("sink_options", ()))
+        for name in ("edge_logits", "role_logits", "model_logits", "sink_logits"):
+            if fields.get(name) is not None:
+                fields[name] = np.asarray(fields[name], dtype=float)
         return cls(catalog=catalog, **fields)
 
     def tables(self) -> str:
@@ -440,11 +562,33 @@ class ProbabilisticGraph:
         for i in range(n):
             probs = self.model_probabilities(i)
             lines.append(f"  {names[i]}: " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.models, probs, strict=True)))
+        if len(self.sink_options) > 1:
+            probs = self.sink_probabilities()
+            labels = (o.label for o in self.sink_options)
+            lines.append("Sink probabilities (before the budget mask): " + ", ".join(
+                f"{label} {p:.2f}" for label, p in zip(labels, probs, strict=True)
+            ))  # fmt: skip
         return "\n".join(lines)
 
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def _masked_softmax(logits: np.ndarray, allowed: Sequence[int] | None) -> np.ndarray:
+    """Softmax of ``logits`` over the indices ``allowed`` (all by default); 0 elsewhere."""
+    if allowed is None:
+        return _softmax(logits)
+    mask = np.full(len(logits), -np.inf)
+    mask[list(allowed)] = 0.0
+    return _softmax(logits + mask)
+
+
+def _vector(value: Any, size: int, name: str) -> np.ndarray:
+    array = np.zeros(size) if value is None else np.array(value, dtype=float)
+    if array.shape != (size,):
+        raise ValueError(f"{name} has shape {array.shape}, expected ({size},)")
+    return array
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from langtts.cost import Budget, ModelCatalog, ModelSpec, TaskLengths, feasible, graph_cost, node_flops, unit_flops
 from langtts.graph import CollaborationGraph, Node
-from langtts.space import ProbabilisticGraph, worker_id, worker_index
+from langtts.space import VOTE, ProbabilisticGraph, SinkOption, worker_id, worker_index
 
 MMLU = TaskLengths(input_tokens=213, output_tokens=215)
 SPECS = [
@@ -166,7 +166,7 @@ def test_explain_rejects_graphs_outside_the_space():
         ),
         edges=(("n0", "sink"),),
     )
-    with pytest.raises(ValueError, match="sink model"):
+    with pytest.raises(ValueError, match="not one of the sink options"):
         pg.explain(wrong_sink)
     wrong_id = CollaborationGraph(
         nodes=(
@@ -205,10 +205,102 @@ def test_bad_parameters_are_clear_errors():
         ProbabilisticGraph(("small",), "medium", 2, 30 * UNIT, MMLU, CATALOG, edge_logits=np.zeros((3, 3)))
     with pytest.raises(KeyError, match="nope"):
         ProbabilisticGraph(("nope",), "medium", 2, 30 * UNIT, MMLU, CATALOG)
-    with pytest.raises(ValueError, match="cannot pay for the sink"):
+    with pytest.raises(ValueError, match="cannot pay for any sink option"):
         ProbabilisticGraph(("small",), "large", 2, 2 * UNIT, MMLU, CATALOG)
 
 
 def test_worker_index_reads_back_worker_ids_only():
     assert [worker_index(worker_id(i)) for i in (0, 7, 12)] == [0, 7, 12]
     assert [worker_index(x) for x in ("sink", "n", "n01", "n-1", "m3", "n1a", "n²")] == [None] * 7
+
+
+SINKS = (SinkOption("decider", "medium"), SinkOption("decider", "small"), SinkOption("decider", "large"), VOTE)
+
+
+def extended(units: float = 18, **kwargs) -> ProbabilisticGraph:
+    """The space with every sink option: deciders on the three models and a vote."""
+    return space(units, sink_options=SINKS, **kwargs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), units=st.floats(2.1, 60), logit_seed=st.integers(0, 1000))
+def test_samples_with_sink_options_are_valid_and_within_budget(seed, units, logit_seed):
+    pg = random_logits(extended(units), logit_seed)
+    pg.sink_logits = np.random.default_rng(logit_seed).normal(0, 2, len(SINKS))
+    sample = pg.sample(seed)
+    graph = sample.graph
+    assert SinkOption.of_node(graph.sink) == SINKS[sample.sink.choice]
+    assert sample.sink.choice in sample.sink.allowed == pg.affordable_sinks()
+    needed = 2 if graph.sink.role == "vote" else 1 if graph.workers else 0  # a decider alone: the single model
+    assert len(graph.predecessors("sink")) >= needed
+    assert feasible(graph, Budget.from_flops(pg.budget_flops), CATALOG, MMLU)
+    assert math.isfinite(pg.log_prob(sample))
+
+
+def test_every_sink_option_is_sampled_and_a_vote_costs_nothing():
+    pg = extended(18)
+    sinks = [pg.sample(seed).graph.sink for seed in range(200)]
+    assert {SinkOption.of_node(n) for n in sinks} == set(SINKS)
+    votes = [pg.sample(seed).graph for seed in range(200) if pg.sample(seed).graph.sink.role == "vote"]
+    assert graph_cost(votes[0], CATALOG, MMLU).per_node["sink"] == 0
+
+
+def test_the_budget_decides_which_sinks_may_be_drawn():
+    # 2.1 units: two small workers (a vote) or a small decider with one input, but no medium/large decider call
+    assert [SINKS[k].label for k in extended(2.1).affordable_sinks()] == ["small", "vote"]
+    one_worker = extended(18, max_nodes=1)
+    assert "vote" not in [SINKS[k].label for k in one_worker.affordable_sinks()]
+    tight = extended(2.1)
+    for seed in range(30):  # the vote's second input is reserved: its first worker is never the large model
+        graph = tight.sample(seed).graph
+        if graph.sink.role == "vote":
+            assert len(graph.predecessors("sink")) == 2 and {n.model for n in graph.workers} == {"small"}
+
+
+def test_sink_logits_steer_the_sink_and_the_gradient_is_exact():
+    pg = extended(30)
+    pg.sink_logits[SINKS.index(VOTE)] = 6.0
+    assert sum(pg.sample(s).graph.sink.role == "vote" for s in range(40)) >= 35
+    for seed in range(4):
+        pg = random_logits(extended(40), seed)
+        pg.sink_logits = np.random.default_rng(seed).normal(0, 2, len(SINKS))
+        sample = pg.sample(seed)
+        np.testing.assert_allclose(
+            pg.grad_log_prob(sample).sink, _finite_difference(pg, sample, "sink_logits"), atol=1e-5
+        )
+
+
+def test_explain_reads_a_vote_sink_and_other_decider_models():
+    pg = random_logits(extended(30), 3)
+    for seed in range(30):
+        sample = pg.sample(seed)
+        again = pg.explain(sample.graph)
+        assert again.sink == sample.sink and again.graph == sample.graph
+    self_consistency = CollaborationGraph(
+        nodes=(*(Node(f"n{i}", "assistant", "small") for i in range(3)), Node("sink", "vote")),
+        edges=tuple((f"n{i}", "sink") for i in range(3)),
+        sink_id="sink",
+    )
+    assert pg.sink_options[pg.explain(self_consistency).sink.choice] == VOTE
+    with pytest.raises(ValueError, match="not one of the sink options"):
+        space(30).explain(self_consistency)  # the paper's fixed sink
+
+
+def test_sink_options_survive_serialisation_and_old_data_reads_as_the_fixed_sink():
+    pg = random_logits(extended(25), 9)
+    pg.sink_logits = np.array([0.5, -1.0, 2.0, 1.0])
+    again = ProbabilisticGraph.from_dict(pg.to_dict(), CATALOG)
+    assert again.sink_options == SINKS
+    np.testing.assert_array_equal(again.sink_logits, pg.sink_logits)
+    assert [again.sample(s).graph for s in range(5)] == [pg.sample(s).graph for s in range(5)]
+    old = {k: v for k, v in space(25).to_dict().items() if k not in ("sink_options", "sink_logits")}
+    assert ProbabilisticGraph.from_dict(old, CATALOG).sink_options == (SinkOption("decider", "medium"),)
+    assert "Sink probabilities" in again.tables() and "Sink probabilities" not in space(25).tables()
+
+
+def test_sink_options_are_checked():
+    with pytest.raises(ValueError, match="decider sink needs a model"):
+        SinkOption("decider")
+    with pytest.raises(ValueError, match="duplicate sink options"):
+        space(30, sink_options=(VOTE, VOTE))
+    assert SinkOption.of("vote") == VOTE and SinkOption.of("small") == SinkOption("decider", "small")

@@ -46,7 +46,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="seed of the question draw and the method (default 0)")
     parser.add_argument("--run-dir", type=Path, help="run directory (default langtts-runs/<task>-<method>-<time>)")
     parser.add_argument("--models", type=_names, help="comma-separated worker models (default: every pool model)")
-    parser.add_argument("--sink-model", help="the decider's model (default: the pool's largest)")
+    parser.add_argument(
+        "--sink-model", help="the default sink's model (the paper's fixed decider; default: the pool's largest)"
+    )
+    parser.add_argument(
+        "--paper-faithful",
+        action="store_const",
+        const=True,
+        help="search the paper's space: the sink is a decider on --sink-model and agent-reinforce keeps its model "
+        "counts (default: every method may also pick the sink's model among the workers and a vote sink)",
+    )
     parser.add_argument("--max-evaluations", type=int, help="stop after this many search evaluations")
     parser.add_argument(
         "--wall-time", type=float, dest="wall_time_s", metavar="SECONDS", help="stop the search after this long"

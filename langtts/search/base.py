@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from langtts.cost import Budget, ModelCatalog, TaskLengths, feasible, graph_cost, maximal_multisets
+from langtts.cost import Budget, ModelCatalog, TaskLengths, by_size, feasible, graph_cost, maximal_multisets
 from langtts.graph import CollaborationGraph
 from langtts.models.pool import ModelPool
-from langtts.space import DEFAULT_MAX_NODES, ProbabilisticGraph
+from langtts.space import DEFAULT_MAX_NODES, VOTE, ProbabilisticGraph, SinkOption
 from langtts.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -117,7 +117,12 @@ class Evaluation(BaseModel):
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The graphs a run may evaluate: worker models, the fixed sink model, and the FLOPs budget."""
+    """The graphs a run may evaluate: worker models, the sink's options, and the FLOPs budget.
+
+    ``sink_model`` is the default sink (a decider on it; the paper's fixed sink). langtts's extension lets the
+    sink also be a decider on any of ``sink_models`` or, with ``vote_sink``, a vote (:meth:`sink_options`);
+    the defaults (no other sink model, no vote) are the paper's space.
+    """
 
     models: tuple[str, ...]
     sink_model: str
@@ -125,6 +130,18 @@ class SearchSpace:
     lengths: TaskLengths
     catalog: ModelCatalog  # keyed by pool model ids
     max_nodes: int = DEFAULT_MAX_NODES
+    sink_models: tuple[str, ...] = ()
+    vote_sink: bool = False
+
+    def sink_options(self) -> tuple[SinkOption, ...]:
+        """A decider on ``sink_model``, then on each other of ``sink_models`` (smallest first), then a vote."""
+        others = [m for m in dict.fromkeys(by_size(self.sink_models, self.catalog)) if m != self.sink_model]
+        deciders = tuple(SinkOption("decider", m) for m in (self.sink_model, *others))
+        return deciders + ((VOTE,) if self.vote_sink else ())
+
+    def model_ids(self) -> list[str]:
+        """Every model a node of a graph in this space may run (workers and decider sinks)."""
+        return list(dict.fromkeys([*self.models, self.sink_model, *self.sink_models]))
 
     def cost(self, graph: CollaborationGraph) -> float:
         """Modelled FLOPs of one run of ``graph`` on one question."""
@@ -148,7 +165,7 @@ class SearchSpace:
             self.lengths,
             self.catalog,
             max_nodes=self.max_nodes,
-            **options,
+            **{"sink_options": self.sink_options(), **options},
         )
 
 

@@ -3,8 +3,10 @@
 The worker nodes ``n0 .. n{k-1}`` run a fixed multiset of models, laid out smallest model first (by params, then
 id), so later nodes, which can receive more inputs, run the larger models. One binary variable per potential edge
 (``edge_i_j`` for i < j, and ``edge_i_sink``) and one role variable per node that can have inputs (``fuser_i``,
-i ≥ 1) make the search space; each round asks TPE for an assignment, turns it into a graph (see
-:meth:`Bayes.graph_of`) and tells TPE the evaluation's score.
+i ≥ 1) make the search space; when the space offers several sinks (not ``paper_faithful``), a categorical
+``sink`` variable picks among those the multiset affords (a decider on a model, labelled by its id, or
+``vote`` when there are at least two workers). Each round asks TPE for an assignment, turns it into a graph
+(see :meth:`Bayes.graph_of`) and tells TPE the evaluation's score.
 
 The multiset is the ``multiset`` option, or else one of the budget-maximal multisets of
 :func:`langtts.cost.maximal_multisets` (sorted by floor cost, most expensive first): number ``seed mod count``, so
@@ -33,7 +35,7 @@ from optuna.trial import Trial, TrialState
 from langtts.cost import by_size, fits, multiset_flops
 from langtts.graph import CollaborationGraph, Node, Role
 from langtts.search.base import Evaluation, MethodContext, SearchSpace, register
-from langtts.space import SINK_ID, worker_id, worker_index
+from langtts.space import SINK_ID, SinkOption, worker_id, worker_index
 
 BINARY = CategoricalDistribution((0, 1))
 
@@ -111,12 +113,23 @@ class Bayes:
         self.multiset = tuple(by_size(ids, catalog))
         k = len(self.multiset)
         self.sink = k  # the sink's slot index in edge pairs
+        self.sinks = [o for o in space.sink_options() if self._affords(o)]
         distributions: dict[str, BaseDistribution] = {}
+        if len(self.sinks) > 1:
+            distributions["sink"] = CategoricalDistribution(tuple(o.label for o in self.sinks))
         for j in range(1, k):
             distributions |= {f"edge_{i}_{j}": BINARY for i in range(j)}
         distributions |= {f"edge_{i}_sink": BINARY for i in range(k)}
         distributions |= {f"fuser_{i}": BINARY for i in range(1, k)}
         self.distributions = distributions
+
+    def _affords(self, sink: SinkOption) -> bool:
+        """Whether the multiset can run with ``sink`` within the budget (a vote needs two workers)."""
+        if sink.role == "vote":
+            return len(self.multiset) >= 2
+        catalog = self.space.catalog
+        floor = multiset_flops([catalog.get(m) for m in self.multiset], catalog.get(sink.model), self.space.lengths)
+        return fits(floor, self.space.budget.flops)
 
     def _new_study(self) -> optuna.Study:
         return optuna.create_study(direction="maximize", sampler=self._sampler())
@@ -135,43 +148,53 @@ class Bayes:
 
     # ---- assignment <-> graph ---------------------------------------------------------------------------
 
-    def graph_of(self, params: Mapping[str, int]) -> CollaborationGraph:
+    def graph_of(self, params: Mapping[str, Any]) -> CollaborationGraph:
         """The budget-feasible graph of an assignment, repaired deterministically and pruned.
 
         Edges are admitted in a fixed order, nearest the sink first: the worker → sink edges (last worker
         first), then the worker → worker edges by target, then source, both descending; a chosen edge is kept
         only if the graph (nodes reaching the sink) still fits the budget. If no worker feeds the sink, the
         edge from the last worker (the largest model) is added first; the multiset's floor cost guarantees that
-        it fits. Roles in node order: a node is a fuser iff its variable says so and all its inputs (at least
-        one) are assistants; otherwise it is an assistant. Nodes with no path to the sink are pruned.
+        it fits. A vote sink reads every chosen sink edge (they cost nothing; the floor fits), at least two: the
+        edges from the last workers are added until it has two. Roles in node order: a node is a fuser iff its
+        variable says so and all its inputs (at least one) are assistants; otherwise it is an assistant. Nodes
+        with no path to the sink are pruned.
         """
         k, sink = len(self.multiset), self.sink
-        sink_edges = [(i, sink) for i in reversed(range(k)) if params[f"edge_{i}_sink"]] or [(k - 1, sink)]
+        option = SinkOption.of(params["sink"]) if "sink" in params else self.sinks[0]
+        sink_edges = [(i, sink) for i in reversed(range(k)) if params[f"edge_{i}_sink"]]
         worker_edges = [(i, j) for j in reversed(range(k)) for i in reversed(range(j)) if params[f"edge_{i}_{j}"]]
         edges: list[tuple[int, int]] = []
-        for edge in [*sink_edges, *worker_edges]:
-            if self.space.feasible(self._graph([*edges, edge], ["assistant"] * k)):  # roles cost nothing
+        if option.role == "vote":  # admitted unchecked: a vote's inputs cost nothing
+            missing = [(i, sink) for i in reversed(range(k)) if (i, sink) not in sink_edges]
+            edges = sink_edges + missing[: max(0, 2 - len(sink_edges))]
+            candidates = worker_edges
+        else:
+            candidates = [*(sink_edges or [(k - 1, sink)]), *worker_edges]
+        for edge in candidates:
+            if self.space.feasible(self._graph([*edges, edge], ["assistant"] * k, option)):  # roles cost nothing
                 edges.append(edge)
         roles: list[Role] = []
         for i in range(k):
             inputs = [roles[s] for s, t in edges if t == i]
             fuser = i > 0 and bool(params[f"fuser_{i}"]) and bool(inputs) and all(r == "assistant" for r in inputs)
             roles.append("fuser" if fuser else "assistant")
-        return self._graph(edges, roles).pruned()
+        return self._graph(edges, roles, option).pruned()
 
-    def _graph(self, edges: Sequence[tuple[int, int]], roles: Sequence[Role]) -> CollaborationGraph:
+    def _graph(self, edges: Sequence[tuple[int, int]], roles: Sequence[Role], sink: SinkOption) -> CollaborationGraph:
         """The graph of the multiset's nodes with these roles and edges between slot indices."""
         nodes = [Node(worker_id(i), roles[i], m) for i, m in enumerate(self.multiset)]
-        nodes.append(Node(SINK_ID, "decider", self.space.sink_model))
+        nodes.append(Node(SINK_ID, sink.role, sink.model))
         named = [(worker_id(i), SINK_ID if j == self.sink else worker_id(j)) for i, j in sorted(edges)]
-        return CollaborationGraph(nodes=tuple(nodes), edges=tuple(named))
+        return CollaborationGraph(nodes=tuple(nodes), edges=tuple(named), sink_id=SINK_ID)
 
-    def params_of(self, graph: CollaborationGraph) -> dict[str, int]:
+    def params_of(self, graph: CollaborationGraph) -> dict[str, int | str]:
         """The assignment that :meth:`graph_of` turns into ``graph`` (up to pruning); ValueError if there is
         none (worker ``n<i>`` must run the i-th model of the multiset, edges go from lower to higher i, and the
         graph must fit the budget and have workers)."""
-        if graph.sink.model != self.space.sink_model:
-            raise ValueError(f"graph's sink runs {graph.sink.model!r}, not {self.space.sink_model!r}")
+        option = SinkOption.of_node(graph.sink)
+        if option not in self.sinks:
+            raise ValueError(f"graph's sink {option.label!r} is not one of {[o.label for o in self.sinks]}")
         slot: dict[str, int] = {graph.sink.id: self.sink}
         for node in graph.workers:
             i = worker_index(node.id)
@@ -179,7 +202,9 @@ class Bayes:
                 layout = ", ".join(f"{worker_id(i)}={m}" for i, m in enumerate(self.multiset))
                 raise ValueError(f"graph node {node.id!r} ({node.model}) is not in the bayes layout {layout}")
             slot[node.id] = i
-        params = dict.fromkeys(self.distributions, 0)
+        params: dict[str, int | str] = dict.fromkeys(self.distributions, 0)
+        if "sink" in params:
+            params["sink"] = option.label
         for u, v in graph.edges:
             i, j = slot[u], slot[v]
             if i >= j:
@@ -208,7 +233,7 @@ class Bayes:
         pending, self._pending = self._pending, None
         value = float(evaluation.score)
         if pending is not None and pending[1].fingerprint() == graph.fingerprint():
-            params = {k: int(v) for k, v in pending[0].params.items()}
+            params = {k: v if k == "sink" else int(v) for k, v in pending[0].params.items()}
             if math.isfinite(value):
                 self.study.tell(pending[0], value)
             else:
@@ -224,7 +249,7 @@ class Bayes:
         else:
             self.report_line(f"bayes: score {value} of graph {graph.fingerprint()[:12]} not told to TPE")
 
-    def _add(self, params: Mapping[str, int], value: float) -> None:
+    def _add(self, params: Mapping[str, int | str], value: float) -> None:
         trial = optuna.trial.create_trial(params=dict(params), distributions=dict(self.distributions), value=value)
         self.study.add_trial(trial)
 

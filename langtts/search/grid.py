@@ -1,8 +1,10 @@
 """``grid``: the standard test-time-scaling shapes — "just use a standard method" as a baseline.
 
 Candidates are the shapes of :mod:`langtts.shapes` built from one pool model each (every node, sink included,
-runs that model): ``single``; ``parallel`` n; ``chain`` depth d; ``fused`` n (n ≥ 2); ``layered`` w×d (w, d ≥ 2),
-every size that fits the budget (isomorphic duplicates such as parallel 1 = chain 1 once). The groups (shape,
+runs that model): ``single``; ``parallel`` n; ``chain`` depth d; ``fused`` n (n ≥ 2); ``layered`` w×d (w, d ≥ 2);
+and, when the space allows a vote sink, ``self_consistency`` k (k ≥ 2 samples and a vote); every size that fits
+the budget (isomorphic duplicates such as parallel 1 = chain 1 once). ``parallel`` k is also Self-MoA (k samples,
+a decider on the same model). The groups (shape,
 model) are interleaved smallest size first, so a short run still tries every shape and model; the method is
 done when every candidate has been evaluated once.
 """
@@ -21,8 +23,8 @@ from langtts.search.base import Evaluation, MethodContext, SearchSpace, register
 
 
 def candidates(space: SearchSpace) -> list[CollaborationGraph]:
-    """Every fitting shape over the space's models (sink model included), interleaved by group."""
-    models = by_size({*space.models, space.sink_model}, space.catalog)
+    """Every fitting shape over the space's models (sink models included), interleaved by group."""
+    models = by_size(space.model_ids(), space.catalog)
     groups: list[list[CollaborationGraph]] = []
     for model in models:
         groups += [
@@ -31,6 +33,7 @@ def candidates(space: SearchSpace) -> list[CollaborationGraph]:
             _fitting(space, functools.partial(shapes.chain, model), start=1),
             _fitting(space, functools.partial(shapes.fused, model), start=2),
             [g for w in range(2, space.max_nodes + 1) for g in _fitting(space, _layers(model, w), start=2)],
+            _fitting(space, functools.partial(shapes.self_consistency, model), start=2) if space.vote_sink else [],
         ]
     interleaved = itertools.chain.from_iterable(itertools.zip_longest(*groups))
     unique: dict[str, CollaborationGraph] = {}

@@ -66,6 +66,13 @@ class RunConfig(BaseModel):
     test_first: bool = Field(
         default=False, description="the held-out test questions are drawn before the search questions (new runs)"
     )
+    paper_faithful: bool = Field(
+        default=True,
+        description=(
+            "the paper's search space: the sink is a decider on sink_model and agent-reinforce keeps its model "
+            "counts; False (new runs' default) lets every method choose the sink's model and a vote sink"
+        ),
+    )
 
     @field_validator("method")
     @classmethod

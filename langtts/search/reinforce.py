@@ -1,7 +1,7 @@
 """``reinforce``: GPTSwarm-style REINFORCE with numeric gradients (method.md §6).
 
 Each round samples one graph G from p_θ (:class:`~langtts.space.ProbabilisticGraph`), evaluates it, and takes
-an Adam ascent step (lr 0.1 by default) on the edge, role and model logits along ``A · ∇θ log p(G)``, where
+an Adam ascent step (lr 0.1 by default) on the edge, role, model and sink logits along ``A · ∇θ log p(G)``, where
 the advantage ``A = score − b``.
 
 Baseline ``b``: ``"ema"`` (default) is an exponential moving average of the past scores (decay 0.9, started at
@@ -25,7 +25,7 @@ from langtts.graph import CollaborationGraph
 from langtts.search.base import Evaluation, MethodContext, new_rng, register, rng_state
 from langtts.space import ProbabilisticGraph, Sample
 
-TABLES = ("edge", "role", "model")
+TABLES = ("edge", "role", "model", "sink")
 
 
 class PolicyGradient:
@@ -87,6 +87,8 @@ class PolicyGradient:
         self.steps = state["steps"]
         self.baseline_value = state["baseline_value"]
         for table in TABLES:
+            if table not in state["moments"]:  # saved before the sink table existed (one sink option)
+                continue
             m, v = state["moments"][table]
             self.moments[table] = (np.asarray(m, dtype=float), np.asarray(v, dtype=float))
 
@@ -124,5 +126,6 @@ class Reinforce:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.rng = new_rng(self.seed, state["rng"])
         for table in TABLES:
-            getattr(self.graph_space, f"{table}_logits")[:] = np.asarray(state["logits"][table], dtype=float)
+            if table in state["logits"]:  # no "sink" in a state saved before the sink table existed
+                getattr(self.graph_space, f"{table}_logits")[:] = np.asarray(state["logits"][table], dtype=float)
         self.gradient.load_state_dict(state)

@@ -214,13 +214,16 @@ def run_config(
             "lengths": lengths,
             "n_search": wanted,
             "test_first": True,
+            "paper_faithful": bool(given.get("paper_faithful", False)),
         }
     )
 
 
-def search_space(config: RunConfig, pool: ModelPool | None) -> SearchSpace:
-    """The space a run searches: its models, sink model, budget and size limit, on the pool's catalog (or the
-    default one)."""
+def search_space(config: RunConfig, pool: ModelPool | None, task: Task) -> SearchSpace:
+    """The space a run searches: its models, sink options, budget and size limit, on the pool's catalog (or the
+    default one). Unless ``paper_faithful``, the sink may run any worker model or the sink model, or be a vote
+    (when the task has answers to count: not for code)."""
+    extended = not config.paper_faithful
     return SearchSpace(
         models=tuple(config.models),
         sink_model=config.sink_model,
@@ -228,6 +231,8 @@ def search_space(config: RunConfig, pool: ModelPool | None) -> SearchSpace:
         lengths=config.lengths,
         catalog=pool.catalog_for() if pool is not None else default_catalog(),
         max_nodes=config.max_nodes,
+        sink_models=tuple(config.models) if extended else (),
+        vote_sink=extended and task.answer_schema() is not None,
     )
 
 
@@ -282,7 +287,7 @@ class _Run:
     ) -> None:
         self.config, self.run_dir, self.task, self.pool = config, run_dir, task, pool
         self.report = report
-        self.space = search_space(config, pool)
+        self.space = search_space(config, pool, task)
         self.search, self.test = search_test_split(
             task.load(config.split), config.n_search, config.n_test, seed=config.seed, test_first=config.test_first
         )
@@ -530,7 +535,7 @@ class _Run:
         return evaluation
 
     def _check_proposal(self, graph: CollaborationGraph) -> None:
-        graph.check([*self.space.models, self.space.sink_model])
+        graph.check(self.space.model_ids())
         if not self.space.feasible(graph):
             raise OptimizationError(
                 f"{self.config.method} proposed a graph over the budget ({self.space.cost(graph):.4g} > "

@@ -80,7 +80,7 @@ class SyntheticEvaluator:
             m: SpeedProfile(
                 prefill_tps=1e12 / space.catalog.get(m).params, decode_tps=1e11 / space.catalog.get(m).params
             )
-            for m in (*space.models, space.sink_model)
+            for m in space.model_ids()
         }
 
     @property

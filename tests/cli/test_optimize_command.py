@@ -31,6 +31,7 @@ def test_optimize_then_resume_a_finished_run(pool_file: Path, tmp_path: Path, ca
     assert main([*argv, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["rounds"] == 3 and summary["config"]["method"] == "random"
+    assert summary["config"]["paper_faithful"] is False  # new runs search the extended space
     assert summary["test"]["phase"] == "test" and len(summary["test"]["outcome"]["question_ids"]) == 3
     assert {p.name for p in run_dir.iterdir()} >= {"config.json", "state.json", "result.json", "graph.json"}
     resume = ["optimize", "--resume", str(run_dir), "--pool", str(pool_file), "--no-cache"]
@@ -46,6 +47,16 @@ def test_optimize_then_resume_a_finished_run(pool_file: Path, tmp_path: Path, ca
     assert "batch_size: 2 there vs 3 now" in capsys.readouterr().err
     assert main([*resume, "--budget", "3"]) == 2
     assert json.loads((run_dir / "config.json").read_text())["iterations"] == 5
+
+
+def test_paper_faithful_is_stored_with_the_run(pool_file: Path, tmp_path: Path, capsys) -> None:
+    argv = ["optimize", "--task", "gsm8k", "--budget", "10", "--method", "random", "--iterations", "2"]
+    argv += ["--batch-size", "1", "--top-k", "1", "--validation-size", "0", "--n-test", "0", "--paper-faithful"]
+    assert main([*argv, "--run-dir", str(tmp_path / "run"), "--pool", str(pool_file), "--no-cache", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config"]["paper_faithful"] is True
+    graph = json.loads((tmp_path / "run" / "graph.json").read_text())
+    assert [n["model"] for n in graph["nodes"] if n["id"] == graph["sink"]] == [summary["config"]["sink_model"]]
 
 
 def test_bad_method_options_leave_no_run_behind(pool_file: Path, tmp_path: Path, capsys) -> None:

@@ -21,12 +21,21 @@ UNIT_MODEL = "qwen2.5-coder-0.5b"  # the sink with one input costs about 4.9 uni
 EXAMPLES = [Example(id=f"q{i}", question=f"question {i}", answer="0") for i in range(6)]
 
 
-def make_space(units: float = 8.0, max_nodes: int = 8) -> SearchSpace:
+def make_space(units: float = 8.0, max_nodes: int = 8, *, extended: bool = False) -> SearchSpace:
+    """The paper's space (a decider sink on SINK), or with ``extended`` langtts's: the sink may also be a decider
+    on any worker model or a vote."""
     catalog = default_catalog()
     lengths = task_lengths("math")
     budget = Budget.from_units(units, catalog.get(UNIT_MODEL), lengths)
     return SearchSpace(
-        models=MODELS, sink_model=SINK, budget=budget, lengths=lengths, catalog=catalog, max_nodes=max_nodes
+        models=MODELS,
+        sink_model=SINK,
+        budget=budget,
+        lengths=lengths,
+        catalog=catalog,
+        max_nodes=max_nodes,
+        sink_models=MODELS if extended else (),
+        vote_sink=extended,
     )
 
 

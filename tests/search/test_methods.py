@@ -78,24 +78,38 @@ def assert_valid(graph: CollaborationGraph, space, strict: bool = False, sink: s
     seed=st.integers(0, 2**32 - 1),
     units=st.floats(5.3, 20),
     max_nodes=st.integers(1, 8),
+    extended=st.booleans(),
 )
-def test_every_proposal_is_valid_and_within_budget(method, seed, units, max_nodes):
-    space = make_space(units, max_nodes)
+def test_every_proposal_is_valid_and_within_budget(method, seed, units, max_nodes, extended):
+    space = make_space(units, max_nodes, extended=extended)
     graphs = drive(build(method, space, seed, **OPTIONS[method]), space, 5)
     assert len(graphs) == 5
     for graph in graphs:
-        assert_valid(graph, space, strict=method == "bayes")  # bayes proposes pruned graphs
+        assert_valid(graph, space, strict=method == "bayes", sink=None if extended else SINK)  # bayes: pruned
+
+
+@pytest.mark.parametrize("method", SAMPLING)
+def test_the_extended_space_proposes_votes_and_other_sink_models(method):
+    space = make_space(8.0, extended=True)
+    graphs = [g for seed in (0, 1) for g in drive(build(method, space, seed, **OPTIONS[method]), space, 12)]
+    sinks = Counter(g.sink.model or "vote" for g in graphs)
+    assert sinks["vote"] > 0 and len(sinks) >= 3, sinks
+    for graph in (g for g in drive(build(method, space, 0, **OPTIONS[method]), space, 12) if g.sink.role == "vote"):
+        assert len(graph.predecessors("sink")) >= 2 and space.cost(graph) == space.cost(graph.pruned())
+    paper = make_space(8.0)
+    assert {g.sink.model for g in drive(build(method, paper, 0, **OPTIONS[method]), paper, 12)} == {SINK}
 
 
 @settings(max_examples=60, deadline=None)
 @given(units=st.floats(5.3, 14), seed=st.integers(0, 1000), bits=st.integers(0, 2**64 - 1))
 def test_bayes_repairs_every_assignment_into_a_feasible_graph_that_maps_back(units, seed, bits):
-    space = make_space(units)
+    space = make_space(units, extended=bool(bits & 1))
     opt = Bayes(MethodContext(space=space, seed=seed))
     rng = np.random.default_rng(bits)
-    params = {name: int(rng.integers(2)) for name in opt.distributions}
+    params = {name: rng.choice(d.choices).item() for name, d in opt.distributions.items()}
     graph = opt.graph_of(params)
-    assert_valid(graph, space, strict=True)
+    assert_valid(graph, space, strict=True, sink=None)
+    assert graph.sink.role == "vote" if params.get("sink") == "vote" else graph.sink.model == params.get("sink", SINK)
     assert Counter(n.model for n in graph.workers) <= Counter(opt.multiset)
     again = opt.graph_of(opt.params_of(graph))
     assert again == graph
@@ -118,9 +132,10 @@ def test_bayes_drops_edges_that_break_the_budget():
 # ---- (c) state_dict round trip
 
 
+@pytest.mark.parametrize("extended", [False, True])
 @pytest.mark.parametrize("method", ALL)
-def test_resuming_from_the_state_dict_continues_the_run(method):
-    space = make_space()
+def test_resuming_from_the_state_dict_continues_the_run(method, extended):
+    space = make_space(extended=extended)
     uninterrupted = drive(build(method, space, 3, **OPTIONS[method]), space, ROUNDS)
 
     first = build(method, space, 3, **OPTIONS[method])
@@ -316,3 +331,17 @@ def test_grid_resumed_at_its_end_proposes_nothing():
     opt = GridSearch(MethodContext(space=space, seed=0))
     opt.load_state_dict({"next": len(opt.candidates)})
     assert asyncio.run(opt.propose()) is None
+
+
+def test_grid_in_the_extended_space_adds_self_consistency():
+    paper, extended = make_space(8.0), make_space(8.0, extended=True)
+    grid = {g.fingerprint() for g in drive(GridSearch(MethodContext(space=extended, seed=0)), extended, 1000)}
+    before = {g.fingerprint() for g in drive(GridSearch(MethodContext(space=paper, seed=0)), paper, 1000)}
+    added = grid - before
+    votes = {
+        shapes.self_consistency(m, k).fingerprint()
+        for m in (*MODELS, SINK)
+        for k in range(2, 9)
+        if extended.feasible(shapes.self_consistency(m, k))
+    }
+    assert added == votes and shapes.self_consistency(MODELS[0], 8).fingerprint() in added

@@ -99,7 +99,7 @@ def test_joint_objective_binds_its_latency_reference_and_reports_the_pareto_fron
 
 
 def test_the_pareto_front_is_measured_on_the_validation_questions_and_each_point_exports(tmp_path: Path) -> None:
-    result = run("grid", str(tmp_path), top_k=1)
+    result = run("grid", str(tmp_path), top_k=1, paper_faithful=True)  # a front of several points
     validated = [e for e in result.ledger if e.phase == "validate"]
     assert len({tuple(e.outcome.question_ids) for e in validated}) == 1  # every candidate on the same questions
     search_front = {p.fingerprint for p in pareto(result.ledger, phase="search")}
@@ -404,3 +404,20 @@ def test_the_graphs_of_a_result_are_parsed_once(tmp_path: Path) -> None:
     assert entry.collaboration_graph() == CollaborationGraph.from_dict(entry.graph)
     assert loaded.graph is loaded.graph and loaded.graph == result.graph
     assert loaded.model_dump(mode="json") == result.model_dump(mode="json")  # the file format is unchanged
+
+
+def test_new_runs_search_the_extended_space_and_paper_faithful_restores_the_fixed_sink(tmp_path: Path) -> None:
+    from langtts.search.records import RunConfig
+
+    extended = run("random", str(tmp_path / "extended"))
+    assert extended.config.paper_faithful is False
+    sinks = {e.collaboration_graph().sink.model or "vote" for e in extended.ledger if e.phase == "search"}
+    assert "vote" in sinks and len(sinks) >= 2, sinks
+    faithful = run("random", str(tmp_path / "paper"), paper_faithful=True)
+    assert faithful.config.paper_faithful is True
+    assert {e.collaboration_graph().sink.model for e in faithful.ledger} == {faithful.config.sink_model}
+    stored = json.loads((tmp_path / "paper" / "config.json").read_text())
+    del stored["paper_faithful"]  # a run directory written before the extension
+    assert RunConfig.model_validate(stored).paper_faithful is True
+    with pytest.raises(ValueError, match="paper_faithful"):
+        resume(tmp_path / "paper", None, evaluator=evaluator(), progress=False, paper_faithful=False)
