@@ -2,6 +2,7 @@
 
 - :mod:`.graph`: the method (:class:`AgentReinforce`) and the agent's StateGraph;
 - :mod:`.prompts`: its prompts (``prompts/agent/``) and the pilot data it is shown;
+- :mod:`.pool_profile`: the stored ``langtts profile`` of the run's pool it reads (initialise prompt, pretest);
 - :mod:`.schemas`: the JSON schemas of its answers; :mod:`.parsing`: the checks that turn an answer into a
   choice, feedback or a graph; :mod:`.update`: an answer's probabilities turned into logits;
 - :mod:`.space`: p_θ over a fixed worker multiset.

@@ -2,11 +2,21 @@
 
 ``initialise → pretest → sample → evaluate → feedback → update → sample → ...``
 
-- **initialise**: the agent picks two of the budget-maximal model multisets (given the pilot data and the three
-  insights); **pretest** expands each into variants that drop the weakest model one at a time, evaluates one
-  random graph per variant on one question (``context.calibrate``) and keeps the best; on a tie (with tiny models
-  often every variant scores 0 on its one question) the one with the most workers, the agent's own choices
-  before the reduced variants and its first choice first. From then on the worker multiset is fixed: worker
+- **initialise**: the agent picks two of the budget-maximal model multisets (given the paper's pilot data and
+  three insights and, when a stored ``langtts profile`` of the run's task and worker models fits the run, a pilot
+  table of *this* pool on *this* task beside them: per model its accuracy with the 95 % interval, questions
+  scored, mean completion tokens, measured FLOPs per question and no-answer rate; see :mod:`.pool_profile` for
+  which profile fits, and ``use_profile=False`` to ignore it); **pretest** expands each into variants that drop
+  the weakest model one at a time and keeps the best. With that profile (every variant's models measured), the
+  best is the variant of the highest *worth* — the sum over its workers (copies counted) of their model's 95 %
+  Wilson lower bound minus the task's chance floor (5 % for tasks without one; :func:`.pool_profile.worth`) —
+  and no graph is evaluated. Without one it evaluates one random graph per variant on one question
+  (``context.calibrate``) and keeps the best score. Either way a tie (with tiny models often every variant scores
+  0 on its one question) goes to the one with the most workers, the agent's own choices before the reduced
+  variants and its first choice first. The profile used (its file, figures and prompt text, or why none) is kept
+  in the thread state (``init["profile"]``, ``init["profile_note"]``) and in ``RUN_DIR/agent_profile.json``, so a
+  resumed run never reads a profile that changed in between; :meth:`AgentReinforce.report` says whether one was
+  used and its file. From then on the worker multiset is fixed: worker
   ``n<i>`` starts on the i-th model, weakest first, so the strongest models sit on the highest-numbered nodes,
   which may read from all the others; model draws keep the counts.
 - **sample**: round 1 draws from p_θ; later rounds the agent proposes the graph in two structured calls, each
@@ -47,6 +57,7 @@ from langtts.cost import by_size, largest_model
 from langtts.graph import CollaborationGraph
 from langtts.models.errors import ModelCallError, StructuredOutputError
 from langtts.prompts import PromptLibrary
+from langtts.search.agent_reinforce import pool_profile
 from langtts.search.agent_reinforce.parsing import (
     AgentOutputError,
     check_answer,
@@ -111,7 +122,8 @@ class AgentReinforce:
     thread ends after that many rounds; default never), ``lr`` (numeric steps), ``temperature``,
     ``max_tokens`` (default: per call, room for the longest answer its bounded schema allows; at most half
     the agent's context window) and ``history_rounds`` (rounds shown) for the agent's calls, ``prompts_dir``
-    (user prompt files, ``agent/pilot.json`` included).
+    (user prompt files, ``agent/pilot.json`` included), ``use_profile`` (default ``True``: read the pool's stored
+    ``langtts profile`` when it fits the run; see the module docstring).
     """
 
     name: ClassVar[str]
@@ -134,6 +146,7 @@ class AgentReinforce:
         max_tokens: int | None = None,
         history_rounds: int = 4,
         prompts_dir: str | None = None,
+        use_profile: bool = True,
     ) -> None:
         if variant not in ("agent", "textgrad", "maas"):
             raise ValueError(f"variant must be 'agent', 'textgrad' or 'maas', got {variant!r}")
@@ -153,6 +166,7 @@ class AgentReinforce:
         self.insights = variant == "agent" if insights is None else insights
         self.init = init or ("insight" if variant == "agent" else "random")
         self.fusers, self.joint = fusers, objective_kind == "joint"
+        self.use_profile = use_profile
         self.max_repairs, self.max_rounds, self.lr = max_repairs, max_rounds, lr
         window = self.pool.context_window(self.agent_model)
         self.temperature, self.max_tokens, self.window = temperature, max_tokens, window
@@ -180,6 +194,7 @@ class AgentReinforce:
             "objective_kind": objective_kind,
             "max_repairs": max_repairs,
             "max_rounds": max_rounds,
+            "use_profile": use_profile,
         }
         self._values: dict[str, Any] = {}  # the thread's state after the last step (the method's state)
         self._ended = False  # the thread ended (max_rounds)
@@ -215,8 +230,15 @@ class AgentReinforce:
             for r in self._values.get("history", [])
         ]
         proposals = Counter(r["proposal"]["status"] for r in history)
+        init = self._values.get("init") or {}
+        used = init.get("profile")
         return {
             "options": self.options,
+            "profile": {
+                "used": used is not None,
+                "path": used["path"] if used else None,
+                "note": init.get("profile_note", ""),
+            },
             "initialise": self._values.get("init"),
             "rounds": len(history),
             "proposals": {s: proposals[s] for s in ("valid", "repaired", "fallback", "sampled")},
@@ -242,6 +264,7 @@ class AgentReinforce:
         return builder.compile(checkpointer=checkpointer, name="agent-reinforce")
 
     async def _initialise(self, state: AgentState) -> dict[str, Any]:
+        profile, note = self._pool_profile()
         if self.init == "random" or len(self.candidates) == 1:
             index = int(self._rng(1).integers(len(self.candidates))) if self.init == "random" else 0
             init: dict[str, Any] = {"how": self.init if len(self.candidates) > 1 else "only", "choices": [index]}
@@ -249,15 +272,40 @@ class AgentReinforce:
             shown = self.candidates[:MAX_CANDIDATES]
             answer = await self._ask(
                 "initialise",
-                self.prompts.initialise(shown),
+                self.prompts.initialise(shown, profile["text"] if profile else ""),
                 choice_schema(len(shown)),
                 lambda d: (parse_choice(d), d["reasoning"]),
             )
             choices, reasoning = answer.value or ((0, 1), "")
             init = {"how": answer.status, "choices": list(choices), "reasoning": reasoning, "errors": answer.errors}
+        init.update(profile=profile, profile_note=note)
         chosen = "; ".join(multiset_text(self.candidates[i]) for i in init["choices"])
         self.context.report(f"[agent] initialise ({init['how']}): {chosen}")
         return {"round": 0, "init": init}
+
+    def _pool_profile(self) -> tuple[dict[str, Any] | None, str]:
+        """The snapshot of the pool's stored profile the agent uses (None if none) and a note on it, reported; kept
+        in the run directory, and taken from there when the thread starts again (see :mod:`.pool_profile`)."""
+        run_dir = self.context.run_dir
+        if not self.use_profile:
+            profile, note = None, "not used (use_profile=False)"
+        elif self.init == "random":
+            profile, note = None, "not used (random initial mix: no initialise prompt, no pretest)"
+        elif (kept := pool_profile.load_kept(run_dir)) is not None:
+            profile, note = kept["profile"], str(kept.get("note", ""))
+        else:
+            found, path, note = pool_profile.read(self.context)
+            profile = None
+            if found is not None and path is not None:
+                profile = pool_profile.snapshot(found, path, self.prompts.pool_profile(found))
+            pool_profile.keep(run_dir, profile, note)
+        if profile is not None:
+            self.context.report(
+                f"[agent] pool profile: {profile['path']} ({profile['n']} questions, measured {profile['measured_at']})"
+            )
+        else:
+            self.context.report(f"[agent] no pool profile: {note}")
+        return profile, note
 
     async def _pretest(self, state: AgentState) -> dict[str, Any]:
         init = dict(state["init"])
@@ -267,7 +315,19 @@ class AgentReinforce:
                 if variant not in variants:
                     variants.append(variant)
         pretests = []
-        if self.context.calibrate is not None and len(variants) > 1:
+        profile = init.get("profile")
+        if len(variants) > 1 and pool_profile.decides(profile, variants):
+            assert profile is not None
+            choices = {self.candidates[i] for i in init["choices"]}
+            worths = [pool_profile.worth(profile, v) for v in variants]
+            by_worth = {v: (w, len(v), v in choices, -k) for k, (w, v) in enumerate(zip(worths, variants, strict=True))}
+            best = max(variants, key=by_worth.__getitem__)
+            init["profile_worths"] = [{"multiset": list(v), "worth": w} for v, w in zip(variants, worths, strict=True)]
+            self.context.report(
+                f"[agent] pretest of {len(variants)} variant(s) by the pool profile (no calibration call): keeping "
+                f"{multiset_text(best)} (worth {by_worth[best][0]:.3f})"
+            )
+        elif self.context.calibrate is not None and len(variants) > 1:
             for k, variant in enumerate(variants):
                 graph = draw(self._initial(variant), variant, self._rng(3, k)).graph
                 evaluation = await self.context.calibrate(graph, 1)
@@ -283,7 +343,8 @@ class AgentReinforce:
             best = variants[0]
         pg = self._initial(best)
         init.update(variants=[list(v) for v in variants], pretests=pretests, multiset=list(best))
-        self.context.report(f"[agent] pretest of {len(pretests)} variant(s): keeping {multiset_text(best)}")
+        if "profile_worths" not in init:
+            self.context.report(f"[agent] pretest of {len(pretests)} variant(s): keeping {multiset_text(best)}")
         return {
             "init": init,
             "multiset": list(best),

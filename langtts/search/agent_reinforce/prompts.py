@@ -4,6 +4,11 @@
 The ablation switches show in the prompts: ``insights=False`` leaves out the insights and the pilot data,
 ``fusers=False`` swaps the role description for one without fusers, the joint objective adds the latency rules
 and the latency of each result.
+
+The stored ``langtts profile`` of the run's pool, when one fits (see :mod:`.pool_profile`), is shown in the
+initialise prompt after the paper's pilot data (``{pool_profile}`` in ``agent/initialise``; a user template
+without that placeholder gets it after ``{pilot}``), rendered by :meth:`AgentPrompts.pool_profile` with
+``agent/pool_profile``; without one the prompt is as before.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from langtts.cost import input_flops, multiset_flops, node_flops, smallest_model, unit_flops
 from langtts.graph import CollaborationGraph
+from langtts.profile import Profile
 from langtts.prompts import PromptLibrary, PromptTemplate
 from langtts.search.agent_reinforce.parsing import multiset_text
 from langtts.search.base import SearchSpace
@@ -24,7 +30,7 @@ from langtts.tasks.base import Task
 
 _COMMON = ("task", "budget", "objective", "latency_rules", "insights", "roles", "sink_model", "round")
 _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name: (required, extra allowed)
-    "initialise": (("candidates",), ("pilot",)),
+    "initialise": (("candidates",), ("pilot", "pool_profile")),
     "sample": (("tables", "multiset"), ("workers", "costs", "history")),
     "feedback": (("graph", "result"), ("tables", "history")),
     "update": (("tables", "feedback", "fields"), ("graph", "result", "multiset", "history")),
@@ -86,6 +92,7 @@ class AgentPrompts:
         pilot: PilotData | None,
         history: int,
     ) -> None:
+        self.library = library
         self.templates: dict[str, PromptTemplate] = {}
         for name, (required, extra) in _TEMPLATES.items():
             template = library.get(f"agent/{name}")
@@ -112,9 +119,39 @@ class AgentPrompts:
         else:
             self.pilot = ""
 
-    def initialise(self, candidates: Sequence[tuple[str, ...]]) -> list[dict[str, str]]:
+    def initialise(self, candidates: Sequence[tuple[str, ...]], pool_profile: str = "") -> list[dict[str, str]]:
+        """The initialise prompt; ``pool_profile``: the text of :meth:`pool_profile` (empty: none fits)."""
         lines = [f"{i}: {multiset_text(c)} (at least {self._floor(c):.1f} units)" for i, c in enumerate(candidates)]
-        return self._messages("initialise", candidates="\n".join(lines), pilot=self.pilot, round="0")
+        shown = f"\n{pool_profile}" if pool_profile else ""
+        pilot = self.pilot
+        if "pool_profile" not in self.templates["initialise"].placeholders:  # a user's template: after the pilot
+            pilot, shown = pilot + shown, ""
+        return self._messages("initialise", candidates="\n".join(lines), pilot=pilot, pool_profile=shown, round="0")
+
+    def pool_profile(self, profile: Profile) -> str:
+        """``agent/pool_profile`` filled with ``profile``'s table: per model the accuracy with its 95% interval,
+        the questions scored, the mean completion tokens, the measured FLOPs per question and the no-answer rate."""
+        rows = [("model", "accuracy", "95% CI", "n", "completion tokens", "FLOPs/question", "no answer")]
+        for m in profile.models:
+            ci = "-" if m.ci_low is None or m.ci_high is None else f"[{m.ci_low:.1%}, {m.ci_high:.1%}]"
+            rows.append(
+                (
+                    m.model,
+                    "-" if m.accuracy is None else f"{m.accuracy:.1%}",
+                    ci,
+                    str(m.n_scored),
+                    f"{m.completion_tokens_mean:.1f}",
+                    f"{m.flops_per_question:.3g}",
+                    f"{m.extraction_failure_rate:.1%}",
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        table = "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+        chance = "none for this task" if profile.chance_floor is None else f"{profile.chance_floor:.0%}"
+        return self.library.text(
+            "agent/pool_profile", task=profile.key.task, n=str(len(profile.key.question_ids)), chance=chance,
+            table=table,
+        )  # fmt: skip
 
     def sample(
         self, round_: int, pg: ProbabilisticGraph, multiset: Sequence[str], history: Sequence[Mapping[str, Any]]
