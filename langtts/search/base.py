@@ -182,6 +182,8 @@ class MethodContext:
       pre-test while initialising); the loop records it in the ledger (phase ``calibrate``) and, after a
       resume, answers a repeated request for the same graph and ``n`` from the ledger instead of re-running it.
     - ``run_dir`` is the run's directory (a method may keep files there, e.g. a checkpointer database).
+    - ``settings`` are the run's generation settings: ``split``, ``temperature`` and ``max_tokens`` (e.g. to find
+      the stored profile measured under them); empty: the run defaults.
     - ``report(line)`` shows progress to the user.
     """
 
@@ -193,6 +195,7 @@ class MethodContext:
     calibrate: Calibrate | None = None
     run_dir: Path | None = None
     report: Callable[[str], None] = lambda line: None
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Optimizer(Protocol):

@@ -375,6 +375,7 @@ class _Run:
             calibrate=self._calibrate,
             run_dir=self.run_dir,
             report=self.report,
+            settings={k: getattr(self.config, k) for k in ("split", "temperature", "max_tokens")},
         )
         return METHODS[self.config.method](context, **self.config.method_options)
 

@@ -65,14 +65,20 @@ def store(task: Task, pool: ModelPool, correct: Mapping[str, int], **key_options
 class ProfileSetup(Setup):
     """Setup on a task (MMLU by default), optionally with a run directory."""
 
-    def __init__(self, task: Task = MMLU, run_dir: Path | None = None, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        task: Task = MMLU,
+        run_dir: Path | None = None,
+        cache_dir: Path | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(cache_dir)
-        self.task, self.run_dir = task, run_dir
+        self.task, self.run_dir, self.settings = task, run_dir, settings or {}
 
     def build(self, **options: Any) -> AgentReinforce:
         context = MethodContext(
             space=self.space, seed=3, pool=self.pool, task=self.task, tags={"run": "r1", "purpose": "optimizer"},
-            calibrate=self.calibrate, run_dir=self.run_dir, report=self.lines.append,
+            calibrate=self.calibrate, run_dir=self.run_dir, report=self.lines.append, settings=self.settings,
         )  # fmt: skip
         return AgentReinforce(context, **options)
 
@@ -186,10 +192,7 @@ def test_a_stale_profile_is_ignored(tmp_path: Path):
     note = optimizer.report()["profile"]["note"]
     assert note.startswith("the stored profile of mmlu does not fit (changed: temperature 0.7 → 0.1)")
 
-    run_dir = tmp_path / "run"  # the run's settings come from its config.json
-    run_dir.mkdir()
-    (run_dir / "config.json").write_text(json.dumps({"temperature": 0.7, "split": None, "max_tokens": None}))
-    setup = ProfileSetup(run_dir=run_dir)
+    setup = ProfileSetup(settings={"temperature": 0.7})  # the run's settings, as the search loop passes them
     fits, optimizer = initialise_prompt(setup)
     assert "\n".join(TABLE) in fits and optimizer.report()["profile"]["used"] and not setup.calibrated
 

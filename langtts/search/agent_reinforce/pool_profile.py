@@ -1,11 +1,9 @@
 """The stored ``langtts profile`` of the run's pool, as Agent-REINFORCE reads it (issue 15, item 1(b)).
 
 **Which profile.** The one :func:`langtts.profile.fitting_profile` finds for the run's task and worker models
-(``context.space.models``) under the run's ``split``, ``temperature`` and ``max_tokens``: a profile of these models
-(or more, at any N and seed) measured under the same prompts, generation settings and pool specs; a stale one is
-ignored. The method context carries no generation settings, so they are read from the run directory's
-``config.json`` (written by :func:`langtts.search.optimize` before the search starts); without a run directory or
-that file, the run defaults (default split, temperature 0.1, the task family's ``max_tokens``).
+(``context.space.models``) under the run's ``split``, ``temperature`` and ``max_tokens`` (``context.settings``;
+the run defaults where it has none): a profile of these models (or more, at any N and seed) measured under the
+same prompts, generation settings and pool specs; a stale one is ignored.
 
 **What is kept.** A JSON snapshot (:func:`snapshot`): the file, when it was measured, its number of questions, the
 task's chance floor, per model the figures the agent uses, and the prompt text rendered from them. It goes into
@@ -30,6 +28,7 @@ from typing import Any
 from langtts.files import write_text_atomic
 from langtts.profile import NO_FLOOR_CEILING, Profile, fitting_profile, profile_path
 from langtts.search.base import MethodContext
+from langtts.search.records import RunConfig
 
 SNAPSHOT_FILE = "agent_profile.json"
 """Where the agent keeps, in the run directory, the profile it read (or why none)."""
@@ -45,20 +44,10 @@ FIGURES = (
 """The per-model figures of a snapshot: what the prompt's table and the pretest's rule read."""
 
 
-def run_settings(run_dir: Path | None) -> dict[str, Any]:
-    """The run's ``split``, ``temperature`` and ``max_tokens``: from ``run_dir/config.json``, else the run
-    defaults (``None``, ``0.1``, ``None``)."""
-    config: dict[str, Any] = {}
-    if run_dir is not None and (run_dir / "config.json").is_file():
-        try:
-            config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            config = {}
-    return {
-        "split": config.get("split"),
-        "temperature": config.get("temperature", 0.1),
-        "max_tokens": config.get("max_tokens"),
-    }
+def run_settings(context: MethodContext) -> dict[str, Any]:
+    """The run's ``split``, ``temperature`` and ``max_tokens`` (``context.settings``, else the run defaults)."""
+    defaults = {name: RunConfig.model_fields[name].default for name in ("split", "temperature", "max_tokens")}
+    return {name: context.settings.get(name, default) for name, default in defaults.items()}
 
 
 def read(context: MethodContext) -> tuple[Profile | None, Path | None, str]:
@@ -66,7 +55,7 @@ def read(context: MethodContext) -> tuple[Profile | None, Path | None, str]:
     does (empty when one does)."""
     if context.task is None or context.pool is None:
         return None, None, "no task or pool in the method context"
-    settings = run_settings(context.run_dir)
+    settings = run_settings(context)
     models = list(context.space.models)
     try:
         found = fitting_profile(context.task, context.pool, models, **settings)
