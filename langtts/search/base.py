@@ -120,8 +120,8 @@ class SearchSpace:
     """The graphs a run may evaluate: worker models, the sink's options, and the FLOPs budget.
 
     ``sink_model`` is the default sink (a decider on it; the paper's fixed sink). langtts's extension lets the
-    sink also be a decider on any of ``sink_models`` or, with ``vote_sink``, a vote (:meth:`sink_options`);
-    the defaults (no other sink model, no vote) are the paper's space.
+    sink also be a decider on any of ``sink_models`` or, with ``vote_sink``, a vote (:meth:`sink_options`), and
+    lets a method revise a model mix it chose (``paper_faithful`` False); the defaults are the paper's space.
     """
 
     models: tuple[str, ...]
@@ -132,6 +132,7 @@ class SearchSpace:
     max_nodes: int = DEFAULT_MAX_NODES
     sink_models: tuple[str, ...] = ()
     vote_sink: bool = False
+    paper_faithful: bool = True
 
     def sink_options(self) -> tuple[SinkOption, ...]:
         """A decider on ``sink_model``, then on each other of ``sink_models`` (smallest first), then a vote."""

@@ -233,6 +233,7 @@ def search_space(config: RunConfig, pool: ModelPool | None, task: Task) -> Searc
         max_nodes=config.max_nodes,
         sink_models=tuple(config.models) if extended else (),
         vote_sink=extended and task.answer_schema() is not None,
+        paper_faithful=config.paper_faithful,
     )
 
 

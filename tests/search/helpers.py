@@ -36,6 +36,7 @@ def make_space(units: float = 8.0, max_nodes: int = 8, *, extended: bool = False
         max_nodes=max_nodes,
         sink_models=MODELS if extended else (),
         vote_sink=extended,
+        paper_faithful=not extended,
     )
 
 
