@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from collections import Counter
 from pathlib import Path
@@ -100,7 +99,7 @@ def measure_speed(pool: ModelPool, model: str) -> dict[str, Any]:
     }
 
 
-def planned_calls(args: argparse.Namespace, decider: str, best: str | None) -> list[tuple[str, str, int, int]]:
+def planned_calls(args: argparse.Namespace, decider: str, best: str) -> list[tuple[str, str, int, int]]:
     """(model, what, prompt tokens, completion tokens) of every call of an empty-cache run, one entry per call
     kind with its count folded into the tokens."""
     plan: list[tuple[str, str, int, int]] = []
@@ -112,7 +111,7 @@ def planned_calls(args: argparse.Namespace, decider: str, best: str | None) -> l
     if "sc" in args.parts:
         n, prompt, reply = args.n, EXPECTED_PROMPT["gsm8k"], EXPECTED_COMPLETION["gsm8k"]
         plan.append((args.worker, "single", n * prompt, n * reply))
-        if best is not None:
+        if best != args.worker:
             plan.append((best, "single-best", n * prompt, n * reply))
         plan.append((args.worker, "5 samples", 5 * n * prompt, 5 * n * reply))
         decider_prompt = prompt + 3 * reply + 100
@@ -184,9 +183,7 @@ def largest(pool: ModelPool, models: list[str]) -> str:
 
 def best_model(pool: ModelPool, args: argparse.Namespace) -> tuple[str, str]:
     """The single best model and why: the stored GSM8K profile's best, else the largest of ``--models``."""
-    stored = stored_profile(
-        "gsm8k", pool, args.models, n=args.profile_n, seed=args.seed, directory=args.profile_dir
-    )
+    stored = stored_profile("gsm8k", pool, args.models, n=args.profile_n, seed=args.seed, directory=args.profile_dir)
     if isinstance(stored, Profile) and (best := stored.best()) is not None:
         return best.model, f"most accurate in the GSM8K profile ({best.accuracy:.1%} on {best.n_scored} questions)"
     return largest(pool, args.models), "largest of --models (no current GSM8K profile of them is stored)"
@@ -273,11 +270,9 @@ def verdict(name_a: str, name_b: str, c: dict[str, Any]) -> str:
         f"{c['difference'] * 100:+.1f} pp, 95% CI [{c['ci_low'] * 100:+.1f}, {c['ci_high'] * 100:+.1f}], "
         f"McNemar p = {c['p_value']:.3g}, n = {c['n']}; {cost}"
     )
-    significant = c["p_value"] < ALPHA
-    if significant and c["ci_low"] > 0:
-        return f"{name_a} beats {name_b} ({numbers})"
-    if significant and c["ci_high"] < 0:
-        return f"{name_b} beats {name_a} ({numbers})"
+    if c["winner"] is not None:
+        loser = name_b if c["winner"] == name_a else name_a
+        return f"{c['winner']} beats {loser} ({numbers})"
     return f"no significant difference between {name_a} and {name_b} ({numbers})"
 
 
@@ -302,9 +297,8 @@ def comparison(rows: dict[str, dict[str, Any]], a: str, b: str) -> dict[str, Any
         "only_a": paired.only_a,
         "only_b": paired.only_b,
     }
-    out["winner"] = (
-        a if paired.p_value < ALPHA and paired.ci_low > 0 else b if paired.p_value < ALPHA and paired.ci_high < 0 else None
-    )
+    significant = paired.p_value < ALPHA
+    out["winner"] = a if significant and paired.ci_low > 0 else b if significant and paired.ci_high < 0 else None
     out["verdict"] = verdict(a, b, out)
     return out
 
@@ -365,7 +359,8 @@ def markdown(data: dict[str, Any]) -> str:
             f"Profile, {task} ({prof['questions']} questions per model, max_tokens {prof['settings']['max_tokens']}, "
             f"temperature {prof['settings']['temperature']}):",
             "",
-            "| model | accuracy [95 % Wilson CI] | completion tokens | FLOPs/question | no answer | truncated | latency |",
+            "| model | accuracy [95 % Wilson CI] | completion tokens | FLOPs/question | no answer | truncated "
+            "| latency |",
             "|---|---|---|---|---|---|---|",
         ]
         for model, m in prof["models"].items():
@@ -428,18 +423,18 @@ def merge_previous(path: Path, data: dict[str, Any], parts: list[str]) -> dict[s
 
 def run(args: argparse.Namespace, pool: ModelPool) -> dict[str, Any]:
     """Both parts on ``pool`` as ``args`` say; the result file's body (without its header)."""
-    for model in {*args.models, args.worker, *(args.decider and [args.decider] or [])}:
+    for model in {*args.models, args.worker, *([args.decider] if args.decider else [])}:
         pool.spec(model)  # an unknown model fails here, before anything runs
-    best, best_reason = best_model(pool, args)
     decider = args.decider or largest(pool, args.models)
-    speeds = {m: measure_speed(pool, m) for m in sorted({*args.models, args.worker, decider, best})}
+    speeds = {m: measure_speed(pool, m) for m in sorted({*args.models, args.worker, decider})}
     say(
         "measured speed (tok/s, decode / prefill, 1 request"
         + (", replayed from the call cache" if all(s["from_cache"] for s in speeds.values()) else "")
         + "): "
         + ", ".join(f"{m} {s['decode_tok_s']:.1f} / {s['prefill_tok_s']:.0f}" for m, s in speeds.items())
     )
-    plan = planned_calls(args, decider, best if best != args.worker else None)
+    # the single best model is known only after the profile: the estimate assumes the largest
+    plan = planned_calls(args, decider, largest(pool, args.models))
     minutes = estimate_minutes(plan, speeds, min(args.concurrency, os.cpu_count() or 1))
     say(f"estimated time with an empty cache: about {minutes:.0f} min (cached calls are free)")
     body: dict[str, Any] = {"speeds_tok_s": speeds, "estimated_minutes_empty_cache": minutes}
@@ -447,6 +442,7 @@ def run(args: argparse.Namespace, pool: ModelPool) -> dict[str, Any]:
     if "profile" in args.parts:
         body["profiles"] = run_profiles(pool, args)
     if "sc" in args.parts:
+        best, best_reason = best_model(pool, args)  # after the profile: the same choice on every run
         body["self_consistency"] = run_sc(pool, args, best, best_reason, decider)
     records = pool.ledger.records()
     body["wall_time_s"] = time.monotonic() - started
