@@ -44,6 +44,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +100,16 @@ def measure_speed(pool: ModelPool, model: str) -> dict[str, Any]:
     }
 
 
-def planned_calls(args: argparse.Namespace, decider: str, best: str) -> list[tuple[str, str, int, int]]:
+def planned_calls(
+    args: argparse.Namespace, decider: str, best: str, current_profiles: Collection[str] = ()
+) -> list[tuple[str, str, int, int]]:
     """(model, what, prompt tokens, completion tokens) of every call of an empty-cache run, one entry per call
-    kind with its count folded into the tokens."""
+    kind with its count folded into the tokens; the tasks of ``current_profiles`` are stored and cost nothing."""
     plan: list[tuple[str, str, int, int]] = []
     if "profile" in args.parts:
         for task in PROFILE_TASKS:
+            if task in current_profiles:
+                continue
             for model in args.models:
                 n = args.profile_n
                 plan.append((model, f"profile {task}", n * EXPECTED_PROMPT[task], n * EXPECTED_COMPLETION[task]))
@@ -303,6 +308,20 @@ def comparison(rows: dict[str, dict[str, Any]], a: str, b: str) -> dict[str, Any
     return out
 
 
+def which_wins(rows: dict[str, dict[str, Any]], comparisons: list[dict[str, Any]]) -> str:
+    """One plain sentence from the paired tests: the significant wins, or that none was shown."""
+    wins = [c for c in comparisons if c.get("winner")]
+    n = len(next(iter(rows.values()))["correct"])
+    if not wins:
+        top = max(rows.values(), key=lambda r: r["accuracy"] if r["accuracy"] is not None else -1.0)
+        return (
+            f"no graph is shown better than another on these {n} questions (every paired 95% interval contains 0 "
+            f"or McNemar p >= {ALPHA}); the highest accuracy is {top['name']}'s {pct(top['accuracy'])}"
+        )
+    beats = [f"{c['winner']} beats {c['b'] if c['winner'] == c['a'] else c['a']}" for c in wins]
+    return "; ".join(dict.fromkeys(beats)) + f" (paired 95% interval excludes 0 and McNemar p < {ALPHA}, n = {n})"
+
+
 def run_sc(pool: ModelPool, args: argparse.Namespace, best: str, best_reason: str, decider: str) -> dict[str, Any]:
     task = get_task("gsm8k")
     examples = held_out(task.load(), args.n, args.profile_n, args.seed)
@@ -342,6 +361,7 @@ def run_sc(pool: ModelPool, args: argparse.Namespace, best: str, best_reason: st
         },
         "graphs": list(rows.values()),
         "comparisons": comparisons,
+        "which_wins": which_wins(rows, comparisons),
     }
 
 
@@ -400,7 +420,7 @@ def markdown(data: dict[str, Any]) -> str:
                 + " | ".join(cells)
                 + " |"
             )
-        lines += ["", *(f"- {c['verdict']}" for c in sc["comparisons"])]
+        lines += ["", f"**Which wins:** {sc['which_wins']}", "", *(f"- {c['verdict']}" for c in sc["comparisons"])]
     return "\n".join(lines)
 
 
@@ -433,10 +453,19 @@ def run(args: argparse.Namespace, pool: ModelPool) -> dict[str, Any]:
         + "): "
         + ", ".join(f"{m} {s['decode_tok_s']:.1f} / {s['prefill_tok_s']:.0f}" for m, s in speeds.items())
     )
+    current = {
+        task
+        for task in PROFILE_TASKS
+        if isinstance(
+            stored_profile(task, pool, args.models, n=args.profile_n, seed=args.seed, directory=args.profile_dir),
+            Profile,
+        )
+    }
     # the single best model is known only after the profile: the estimate assumes the largest
-    plan = planned_calls(args, decider, largest(pool, args.models))
+    plan = planned_calls(args, decider, largest(pool, args.models), current)
     minutes = estimate_minutes(plan, speeds, min(args.concurrency, os.cpu_count() or 1))
-    say(f"estimated time with an empty cache: about {minutes:.0f} min (cached calls are free)")
+    stored = f"; stored profiles ({', '.join(sorted(current))}) cost nothing" if current else ""
+    say(f"estimated time with an empty cache: about {minutes:.0f} min (cached calls are free{stored})")
     body: dict[str, Any] = {"speeds_tok_s": speeds, "estimated_minutes_empty_cache": minutes}
     started = time.monotonic()
     if "profile" in args.parts:

@@ -102,11 +102,14 @@ def test_smoke_writes_every_field_and_resumes_without_calls(tmp_path: Path, stub
             assert set(pairs[(name, reference)]) >= COMPARISON_FIELDS
     assert "| graph | accuracy" in data["markdown"] and "| model | accuracy" in data["markdown"]
     assert data["new_calls"] > 0
+    # the stub's reply is the same everywhere: nothing can win, and the summary says so
+    assert sc["which_wins"].startswith("no graph is shown better than another on these 2 questions")
 
     again, stdout = run_script(tmp_path, stub_pool)
     assert again["new_calls"] == 0, "a second run replays everything from the call cache"
     assert all(s["from_cache"] for s in again["speeds_tok_s"].values())
     assert "replayed from the call cache" in stdout and "stored profile is current" in stdout
+    assert "stored profiles (gsm8k, mmlu) cost nothing" in stdout
     assert all(g["new_calls"] == 0 for g in again["self_consistency"]["graphs"])
     replayed = {g["name"]: g for g in again["self_consistency"]["graphs"]}
     for name, g in graphs.items():
@@ -186,6 +189,11 @@ def test_verdict_follows_the_paired_numbers(tmp_path: Path) -> None:
     assert tie["winner"] is None and tie["verdict"].startswith("no significant difference between sc3 and sc5")
     assert not tie["flops_matched"] and "0.60x the FLOPs of sc5" in tie["verdict"]
     assert "**sc5 wins**" in psc.markdown(body)
+    assert sc["which_wins"].startswith(
+        "sc3 beats single; sc5 beats single; sc3 beats single-best; sc5 beats single-best; sc5 beats self-moa3; "
+        "sc5 beats parallel3 (paired 95% interval excludes 0"
+    )
+    assert "**Which wins:** sc3 beats single" in psc.markdown(body)
     # per question: 5 distinct samples, 1 single, 1 single-best and 2 deciders (no recovery needed); plus 2 speed
     # probes per model
     assert body["new_calls"] == 9 * 8 and len(log.calls) == 9 * 8 + 2 * len(MODELS)
