@@ -313,10 +313,11 @@ def which_wins(rows: dict[str, dict[str, Any]], comparisons: list[dict[str, Any]
     wins = [c for c in comparisons if c.get("winner")]
     n = len(next(iter(rows.values()))["correct"])
     if not wins:
-        top = max(rows.values(), key=lambda r: r["accuracy"] if r["accuracy"] is not None else -1.0)
+        best = max((r["accuracy"] for r in rows.values() if r["accuracy"] is not None), default=None)
+        top = ", ".join(r["name"] for r in rows.values() if r["accuracy"] == best)
         return (
             f"no graph is shown better than another on these {n} questions (every paired 95% interval contains 0 "
-            f"or McNemar p >= {ALPHA}); the highest accuracy is {top['name']}'s {pct(top['accuracy'])}"
+            f"or McNemar p >= {ALPHA}); the highest accuracy, {pct(best)}, is {top}'s"
         )
     beats = [f"{c['winner']} beats {c['b'] if c['winner'] == c['a'] else c['a']}" for c in wins]
     return "; ".join(dict.fromkeys(beats)) + f" (paired 95% interval excludes 0 and McNemar p < {ALPHA}, n = {n})"
@@ -343,6 +344,8 @@ def run_sc(pool: ModelPool, args: argparse.Namespace, best: str, best_reason: st
             f"{row['new_calls']} new calls ({time.monotonic() - started:.0f}s)"
         )
     same = rows["parallel3"]["fingerprint"] == rows["self-moa3"]["fingerprint"]
+    if same:
+        say("  parallel3 is self-moa3 itself (its decider is the worker): the same graph, the same figures")
     references = [r for r in ("single", "single-best", "sc5") if r in rows]
     comparisons = [comparison(rows, a, b) for b in references for a in rows if a != b]
     return {
@@ -437,7 +440,7 @@ def merge_previous(path: Path, data: dict[str, Any], parts: list[str]) -> dict[s
     for part, key in (("profile", "profiles"), ("sc", "self_consistency")):
         if part not in parts and old.get(key) is not None:
             data[key] = old[key]
-            data.setdefault("earlier_parts", {})[part] = {k: old.get(k) for k in ("date", "command")}
+            data.setdefault("earlier_parts", {})[part] = {k: old.get(k) for k in ("date", "command", "settings")}
     return data
 
 

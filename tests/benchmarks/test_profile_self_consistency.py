@@ -123,6 +123,7 @@ def test_parts_run_separately_keep_each_other(tmp_path: Path, stub_pool: Path) -
     assert "profiles" in first and "self_consistency" not in first
     second, _ = run_script(tmp_path, stub_pool, "--parts", "sc")
     assert second["profiles"] == first["profiles"] and second["earlier_parts"]["profile"]["date"] == first["date"]
+    assert second["earlier_parts"]["profile"]["settings"]["parts"] == ["profile"]
     assert {g["name"] for g in second["self_consistency"]["graphs"]} >= {"single", "sc3", "sc5", "self-moa3"}
     assert second["self_consistency"]["best_model"] == "smollm2-135m", "the stored profile names the best model"
 
