@@ -262,7 +262,8 @@ def detectable_line(n: int) -> str:
     delta = detectable_difference(n)
     needed = mcnemar_sample_size(0.10)
     conditions = (
-        f"at 80% power (two-sided α = 0.05, McNemar, {DEFAULT_DISCORDANT_RATE:.0%} of the questions discordant; "
+        f"at 80% power (two-sided α = 0.05, McNemar, at least {DEFAULT_DISCORDANT_RATE:.0%} of the questions "
+        "discordant; "
         "langtts.compare.detectable_difference)"
     )
     what = (
@@ -305,9 +306,11 @@ class QuickstartReport:
         chosen, _, sc = self.names
         n = len(self.comparison.question_ids)
         lines = [self.search.summary(), "", f"held-out comparison on {n} questions (the run's test split):"]
+        width = max(map(len, self.comparison.results))
         for name, result in self.comparison.results.items():
             lines.append(
-                f"  {name:<34} accuracy {result.accuracy:6.1%}  (95% CI {result.ci_low:.1%} – {result.ci_high:.1%})"
+                f"  {name:<{width}}  accuracy {result.accuracy:6.1%}"
+                f"  (95% CI {result.ci_low:.1%} – {result.ci_high:.1%})"
                 f"  FLOPs/q modelled {self.modelled_flops[name]:.3g}, measured {self.measured_flops(name):.3g}"
                 f"  latency p50 {result.latency_p50_s:.1f}s"
             )
@@ -322,7 +325,8 @@ class QuickstartReport:
         for name, c in self.comparison.comparisons.items():  # c.difference = accuracy(name) − accuracy(chosen)
             left = f" ({c.undetermined} questions left out: errors)" if c.undetermined else ""
             lines.append(
-                f"  {chosen} − {name}: {-c.difference:+.1%} (95% CI {-c.ci_high:+.1%} – {-c.ci_low:+.1%}), "
+                f"  {chosen} − {name}: {0.0 - c.difference + 0.0:+.1%} (95% CI {0.0 - c.ci_high + 0.0:+.1%} – "
+                f"{0.0 - c.ci_low + 0.0:+.1%}), "
                 f"McNemar p = {c.p_value:.3g}, discordant {c.only_b} vs {c.only_a} of {c.n}{left}"
             )
         lines.append(f"  {detectable_line(n)}")
