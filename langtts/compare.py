@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -145,4 +146,76 @@ def compare(
     )
 
 
-__all__ = ["ComparisonResult", "PairedComparison", "compare", "mcnemar_exact", "paired_comparison"]
+DEFAULT_DISCORDANT_RATE = 0.3
+"""The planning share of discordant questions (one system right, the other wrong) when none is measured yet: two
+independent systems at 30 % accuracy disagree on 2·0.3·0.7 = 42 % of the questions; systems built on the same model
+agree more often."""
+
+
+def _z(alpha: float, power: float) -> tuple[float, float]:
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"alpha and power must lie strictly between 0 and 1, got {alpha} and {power}")
+    normal = NormalDist()
+    return normal.inv_cdf(1 - alpha / 2), normal.inv_cdf(power)
+
+
+def mcnemar_sample_size(
+    difference: float, discordant_rate: float = DEFAULT_DISCORDANT_RATE, *, alpha: float = 0.05, power: float = 0.8
+) -> int:
+    """Questions a paired comparison needs to detect an accuracy ``difference`` δ (two-sided level ``alpha``, the
+    given ``power``) when a share ψ of the questions is discordant (one system right, the other wrong) — Connor
+    (1987), the normal approximation of McNemar's test:
+
+        n = (z_{1−α/2}·√ψ + z_{power}·√(ψ − δ²))² / δ²,  rounded up,
+
+    with ψ = max(``discordant_rate``, |δ|): a difference of δ needs at least a share δ of discordant questions.
+    """
+    delta = abs(difference)
+    if not 0 < delta <= 1 or not 0 < discordant_rate <= 1:
+        raise ValueError(
+            f"need 0 < |difference| <= 1 and 0 < discordant_rate <= 1, got {difference}, {discordant_rate}"
+        )
+    z_a, z_b = _z(alpha, power)
+    psi = max(discordant_rate, delta)
+    return math.ceil((z_a * math.sqrt(psi) + z_b * math.sqrt(psi - delta * delta)) ** 2 / (delta * delta) - 1e-9)
+
+
+def detectable_difference(
+    n: int, discordant_rate: float = DEFAULT_DISCORDANT_RATE, *, alpha: float = 0.05, power: float = 0.8
+) -> float | None:
+    """The smallest accuracy difference δ that a paired comparison on ``n`` questions detects (McNemar, two-sided
+    level ``alpha``, the given ``power``): :func:`mcnemar_sample_size` solved for δ.
+
+    With a = z_{1−α/2}, b = z_{power}, ψ the discordant share and v = √(ψ − δ²), Connor's √n·δ = a√ψ + b·v and
+    n·δ² + n·v² = n·ψ give δ = s·√ψ with
+
+        c = (√(n·(n + b² − a²)) − a·b) / (n + b²),   s = √(1 − c²).
+
+    At ψ = ``discordant_rate`` when that δ ≤ ψ; otherwise no difference is detectable at that discordance, and the
+    answer is the smallest δ detectable when every discordant question favours one system (ψ = δ): δ = s².
+    None when not even that is possible (c < 0: n ≤ 3 at α = 0.05 and 80 % power).
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if not 0 < discordant_rate <= 1:
+        raise ValueError(f"discordant_rate must be in (0, 1], got {discordant_rate}")
+    z_a, z_b = _z(alpha, power)
+    root = n * (n + z_b * z_b - z_a * z_a)
+    c = (math.sqrt(root) - z_a * z_b) / (n + z_b * z_b) if root >= 0 else -1.0
+    if c < 0:
+        return None
+    s2 = 1 - c * c
+    delta = math.sqrt(s2 * discordant_rate)
+    return delta if delta <= discordant_rate else s2
+
+
+__all__ = [
+    "DEFAULT_DISCORDANT_RATE",
+    "ComparisonResult",
+    "PairedComparison",
+    "compare",
+    "detectable_difference",
+    "mcnemar_exact",
+    "mcnemar_sample_size",
+    "paired_comparison",
+]
