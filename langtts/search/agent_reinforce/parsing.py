@@ -78,6 +78,8 @@ def _any_of(path: list[str], value: Any, alternatives: Sequence[Mapping[str, Any
     if len(true) > most:
         return f"{reader} reads {len(true)} inputs, but the budget affords it at most {most}: set the others to false"
     bound = "exactly" if least == most else "at least"
+    if true:  # fewer than the least (a vote sink reads at least two)
+        return f"{reader} reads {len(true)} input(s): set {bound} {least} of {_listed(keys)} to true"
     return f"{reader} has no input: set {bound} {'one' if least == 1 else least} of {_listed(keys)} to true"
 
 
