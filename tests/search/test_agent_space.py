@@ -5,6 +5,7 @@ space sends the paper's prompts and schemas byte for byte."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from collections import Counter
@@ -358,3 +359,15 @@ def test_the_extended_space_state_is_json_and_resumes():
     assert asyncio.run(resumed.propose()) == pending and setup.agent.calls == calls
     assert resumed.report()["revisions"] == optimizer.report()["revisions"]
     assert len(optimizer.candidates[:MAX_CANDIDATES]) > MORE_GEMMA
+
+
+def test_the_placement_offers_no_vote_to_a_single_worker_or_without_vote_sinks():
+    setup = extended_setup(make_space(5.3, extended=True))  # the budget affords one smollm2-135m beside the sink
+    optimizer = setup.build()
+    asyncio.run(drive(optimizer, 2))
+    assert optimizer.report()["multiset"] == ["smollm2-135m"]
+    assert placement_sinks(setup) == [SINK, "smollm2-135m", "gemma3-270m", QWEN]
+
+    setup = extended_setup(dataclasses.replace(make_space(8.0, extended=True), vote_sink=False))
+    asyncio.run(drive(setup.build(), 2))
+    assert placement_sinks(setup) == [SINK, "smollm2-135m", "gemma3-270m", QWEN]
