@@ -54,9 +54,10 @@ def evaluator(delay_s: float = 0.0):
 
 def agent_answer(model: str, messages: list, kwargs: Mapping[str, Any]) -> str:
     """A scripted agent that answers from the prompt and the schema alone (so a resumed process answers alike):
-    the first candidates, the workers in the multiset's order as assistants, the sink reading a node picked by a
-    hash of the prompt, and an update raising that node's sink input."""
-    from tests.search.test_agent_reinforce import first_instance, multiset_of, update
+    the first candidates, the workers in the multiset's order as assistants, the sink option (when the space offers
+    several) and the node the sink reads picked by a hash of the prompt, and an update raising that node's sink
+    input (keeping the mix)."""
+    from tests.search.test_agent_reinforce import first_instance, multiset_of, sink_options, update
 
     form = kwargs["extra_body"]["response_format"]["json_schema"]
     name, schema = form["name"], form["schema"]
@@ -64,7 +65,8 @@ def agent_answer(model: str, messages: list, kwargs: Mapping[str, Any]) -> str:
     pick = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
     if name == "graph_placement":
         nodes = {f"n{k}": {"model": m, "role": "assistant"} for k, m in enumerate(multiset_of(prompt))}
-        return json.dumps({"reasoning": "all assistants", **nodes})
+        sinks = {"sink": options[pick % len(options)]} if (options := sink_options(schema)) else {}
+        return json.dumps({"reasoning": "all assistants", **nodes, **sinks})
     if name == "graph_wiring":
         answer = first_instance(schema)
         alternatives = schema["properties"]["sink_inputs"].get("anyOf", [])

@@ -48,6 +48,7 @@ class ScriptedAgent:
         self.prompts: dict[str, list[str]] = defaultdict(list)
         self.schemas: dict[str, dict[str, Any]] = {}
         self.max_tokens: dict[str, int] = {}
+        self.requests: list[dict[str, Any]] = []  # every call: its schema name, messages, schema and max_tokens
         self._proposal, self._wired = "", False
 
     def __call__(self, model: str, messages: list, kwargs: dict[str, Any]) -> str:
@@ -58,6 +59,14 @@ class ScriptedAgent:
         self.prompts[name].append(prompt)
         self.schemas[name] = response_format["schema"]
         self.max_tokens[name] = kwargs["max_tokens"]
+        self.requests.append(
+            {
+                "name": name,
+                "messages": [[type(m).__name__, str(m.content)] for m in messages],
+                "schema": response_format["schema"],
+                "max_tokens": kwargs["max_tokens"],
+            }
+        )
         if name in ("graph_placement", "graph_wiring"):  # a scripted whole proposal, split over the two calls
             return self._proposal_half(name, prompt)
         return self._next(name, prompt)
@@ -85,18 +94,25 @@ class ScriptedAgent:
             return self._proposal
         if not isinstance(whole, dict):
             return self._proposal
-        nodes = [k for k in whole if k not in ("reasoning", "sink_inputs")]
+        nodes = [k for k in whole if k not in ("reasoning", "sink_inputs", "sink")]
         if name == "graph_placement":
-            return json.dumps(
-                {
-                    k: v if k == "reasoning" else {f: v[f] for f in ("model", "role") if f in v}
-                    for k, v in whole.items()
-                    if k != "sink_inputs"
-                }
-            )
+            placed = {
+                k: v if k in ("reasoning", "sink") else {f: v[f] for f in ("model", "role") if f in v}
+                for k, v in whole.items()
+                if k != "sink_inputs"
+            }
+            if "sink" not in placed and (options := sink_options(self.schemas[name])):
+                placed["sink"] = options[0]  # nothing scripted: the first option (the default decider)
+            return json.dumps(placed)
         self._wired = True
         wiring = {k: whole[k].get("inputs", {}) for k in nodes if k != "n0" or whole[k].get("inputs")}
         return json.dumps({**wiring, "sink_inputs": whole.get("sink_inputs", {})})
+
+
+def sink_options(placement: dict[str, Any]) -> list[str]:
+    """The sink options a placement schema offers ([] when it asks for no sink)."""
+    schema = placement["anyOf"][0] if "anyOf" in placement else placement
+    return list(schema["properties"].get("sink", {}).get("enum", []))
 
 
 def first_instance(schema: dict[str, Any]) -> Any:
@@ -120,9 +136,10 @@ def proposal(
     edges: tuple[tuple[str, str], ...] = (("n0", "sink"),),
     models: list[str] | None = None,
     roles: dict[str, str] | None = None,
+    sink: str | None = None,
 ) -> str:
     """A keyed proposal: every node with its model, role and input flags (from lower-numbered nodes only, unless
-    ``edges`` names others), then the sink's input flags."""
+    ``edges`` names others), then the sink's input flags (and, given, the sink option ``sink``)."""
     models = models or multiset_of(prompt)
     ids = [f"n{i}" for i in range(len(models))]
     answer: dict[str, Any] = {"reasoning": "n0 feeds the sink"}
@@ -131,6 +148,8 @@ def proposal(
         inputs = {u: (u, node) in edges for u in sources}
         answer[node] = {"model": model, "role": (roles or {}).get(node, "assistant"), "inputs": inputs}
     answer["sink_inputs"] = {u: (u, "sink") in edges for u in ids}
+    if sink is not None:
+        answer["sink"] = sink
     return json.dumps(answer)
 
 
@@ -140,7 +159,7 @@ def tables_of(prompt: str) -> dict[str, Any]:
     answer: dict[str, Any] = {"reasoning": "keep what worked"}
     for line in prompt.splitlines():
         node, _, rest = line.partition(": ")
-        if node == "sink_inputs":
+        if node == "sink_inputs" or (node == "sink" and "<-" not in rest):  # not a graph line "sink: m <- n0"
             answer[node] = {u: float(p) for u, p in (pair.split() for pair in rest.split(", "))}
         elif re.fullmatch(r"n\d+", node) and "inputs " in rest:
             fields: dict[str, Any] = {}
@@ -155,13 +174,17 @@ def tables_of(prompt: str) -> dict[str, Any]:
     return answer
 
 
-def update(edges=(("n0", "sink", 0.9),), fusers=(), models=()):
+def update(edges=(("n0", "sink", 0.9),), fusers=(), models=(), sinks=(), mix=-1):
     """A keyed update (a function of the prompt) copying every probability of the prompt's tables but the listed
-    ones."""
-    return lambda prompt: json.dumps(_updated(tables_of(prompt), edges, fusers, models))
+    ones (``sinks``: (option, P) pairs); ``mix`` answers the mix field when the prompt offers one (-1: keep)."""
+    return lambda prompt: json.dumps(_updated(tables_of(prompt), edges, fusers, models, sinks, mix, prompt))
 
 
-def _updated(answer: dict[str, Any], edges, fusers, models) -> dict[str, Any]:
+def _updated(answer: dict[str, Any], edges, fusers, models, sinks=(), mix=-1, prompt="") -> dict[str, Any]:
+    for option, p in sinks:
+        answer.setdefault("sink", {})[option] = p
+    if '"mix"' in prompt:
+        answer["mix"] = mix
     for source, target, p in edges:
         if target == "sink":
             answer.setdefault("sink_inputs", {})[source] = p

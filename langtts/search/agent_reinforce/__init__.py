@@ -5,7 +5,10 @@
 - :mod:`.pool_profile`: the stored ``langtts profile`` of the run's pool it reads (initialise prompt, pretest);
 - :mod:`.schemas`: the JSON schemas of its answers; :mod:`.parsing`: the checks that turn an answer into a
   choice, feedback or a graph; :mod:`.update`: an answer's probabilities turned into logits;
-- :mod:`.space`: p_θ over a fixed worker multiset.
+- :mod:`.space`: p_θ over a worker multiset (its sink options: the paper's fixed decider in a ``paper_faithful``
+  space, else every decider or vote the budget affords beside the multiset);
+- :mod:`.revision`: outside a ``paper_faithful`` space, the rule under which the agent's update may revise the
+  model mix (measured per-model accuracy), and p_θ rebuilt for the new mix.
 """
 
 from langtts.search.agent_reinforce.graph import AgentReinforce, AgentState

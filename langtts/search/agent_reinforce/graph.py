@@ -31,6 +31,21 @@
 - **feedback**: the agent's textual gradient; **update**: the agent rewrites the probabilities (turned into
   logits), falling back to a numeric REINFORCE step (:class:`~langtts.search.reinforce.PolicyGradient`).
 
+**Outside a paper_faithful space** (langtts's extension, issue 15 item 4; in a ``paper_faithful`` space every
+prompt, schema and step is the paper's as above):
+
+- *The sink is the agent's choice.* p_θ covers the sink options the budget affords with every worker of the mix
+  running (:func:`.space.sink_options`: a decider on any of ``space.sink_options()``'s models, a vote with at
+  least two workers), so round 1's draw, fallback draws and numeric steps cover the sink. The placement answer
+  names the sink (``"sink"``: one of those options' labels, a model id or ``vote``); the wiring then asks for
+  at least two sink inputs under a vote (free: a vote costs 0 FLOPs) and caps a decider's inputs by its cost.
+  The update answer may set the sink probabilities (``"sink"``), shown in the tables.
+- *The model mix may be revised* when the run's measurements back it: the update answer's ``"mix"`` names one
+  of the budget-maximal mixes (or -1: keep), accepted only under the rule of :mod:`.revision` (each model gaining
+  copies measured more accurate on its own than each model losing copies, with enough answers), then p_θ is
+  rebuilt for the new mix. Every request is recorded (round, old, new, accepted, reason) in the state's
+  ``revisions``, :meth:`AgentReinforce.report` and the progress lines.
+
 Variants: ``textgrad`` (no insights, random initial mix), ``maas`` (programmatic draws; numeric and agent
 updates alternate). The method's state (:meth:`AgentReinforce.state_dict`) is the thread's state, JSON, saved
 by the search loop with the run: a resumed run rebuilds the thread from it, and the agent calls it makes again
@@ -57,7 +72,7 @@ from langtts.cost import by_size, largest_model
 from langtts.graph import CollaborationGraph
 from langtts.models.errors import ModelCallError, StructuredOutputError
 from langtts.prompts import PromptLibrary
-from langtts.search.agent_reinforce import pool_profile
+from langtts.search.agent_reinforce import pool_profile, revision
 from langtts.search.agent_reinforce.parsing import (
     AgentOutputError,
     check_answer,
@@ -80,7 +95,7 @@ from langtts.search.agent_reinforce.space import draw, explain, initial_distribu
 from langtts.search.agent_reinforce.update import apply_update
 from langtts.search.base import Evaluation, MethodContext, OptimizationError, register
 from langtts.search.reinforce import PolicyGradient
-from langtts.space import ProbabilisticGraph, worker_id
+from langtts.space import ProbabilisticGraph, SinkOption, worker_id
 
 Variant = Literal["agent", "textgrad", "maas"]
 T = TypeVar("T")
@@ -102,6 +117,7 @@ class AgentState(TypedDict, total=False):
     evaluation: dict[str, Any] | None  # round, index, graph, score, accuracy, latency_s, questions
     feedback: dict[str, Any] | None  # round, text, status, errors
     history: list[dict[str, Any]]  # one record per finished round
+    revisions: list[dict[str, Any]]  # the agent's mix revision requests: round, old, new, accepted, reason
 
 
 @dataclass
@@ -182,6 +198,7 @@ class AgentReinforce:
             pilot=pilot,
             history=history_rounds,
         )
+        self.revise = not self.space.paper_faithful  # the update may revise the model mix (see .revision)
         self.candidates = [self._ordered(c) for c in self.space.multisets()]
         if not self.candidates:
             raise ValueError("the budget affords no worker model next to the sink: nothing for the agent to search")
@@ -244,6 +261,8 @@ class AgentReinforce:
             "proposals": {s: proposals[s] for s in ("valid", "repaired", "fallback", "sampled")},
             "agent_driven_rounds": proposals["valid"] + proposals["repaired"],
             "updates": dict(Counter(r["update"]["status"] for r in history)),
+            "revisions": self._values.get("revisions", []),
+            "multiset": self._values.get("multiset"),
             "history": history,
         }
 
@@ -373,26 +392,30 @@ class AgentReinforce:
         graph) if either stayed unusable."""
         workers = [worker_id(i) for i in range(pg.n_nodes)]
         messages = self.prompts.sample(r, pg, multiset, history)
+        sinks = [o.label for o in pg.sink_options] if len(pg.sink_options) > 1 else None
         placed = await self._ask(
             "sample",
             messages,
-            placement_schema(workers, list(pg.models), self.fusers, multiset),
+            placement_schema(workers, list(pg.models), self.fusers, multiset, sinks),
             lambda d: parse_placement(d, multiset=multiset),
         )
         placed_value = placed.value
         if placed_value is None:
             return None, "fallback", placed.errors
         placement = {node: placed_value[node] for node in workers}
-        caps, sink_cap = self.prompts.input_caps(placement)
+        sink = SinkOption.of(placed_value["sink"]) if sinks else pg.sink_options[0]
+        caps, sink_cap = self.prompts.input_caps(placement, sink)
         wired = await self._ask(
             "sample",
             [
                 *messages,
                 {"role": "assistant", "content": json.dumps(placed_value)},
-                {"role": "user", "content": self.prompts.wiring(placement)},
+                {"role": "user", "content": self.prompts.wiring(placement, sink)},
             ],
-            wiring_schema(workers, {node: fields["role"] for node, fields in placement.items()}, caps, sink_cap),
-            lambda d: parse_proposal(placed_value, d, space=self.space, unit_flops=self.prompts.unit),
+            wiring_schema(
+                workers, {node: fields["role"] for node, fields in placement.items()}, caps, sink_cap, sink.min_inputs
+            ),
+            lambda d: parse_proposal(placed_value, d, space=self.space, unit_flops=self.prompts.unit, sink=sink),
         )
         errors = placed.errors + wired.errors
         if wired.value is None:
@@ -403,7 +426,7 @@ class AgentReinforce:
         proposal = state["proposal"]
         assert proposal is not None
         payload = interrupt({"round": proposal["round"], "graph": proposal["graph"]})
-        result = _result(payload, proposal)
+        result = _result(payload, proposal, node_accuracy=self.revise)
         self.context.report(f"[agent round {proposal['round']}] evaluate: {self.prompts.result_text(result)}")
         return {"evaluation": result}
 
@@ -433,38 +456,90 @@ class AgentReinforce:
         gradient.load_state_dict(state["gradient"])
         advantage = gradient.advantage(evaluation["score"])
         graph = _graph(evaluation)
+        history = state.get("history", [])
         errors: list[str] = []
         coercions: list[str] = []
+        mix: int | None = None
+        shown = self.candidates[:MAX_CANDIDATES] if self.revise and len(self.candidates) > 1 else []
+        evidence = self._evidence(state) if shown else {}
         if self._numeric_round(r):
             status = "numeric" if self._ascend(gradient, graph, multiset, advantage) else "skipped"
         else:
             workers = [worker_id(i) for i in range(pg.n_nodes)]
+            sinks = [o.label for o in pg.sink_options] if len(pg.sink_options) > 1 else None
+            offer = (
+                self.prompts.revision(
+                    shown,
+                    multiset,
+                    evidence,
+                    min_answers=revision.MIN_ANSWERS,
+                    profile=bool((state.get("init") or {}).get("profile")),
+                )
+                if shown
+                else ""
+            )
             answer = await self._ask(
                 "update",
-                self.prompts.update(r, graph, evaluation, feedback["text"], pg, multiset, state.get("history", [])),
-                update_schema(workers, list(pg.models), self.fusers),
-                lambda d: apply_update(pg, d, sampled=graph, multiset=multiset),
+                self.prompts.update(r, graph, evaluation, feedback["text"], pg, multiset, history, offer),
+                update_schema(workers, list(pg.models), self.fusers, sinks, len(shown) if shown else None),
+                lambda d: (*apply_update(pg, d, sampled=graph, multiset=multiset), d.get("mix")),
             )
             errors = answer.errors
             if answer.value is None:
                 status = "fallback" if self._ascend(gradient, graph, multiset, advantage) else "skipped"
             else:
-                updated, coercions = answer.value
-                for table in ("edge_logits", "role_logits", "model_logits"):
+                updated, coercions, mix = answer.value
+                for table in ("edge_logits", "role_logits", "model_logits", "sink_logits"):
                     getattr(pg, table)[:] = getattr(updated, table)
                 status = "coerced" if coercions else answer.status
         self.context.report(f"[agent round {r}] update: {status}" + _first_error(errors or coercions))
+        revisions = list(state.get("revisions", []))
+        if mix is not None and mix >= 0 and Counter(shown[mix]) != Counter(multiset):
+            request = self._judge_revision(r, multiset, shown[mix], evidence)
+            revisions.append(request)
+            if request["accepted"]:
+                multiset = list(shown[mix])
+                pg = revision.rebuild(pg, self._initial(multiset))
+                baseline = gradient.baseline_value
+                gradient = PolicyGradient(pg, lr=self.lr)
+                gradient.baseline_value = baseline
         record = {
             "round": r,
             "proposal": proposal,
             "graph": evaluation["graph"],
-            "result": {k: evaluation[k] for k in ("index", "score", "accuracy", "latency_s", "questions")},
+            "result": {k: evaluation[k] for k in _RESULT_KEYS if k in evaluation},
             "feedback": feedback["text"],
             "feedback_status": feedback["status"],
             "update": {"status": status, "errors": errors, "coercions": coercions},
             "distribution": pg.to_dict(),
         }
-        return {"pg": pg.to_dict(), "gradient": gradient.state_dict(), "history": [*state.get("history", []), record]}
+        update: dict[str, Any] = {
+            "pg": pg.to_dict(),
+            "gradient": gradient.state_dict(),
+            "history": [*history, record],
+        }
+        if revisions:
+            update.update(revisions=revisions, multiset=multiset)
+        return update
+
+    def _evidence(self, state: AgentState) -> dict[str, tuple[float, int]]:
+        """Each model's measured accuracy on its own (see :mod:`.revision`): the profile the agent read and the
+        input-less workers of every graph evaluated in this run's rounds (this one included)."""
+        evaluations = [{**record["result"], "graph": record["graph"]} for record in state.get("history", [])]
+        if state.get("evaluation"):
+            evaluations.append(dict(state["evaluation"] or {}))
+        return revision.model_evidence(evaluations, (state.get("init") or {}).get("profile"))
+
+    def _judge_revision(
+        self, r: int, old: Sequence[str], new: Sequence[str], evidence: Mapping[str, tuple[float, int]]
+    ) -> dict[str, Any]:
+        """The agent's request to revise the mix ``old`` to ``new``, judged by :func:`.revision.judge`, reported."""
+        accepted, reason = revision.judge(old, new, evidence)
+        self.context.report(
+            f"[agent round {r}] mix revision {'accepted' if accepted else 'refused'}: "
+            f"{multiset_text(old)} -> {multiset_text(new)} ({reason})"
+        )
+        return {"round": r, "old": list(old), "new": list(new), "accepted": accepted, "reason": reason}
 
     def _route(self, state: AgentState) -> str:
         return END if self.max_rounds is not None and state["round"] >= self.max_rounds else "sample"
@@ -562,13 +637,17 @@ class AgentReinforce:
         self._values, self._ended = dict(snapshot.values), not snapshot.next
 
 
-def _result(payload: Any, proposal: Mapping[str, Any]) -> dict[str, Any]:
-    """What the agent needs from the resume value: an Evaluation's ``model_dump()`` or a mapping with a score."""
+_RESULT_KEYS = ("index", "score", "accuracy", "latency_s", "questions", "node_accuracy")
+
+
+def _result(payload: Any, proposal: Mapping[str, Any], *, node_accuracy: bool = False) -> dict[str, Any]:
+    """What the agent needs from the resume value: an Evaluation's ``model_dump()`` or a mapping with a score;
+    with ``node_accuracy``, also each node's own accuracy (what a mix revision is judged on)."""
     if not isinstance(payload, Mapping) or "score" not in payload:
         raise ValueError("resume the evaluate step with an Evaluation's model_dump() or a mapping with a 'score'")
     outcome = payload.get("outcome") or {}
     score = float(payload["score"])
-    return {
+    result = {
         "round": proposal["round"],
         "index": payload.get("index"),
         "graph": payload.get("graph") or proposal["graph"],
@@ -577,6 +656,9 @@ def _result(payload: Any, proposal: Mapping[str, Any]) -> dict[str, Any]:
         "latency_s": outcome.get("latency_s"),
         "questions": len(outcome.get("question_ids", [])),
     }
+    if node_accuracy:
+        result["node_accuracy"] = dict(outcome.get("node_accuracy") or {})
+    return result
 
 
 def _graph(evaluation: Mapping[str, Any]) -> CollaborationGraph:

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from langtts.graph import CollaborationGraph, GraphError, Node
 from langtts.search.agent_reinforce.schemas import FEEDBACK_CHARS
 from langtts.search.base import SearchSpace
-from langtts.space import SINK_ID, worker_id
+from langtts.space import SINK_ID, SinkOption, worker_id
 
 # A bounded string ends the server's grammar there; a longer one (a server without the grammar) is cut, not refused.
 _Validator = validators.extend(Draft202012Validator, {"maxLength": None})
@@ -63,7 +63,9 @@ def _any_of(path: list[str], value: Any, alternatives: Sequence[Mapping[str, Any
     the sink (true-flag bounds), or one arrangement of the worker models (a placement)."""
     if not path and all("properties" in a for a in alternatives) and not _flags(alternatives[0]):
         models = [
-            p["properties"]["model"]["enum"][0] for k, p in alternatives[0]["properties"].items() if k != "reasoning"
+            p["properties"]["model"]["enum"][0]
+            for k, p in alternatives[0]["properties"].items()
+            if k not in ("reasoning", "sink")
         ]
         return f"the workers must run exactly {multiset_text(models)}: give each model to exactly that many nodes"
     keys = list(alternatives[0].get("properties", {}))
@@ -76,6 +78,8 @@ def _any_of(path: list[str], value: Any, alternatives: Sequence[Mapping[str, Any
     if len(true) > most:
         return f"{reader} reads {len(true)} inputs, but the budget affords it at most {most}: set the others to false"
     bound = "exactly" if least == most else "at least"
+    if true:  # fewer than the least (a vote sink reads at least two)
+        return f"{reader} reads {len(true)} input(s): set {bound} {least} of {_listed(keys)} to true"
     return f"{reader} has no input: set {bound} {'one' if least == 1 else least} of {_listed(keys)} to true"
 
 
@@ -127,16 +131,25 @@ def parse_placement(data: Mapping[str, Any], *, multiset: Sequence[str]) -> dict
 
 
 def parse_proposal(
-    placement: Mapping[str, Any], wiring: Mapping[str, Any], *, space: SearchSpace, unit_flops: float
+    placement: Mapping[str, Any],
+    wiring: Mapping[str, Any],
+    *,
+    space: SearchSpace,
+    unit_flops: float,
+    sink: SinkOption | None = None,
 ) -> CollaborationGraph:
     """The graph of a checked placement and a :func:`~.schemas.wiring_schema` answer (whose schema already rules
-    out backward edges, fuser chains and a sink without input), if it fits the budget; else AgentOutputError."""
-    workers = [k for k in placement if k != "reasoning"]
+    out backward edges, fuser chains and a sink without input), if it fits the budget; else AgentOutputError.
+    The sink is ``sink`` (default: the decider on ``space.sink_model``)."""
+    sink = sink or SinkOption("decider", space.sink_model)
+    workers = [k for k in placement if k not in ("reasoning", "sink")]
     nodes = [Node(node, placement[node]["role"], placement[node]["model"]) for node in workers]
     edges = [(source, node) for node in workers for source in workers if wiring.get(node, {}).get(source)]
     edges += [(source, SINK_ID) for source in workers if wiring["sink_inputs"].get(source)]
     try:
-        graph = CollaborationGraph(nodes=(*nodes, Node(SINK_ID, "decider", space.sink_model)), edges=tuple(edges))
+        graph = CollaborationGraph(
+            nodes=(*nodes, Node(SINK_ID, sink.role, sink.model)), edges=tuple(edges), sink_id=SINK_ID
+        )
     except GraphError as e:
         raise AgentOutputError(str(e)) from None
     if not space.feasible(graph):

@@ -9,6 +9,14 @@ The stored ``langtts profile`` of the run's pool, when one fits (see :mod:`.pool
 initialise prompt after the paper's pilot data (``{pool_profile}`` in ``agent/initialise``; a user template
 without that placeholder gets it after ``{pilot}``), rendered by :meth:`AgentPrompts.pool_profile` with
 ``agent/pool_profile``; without one the prompt is as before.
+
+Outside a ``paper_faithful`` space (langtts's extension): with several sink options the sample prompt's ``{sink}``
+explains them (``agent/sink_choice``; else ``agent/sink_fixed``: the paper's sentence) and asks for ``"sink"``
+(``{sink_field}``), the wiring follow-up's sink bounds follow the chosen sink, the distribution tables show the
+sink probabilities, graphs show their sink (``sink: vote <- n0, n1``), and the update prompt offers a mix revision
+(``{revision}``, ``agent/revision``) and the extra answer fields (``{sink_fields}``). A user template without these
+placeholders still works (the schema still asks for the fields). In a ``paper_faithful`` space every prompt is the
+paper's, byte for byte.
 """
 
 from __future__ import annotations
@@ -25,16 +33,19 @@ from langtts.profile import Profile
 from langtts.prompts import PromptLibrary, PromptTemplate
 from langtts.search.agent_reinforce.parsing import multiset_text
 from langtts.search.base import SearchSpace
-from langtts.space import ProbabilisticGraph, worker_id
+from langtts.space import ProbabilisticGraph, SinkOption, worker_id
 from langtts.tasks.base import Task
 
 _COMMON = ("task", "budget", "objective", "latency_rules", "insights", "roles", "sink_model", "round")
 _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name: (required, extra allowed)
     "initialise": (("candidates",), ("pilot", "pool_profile")),
-    "sample": (("tables", "multiset"), ("workers", "costs", "history")),
+    "sample": (("tables", "multiset"), ("workers", "costs", "history", "sink", "sink_field")),
     "feedback": (("graph", "result"), ("tables", "history")),
-    "update": (("tables", "feedback", "fields"), ("graph", "result", "multiset", "history")),
-    "wiring": (("placement", "room"), ()),
+    "update": (
+        ("tables", "feedback", "fields"),
+        ("graph", "result", "multiset", "history", "revision", "sink_fields"),
+    ),
+    "wiring": (("placement", "room"), ("sink_inputs",)),
     "repair": (("error",), ()),
 }
 FEEDBACK_IN_HISTORY = 200  # characters of an earlier round's feedback shown in the history
@@ -104,6 +115,7 @@ class AgentPrompts:
         self.fusers, self.joint, self.window = fusers, joint, history
         budget = library.text("agent/budget", units=f"{space.budget.flops / self.unit:.1f}", unit_model=self.unit_model)
         self.fields = {name: library.text(f"agent/field_{name}") for name in ("inputs", "fuser", "models")}
+        self.show_sink = not space.paper_faithful  # graphs name their sink (it may be other than the default)
         self.common = {
             "task": _describe(task),
             "budget": budget,
@@ -156,14 +168,24 @@ class AgentPrompts:
     def sample(
         self, round_: int, pg: ProbabilisticGraph, multiset: Sequence[str], history: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, str]]:
+        """The proposal prompt; with several sink options in ``pg`` it explains them and asks for "sink"."""
+        choose = len(pg.sink_options) > 1
+        deciders = [o.model for o in pg.sink_options if o.model]
+        if choose:
+            options = ", ".join(f'"{o.label}"' for o in pg.sink_options)
+            sink = self.library.text("agent/sink_choice", options=options)
+        else:
+            sink = self.library.text("agent/sink_fixed", model=pg.sink_options[0].label)
         return self._messages(
             "sample",
             round=str(round_),
             workers=", ".join(worker_id(i) for i in range(pg.n_nodes)),
             multiset=multiset_text(multiset),
-            costs=self._costs(list(dict.fromkeys([*multiset, self.space.sink_model]))),
+            costs=self._costs(list(dict.fromkeys([*multiset, *deciders]))),
             tables=distribution_lines(pg, fusers=self.fusers),
             history=self._history(history),
+            sink=sink,
+            sink_field=", " + self.library.text("agent/field_sink") if choose else "",
         )
 
     def feedback(
@@ -177,7 +199,7 @@ class AgentPrompts:
         return self._messages(
             "feedback",
             round=str(round_),
-            graph=graph_lines(graph),
+            graph=graph_lines(graph, show_sink=self.show_sink),
             result=self.result_text(result),
             tables=distribution_lines(pg, fusers=self.fusers),
             history=self._history(history),
@@ -192,28 +214,63 @@ class AgentPrompts:
         pg: ProbabilisticGraph,
         multiset: Sequence[str],
         history: Sequence[Mapping[str, Any]],
+        revision: str = "",
     ) -> list[dict[str, str]]:
+        """The update prompt; ``revision``: the text of :meth:`revision` (empty: no mix revision offered)."""
         fields = [self.fields["inputs"]]
         if self.fusers:
             fields.append(self.fields["fuser"])
         if len(pg.models) > 1:
             fields.append(self.fields["models"])
+        extra = [self.library.text("agent/field_sink_update")] if len(pg.sink_options) > 1 else []
+        extra += [self.library.text("agent/field_mix")] if revision else []
         return self._messages(
             "update",
             round=str(round_),
-            graph=graph_lines(graph),
+            graph=graph_lines(graph, show_sink=self.show_sink),
             result=self.result_text(result),
             feedback=feedback or "(none)",
             tables=distribution_lines(pg, fusers=self.fusers),
             multiset=multiset_text(multiset),
             history=self._history(history),
             fields=", ".join(fields),
+            revision=f"\n{revision}" if revision else "",
+            sink_fields="".join(f", then {field}" for field in extra),
         )
 
-    def wiring(self, placement: Mapping[str, Mapping[str, str]]) -> str:
-        """The follow-up asking for the inputs of the nodes placed in ``placement`` (``{node: {model, role}}``)."""
+    def revision(
+        self,
+        candidates: Sequence[Sequence[str]],
+        current: Sequence[str],
+        measured: Mapping[str, tuple[float, int]],
+        *,
+        min_answers: int,
+        profile: bool,
+    ) -> str:
+        """``agent/revision``: the candidate mixes (numbered as the "mix" answer), the current one, each model's
+        measured accuracy (``measured``: model -> (correct answers, answers)) and the rule a revision must meet."""
+        lines = [f"{i}: {multiset_text(c)}" for i, c in enumerate(candidates)]
+        shown = ", ".join(f"{m} {c / n:.0%} of {n}" for m, (c, n) in measured.items() if n) or "nothing yet"
+        return self.library.text(
+            "agent/revision",
+            current=multiset_text(current),
+            candidates="\n".join(lines),
+            measured=shown,
+            sources="this run's graphs and the pool profile" if profile else "this run's graphs",
+            min_answers=str(min_answers),
+        )
+
+    def wiring(self, placement: Mapping[str, Mapping[str, str]], sink: SinkOption | None = None) -> str:
+        """The follow-up asking for the inputs of the nodes placed in ``placement`` (``{node: {model, role}}``),
+        the sink being ``sink`` (default: the decider on the space's sink model)."""
         lines = [f"{node}: {fields['model']} {fields['role']}" for node, fields in placement.items()]
-        return _text(self.templates["wiring"], placement="\n".join(lines), room=self._room(placement))
+        vote = sink is not None and sink.role == "vote"
+        return _text(
+            self.templates["wiring"],
+            placement="\n".join(lines),
+            room=self._room(placement, sink),
+            sink_inputs="at least two: the sink is a vote" if vote else "at least one",
+        )
 
     def repair(self, error: str) -> str:
         return _text(self.templates["repair"], error=error)
@@ -237,34 +294,49 @@ class AgentPrompts:
         specs = [catalog.get(m) for m in multiset]
         return multiset_flops(specs, catalog.get(self.space.sink_model), lengths) / self.unit
 
-    def input_caps(self, placement: Mapping[str, Mapping[str, str]]) -> tuple[dict[str, int], int]:
+    def input_caps(
+        self, placement: Mapping[str, Mapping[str, str]], sink: SinkOption | None = None
+    ) -> tuple[dict[str, int], int]:
         """Per node, the inputs the budget affords it on its own once every placed node runs and the sink reads
-        one of them; and the sink's number of inputs affordable in the same way."""
-        _, room, sink_cost, model_costs = self._budget_room(placement)
+        one of them; and the sink's number of inputs affordable in the same way (a vote sink: every worker, its
+        inputs cost nothing)."""
+        _, room, sink_cost, model_costs = self._budget_room(placement, sink)
         caps = {node: int(room // model_costs[f["model"]]) for node, f in placement.items()}
-        return caps, 1 + int(room // sink_cost)
+        return caps, 1 + int(room // sink_cost) if sink_cost > 0 else len(placement)
 
-    def _budget_room(self, placement: Mapping[str, Mapping[str, str]]) -> tuple[float, float, float, dict[str, float]]:
-        """(FLOPs of every placed node with no inputs plus the sink reading one, the budget left, FLOPs of one
-        more sink input, FLOPs of one input into each placed model's node)."""
+    def _budget_room(
+        self, placement: Mapping[str, Mapping[str, str]], sink: SinkOption | None = None
+    ) -> tuple[float, float, float, dict[str, float]]:
+        """(FLOPs of every placed node with no inputs plus the sink reading one (a vote: nothing), the budget left,
+        FLOPs of one more sink input (a vote: 0), FLOPs of one input into each placed model's node)."""
         catalog, lengths = self.space.catalog, self.space.lengths
-        sink = catalog.get(self.space.sink_model)
-        floor = multiset_flops([catalog.get(f["model"]) for f in placement.values()], sink, lengths)
+        sink = sink or SinkOption("decider", self.space.sink_model)
+        workers = [catalog.get(f["model"]) for f in placement.values()]
+        if sink.model:
+            floor = multiset_flops(workers, catalog.get(sink.model), lengths)
+            sink_cost = input_flops(catalog.get(sink.model), 1, lengths)
+        else:
+            floor, sink_cost = sum(node_flops(w, 0, lengths) for w in workers), 0.0
         model_costs = {
             m: input_flops(catalog.get(m), 0, lengths) for m in dict.fromkeys(f["model"] for f in placement.values())
         }
-        sink_cost = input_flops(sink, 1, lengths)
         return floor, max(self.space.budget.flops - floor, 0.0), sink_cost, model_costs
 
-    def _room(self, placement: Mapping[str, Mapping[str, str]]) -> str:
+    def _room(self, placement: Mapping[str, Mapping[str, str]], sink: SinkOption | None = None) -> str:
         """What the budget leaves for inputs once every placed node runs and the sink reads one of them, as units
-        and as a count of further inputs into the sink or into each model's nodes."""
-        floor, room, sink_cost, model_costs = self._budget_room(placement)
-        costs = {"the sink": sink_cost, **{f"{m} nodes": c for m, c in model_costs.items()}}
+        and as a count of further inputs into the sink or into each model's nodes (a vote sink: its inputs are
+        free)."""
+        floor, room, sink_cost, model_costs = self._budget_room(placement, sink)
         unit = self.unit
+        costs = {f"{m} nodes": c for m, c in model_costs.items()}
+        if sink_cost > 0:
+            costs = {"the sink": sink_cost, **costs}
+            nodes = "All these nodes with the sink reading one of them cost"
+        else:
+            nodes = "The vote sink and its inputs cost nothing; all these nodes cost"
         counts = ", ".join(f"{int(room // c)} into {where} ({c / unit:.2f} units each)" for where, c in costs.items())
         return (
-            f"{self.space.budget.flops / unit:.2f} units. All these nodes with the sink reading one of them cost "
+            f"{self.space.budget.flops / unit:.2f} units. {nodes} "
             f"{floor / unit:.2f}, leaving {room / unit:.2f}: at most {counts}. Set every other input to false."
         )
 
@@ -281,7 +353,7 @@ class AgentPrompts:
             return "(none yet)"
         lines = []
         for record in history[-self.window :]:
-            graph = graph_lines(CollaborationGraph.from_dict(record["graph"]), sep="; ")
+            graph = graph_lines(CollaborationGraph.from_dict(record["graph"]), sep="; ", show_sink=self.show_sink)
             feedback = clip(str(record.get("feedback") or ""), FEEDBACK_IN_HISTORY)
             lines.append(
                 f"- round {record['round']}: {self.result_text(record['result'])}: {graph}"
@@ -290,9 +362,10 @@ class AgentPrompts:
         return "\n".join(lines)
 
 
-def graph_lines(graph: CollaborationGraph, sep: str = "\n") -> str:
-    """One entry per node that runs, ``n2: qwen fuser <- n0, n1`` (assistants unmarked), the sink's inputs, then
-    the nodes with no path to the sink (not run)."""
+def graph_lines(graph: CollaborationGraph, sep: str = "\n", *, show_sink: bool = False) -> str:
+    """One entry per node that runs, ``n2: qwen fuser <- n0, n1`` (assistants unmarked), the sink's inputs (with
+    ``show_sink``, also what the sink is: ``sink: vote <- n0, n1``, ``sink: qwen <- n2``), then the nodes with no
+    path to the sink (not run)."""
     unreachable = set(graph.check().unreachable)
     entries = []
     for node in graph.workers:
@@ -300,7 +373,8 @@ def graph_lines(graph: CollaborationGraph, sep: str = "\n") -> str:
             inputs = ", ".join(graph.predecessors(node.id))
             role = " fuser" if node.role == "fuser" else ""
             entries.append(f"{node.id}: {node.model}{role}" + (f" <- {inputs}" if inputs else ""))
-    entries.append(f"{graph.sink.id} <- {', '.join(graph.predecessors(graph.sink.id)) or '-'}")
+    sink = f"{graph.sink.id}: {graph.sink.model or graph.sink.role}" if show_sink else graph.sink.id
+    entries.append(f"{sink} <- {', '.join(graph.predecessors(graph.sink.id)) or '-'}")
     if unreachable:
         entries.append(
             f"not run (no path to the sink): {', '.join(n.id for n in graph.workers if n.id in unreachable)}"
@@ -310,8 +384,9 @@ def graph_lines(graph: CollaborationGraph, sep: str = "\n") -> str:
 
 def distribution_lines(pg: ProbabilisticGraph, *, fusers: bool = True) -> str:
     """p_θ keyed by node, as the agent's answers are: per worker P(model) (with several models), P(fuser) and
-    P(input) from each lower-numbered worker, then P(feeds the sink). Edges from a higher- to a lower-numbered
-    worker, which agent proposals cannot contain, are left out."""
+    P(input) from each lower-numbered worker, then P(feeds the sink), then (with several sink options) P(each
+    sink option) before the budget mask. Edges from a higher- to a lower-numbered worker, which agent proposals
+    cannot contain, are left out."""
     several = len(pg.models) > 1
     lines = []
     for j in range(pg.n_nodes):
@@ -326,7 +401,12 @@ def distribution_lines(pg: ProbabilisticGraph, *, fusers: bool = True) -> str:
         )
         lines.append(f"{worker_id(j)}: " + "; ".join(parts))
     sink = ", ".join(f"{worker_id(i)} {pg.edge_probability(i, pg.n_nodes):.2f}" for i in range(pg.n_nodes))
-    return "\n".join([*lines, f"sink_inputs: {sink}"])
+    lines.append(f"sink_inputs: {sink}")
+    if len(pg.sink_options) > 1:
+        probabilities = pg.sink_probabilities()
+        options = (o.label for o in pg.sink_options)
+        lines.append("sink: " + ", ".join(f"{label} {p:.2f}" for label, p in zip(options, probabilities, strict=True)))
+    return "\n".join(lines)
 
 
 def _describe(task: Task | None) -> str:

@@ -48,10 +48,16 @@ MAX_PLACEMENT_ORDERS = 24  # above this many arrangements of a fixed multiset, t
 
 
 def placement_schema(
-    worker_ids: Sequence[str], models: Sequence[str], fusers: bool, multiset: Sequence[str] | None = None
+    worker_ids: Sequence[str],
+    models: Sequence[str],
+    fusers: bool,
+    multiset: Sequence[str] | None = None,
+    sinks: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The first half of a proposal, keyed by node: ``{"reasoning", "n0": {"model", "role"}, ...}``. ``n0`` reads
-    nothing (inputs only come from lower-numbered nodes), so it can only be an assistant.
+    nothing (inputs only come from lower-numbered nodes), so it can only be an assistant. With ``sinks`` (the
+    labels of the sink options the budget affords: a decider's model id, or ``vote``), a last key ``"sink"``
+    chooses one of them.
 
     With the worker ``multiset`` fixed, each of its distinct arrangements over the nodes is one ``anyOf``
     alternative (up to :data:`MAX_PLACEMENT_ORDERS`), so a constrained decoder cannot write the wrong model counts.
@@ -62,6 +68,8 @@ def placement_schema(
         for k, node in enumerate(worker_ids):
             roles = ["assistant", "fuser"] if fusers and k > 0 else ["assistant"]
             properties[node] = _object({"model": _enum(models_at(k)), "role": _enum(roles)})
+        if sinks is not None:
+            properties["sink"] = _enum(sinks)
         return _object(properties, "graph_placement")
 
     if multiset is not None and len(multiset) != len(worker_ids):
@@ -104,6 +112,7 @@ def wiring_schema(
     roles: Mapping[str, str],
     caps: Mapping[str, int] | None = None,
     sink_cap: int | None = None,
+    sink_min: int = 1,
 ) -> dict[str, Any]:
     """The second half, given the placed roles: ``{"n1": {"n0": true}, ..., "sink_inputs": {...}}``, one boolean
     per lower-numbered node (edges only run upwards: no duplicates or cycles can be written); a fuser's keys are
@@ -112,6 +121,8 @@ def wiring_schema(
 
     ``caps`` (per node) and ``sink_cap`` bound the number of true flags where the bound is 0 or 1 (a one-hot
     ``anyOf``; larger bounds are left to the validator): the inputs the budget affords each node on its own.
+    ``sink_min`` 2 (a vote sink) asks for at least two sink inputs instead (one alternative per pair of first
+    true flags; ``sink_cap`` is then not used: a vote's inputs cost nothing).
     """
     caps = caps or {}
     properties: dict[str, Any] = {}
@@ -121,7 +132,7 @@ def wiring_schema(
             properties[node] = _some_true([w for w in earlier if roles[w] == "assistant"], caps.get(node))
         else:
             properties[node] = _at_most(earlier, caps.get(node))
-    properties["sink_inputs"] = _some_true(worker_ids, sink_cap)
+    properties["sink_inputs"] = _two_true(worker_ids) if sink_min >= 2 else _some_true(worker_ids, sink_cap)
     return _object(properties, "graph_wiring")
 
 
@@ -156,6 +167,25 @@ def _some_true(keys: Sequence[str], cap: int | None = None) -> dict[str, Any]:
     }
 
 
+def _two_true(keys: Sequence[str]) -> dict[str, Any]:
+    """An object of booleans over ``keys`` (at least two) with at least two true: alternative (i, j) has its first
+    true flags at keys i < j."""
+    if len(keys) < 2:
+        raise ValueError(f"at least two true flags among {len(keys)} key(s)")
+    alternatives = [
+        _object(
+            {k: _enum([False], "boolean") for k in keys[:i]}
+            | {keys[i]: _enum([True], "boolean")}
+            | {k: _enum([False], "boolean") for k in keys[i + 1 : j]}
+            | {keys[j]: _enum([True], "boolean")}
+            | {k: _BOOLEAN for k in keys[j + 1 :]}
+        )
+        for i in range(len(keys))
+        for j in range(i + 1, len(keys))
+    ]
+    return alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
+
+
 def _one_hot(keys: Sequence[str]) -> dict[str, Any]:
     """Exactly one of ``keys`` true."""
     alternatives = [_object({k: _enum([k == key], "boolean") for k in keys}) for key in keys]
@@ -165,11 +195,18 @@ def _one_hot(keys: Sequence[str]) -> dict[str, Any]:
 FEEDBACK_SCHEMA = _object({"feedback": _text(FEEDBACK_CHARS, 1)}, "textual_gradient")
 
 
-def update_schema(worker_ids: Sequence[str], models: Sequence[str], fusers: bool) -> dict[str, Any]:
+def update_schema(
+    worker_ids: Sequence[str],
+    models: Sequence[str],
+    fusers: bool,
+    sinks: Sequence[str] | None = None,
+    mixes: int | None = None,
+) -> dict[str, Any]:
     """The new probabilities keyed by node: ``{"reasoning", "n0": {"inputs", "fuser", "models"}, ...,
     "sink_inputs"}``, with P(input) for each lower-numbered worker, P(fuser) (not for ``n0``, which has no
     inputs; left out when fusers are off), P(model) per model (left out with a single model), P(worker feeds
-    the sink)."""
+    the sink). With ``sinks`` (sink option labels), ``"sink"``: P(each option); with ``mixes`` (a number of
+    candidate model mixes), ``"mix"``: -1 (keep the current mix) or a candidate's number."""
     properties: dict[str, Any] = {"reasoning": _text(REASONING_CHARS)}
     for k, node in enumerate(worker_ids):
         fields: dict[str, Any] = {"inputs": _object({w: _PROBABILITY for w in worker_ids[:k]})}
@@ -179,6 +216,10 @@ def update_schema(worker_ids: Sequence[str], models: Sequence[str], fusers: bool
             fields["models"] = _object({m: _PROBABILITY for m in models})
         properties[node] = _object(fields)
     properties["sink_inputs"] = _object({w: _PROBABILITY for w in worker_ids})
+    if sinks is not None:
+        properties["sink"] = _object({label: _PROBABILITY for label in sinks})
+    if mixes is not None:
+        properties["mix"] = _enum([-1, *range(mixes)], "integer")
     return _object(properties, "probability_update")
 
 

@@ -32,6 +32,9 @@ def apply_update(
     probability); a node's model probabilities are renormalised to sum to 1. Errors: likely edges (p ≥ 0.5)
     forming a cycle (with edges from higher- to lower-numbered nodes, which only the numeric fallback changes),
     model probabilities that, when changed, no longer sum over the nodes to the model counts (±0.5).
+
+    With a ``"sink"`` field (several sink options), its probabilities become the sink logits (renormalised to sum
+    to 1: a coercion; all zero: an error).
     """
     n, sink = pg.n_nodes, pg.n_nodes
     workers = [worker_id(i) for i in range(n)]
@@ -82,7 +85,27 @@ def apply_update(
                 f"the model probabilities put {expected:.2f} nodes' worth on {model}, but its count is {count}: "
                 "move probability between nodes, keeping each model's total equal to its count"
             )
+    if "sink" in data:
+        _update_sink(pg, new, data["sink"], coercions)
     return new, coercions
+
+
+def _update_sink(
+    pg: ProbabilisticGraph, new: ProbabilisticGraph, given: Mapping[str, Any], coercions: list[str]
+) -> None:
+    """The sink probabilities of an answer (keyed by option label) into ``new``'s sink logits."""
+    labels = [o.label for o in pg.sink_options]
+    current = pg.sink_probabilities()
+    row = np.array([float(given.get(label, current[k])) for k, label in enumerate(labels)])
+    if np.all(np.abs(row - current) <= _SAME):
+        return
+    if row.sum() <= 0:
+        raise AgentOutputError(
+            'the sink probabilities are all zero: give the sink option you prefer the most in "sink"'
+        )
+    if abs(row.sum() - 1) > 0.02:
+        coercions.append(f"sink probabilities summed to {row.sum():.2f}: renormalised")
+    new.sink_logits[:] = np.log(np.clip(row / row.sum(), _P_MIN, 1.0))
 
 
 def _fill_row(old: np.ndarray, given: dict[int, float]) -> np.ndarray:
