@@ -45,7 +45,7 @@ def make_graph(config: RunnableConfig) -> CompiledStateGraph:
         sink_model=env.get("LANGTTS_SINK_MODEL") or None,
         seed=int(env.get("LANGTTS_SEED", "0")),
     )
-    space = search_space(run, pool)
+    space = search_space(run, pool, task)
     evaluator = PoolEvaluator(task, pool, tags={"purpose": "evaluate"})
 
     async def calibrate(graph: CollaborationGraph, n: int) -> Evaluation:
@@ -68,6 +68,7 @@ def make_graph(config: RunnableConfig) -> CompiledStateGraph:
         tags={"purpose": "optimizer"},
         calibrate=calibrate,
         report=print,
+        settings={k: getattr(run, k) for k in ("split", "temperature", "max_tokens")},
     )
     agent = AgentReinforce(
         context,
