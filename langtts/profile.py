@@ -137,6 +137,14 @@ class ModelProfile(BaseModel):
     calls: int
     cache_hits: int
 
+    def accuracy_text(self) -> str:
+        """``40.0%`` (``-`` when nothing was scored)."""
+        return "-" if self.accuracy is None else f"{self.accuracy:.1%}"
+
+    def interval_text(self) -> str:
+        """``[26.3%, 55.4%]`` (``-`` when nothing was scored)."""
+        return "-" if self.ci_low is None or self.ci_high is None else f"[{self.ci_low:.1%}, {self.ci_high:.1%}]"
+
     def above_chance(self, chance_floor: float | None) -> bool:
         """Whether the interval's lower bound is above the chance floor (no floor: its upper bound reaches 5 %)."""
         if self.ci_low is None or self.ci_high is None:
@@ -209,12 +217,11 @@ class Profile(BaseModel):
         """The profile as an aligned text table, one row per model (see `TABLE_LEGEND`)."""
         rows = [("model", "accuracy", "95% CI", "prompt", "completion", "latency", "FLOPs/q", "no answer", "truncated")]
         for m in self.models:
-            ci = "-" if m.ci_low is None or m.ci_high is None else f"[{m.ci_low:.1%}, {m.ci_high:.1%}]"
             rows.append(
                 (
                     m.model,
-                    "-" if m.accuracy is None else f"{m.accuracy:.1%}",
-                    ci,
+                    m.accuracy_text(),
+                    m.interval_text(),
                     f"{m.prompt_tokens_mean:.1f}",
                     f"{m.completion_tokens_mean:.1f}",
                     f"{m.latency_mean_s:.2f}s",
@@ -223,8 +230,7 @@ class Profile(BaseModel):
                     f"{m.truncation_rate:.1%}",
                 )
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+        return aligned(rows)
 
     def save(self, path: str | Path) -> None:
         write_text_atomic(path, self.model_dump_json(indent=1) + "\n")
@@ -236,6 +242,12 @@ class Profile(BaseModel):
         if loaded.schema_version != PROFILE_SCHEMA_VERSION:
             raise ValueError(f"{path}: unsupported profile schema_version {loaded.schema_version}")
         return loaded
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as text columns, two spaces apart, left-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from langtts.cost import input_flops, multiset_flops, node_flops, smallest_model, unit_flops
 from langtts.graph import CollaborationGraph
-from langtts.profile import Profile
+from langtts.profile import Profile, aligned
 from langtts.prompts import PromptLibrary, PromptTemplate
 from langtts.search.agent_reinforce.parsing import multiset_text
 from langtts.search.base import SearchSpace
@@ -145,20 +145,18 @@ class AgentPrompts:
         the questions scored, the mean completion tokens, the measured FLOPs per question and the no-answer rate."""
         rows = [("model", "accuracy", "95% CI", "n", "completion tokens", "FLOPs/question", "no answer")]
         for m in profile.models:
-            ci = "-" if m.ci_low is None or m.ci_high is None else f"[{m.ci_low:.1%}, {m.ci_high:.1%}]"
             rows.append(
                 (
                     m.model,
-                    "-" if m.accuracy is None else f"{m.accuracy:.1%}",
-                    ci,
+                    m.accuracy_text(),
+                    m.interval_text(),
                     str(m.n_scored),
                     f"{m.completion_tokens_mean:.1f}",
                     f"{m.flops_per_question:.3g}",
                     f"{m.extraction_failure_rate:.1%}",
                 )
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        table = "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+        table = aligned(rows)
         chance = "none for this task" if profile.chance_floor is None else f"{profile.chance_floor:.0%}"
         return self.library.text(
             "agent/pool_profile", task=profile.key.task, n=str(len(profile.key.question_ids)), chance=chance,
