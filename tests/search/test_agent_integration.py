@@ -37,7 +37,13 @@ def test_two_agent_rounds_on_gsm8k(embedded_server, tmp_path: Path) -> None:
     report = result.method_report
     print({k: v for k, v in report.items() if k not in ("rounds",)})
     assert result.rounds == 2
-    assert [e.phase for e in result.ledger if e.phase != "calibrate"] == ["search", "search", "validate", "test"]
+    phases = [e.phase for e in result.ledger if e.phase != "calibrate"]
+    # validation: the top graph, plus the other search graph when it is on the accuracy-latency front
+    assert (
+        phases[:2] == ["search", "search"]
+        and phases[-1] == "test"
+        and phases[2:-1] in (["validate"] * 1, ["validate"] * 2)
+    )
     assert result.test is not None and len(result.test.outcome.question_ids) == 2
     assert result.optimizer_cost.calls > 0 and result.optimizer_cost.flops > 0
     assert result.evaluation_cost.calls > 0
