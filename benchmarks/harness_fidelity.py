@@ -29,7 +29,6 @@ import argparse
 import json
 import random
 import statistics
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from langtts.compile import GenerationSettings, default_settings
 from langtts.evaluation import EvaluationResult, evaluate
 from langtts.models import CallCache, ModelPool
 from langtts.prompts import PromptLibrary
+from langtts.quickstart import measure_speed
 from langtts.shapes import single
 from langtts.tasks import Example, Task, get_task
 from langtts.tasks.mmlu import LETTERS
@@ -170,16 +170,6 @@ def gsm8k_8shot_reference(pool: ModelPool, model: str, task: Task, examples: Seq
     return correct
 
 
-def measure_speed(pool: ModelPool, model: str) -> float:
-    """Completion tokens per second of one uncached 64-token reply (the machine's speed for the estimate)."""
-    started = time.monotonic()
-    result = pool.chat(
-        model, [{"role": "user", "content": f"Count from 1 to 40. ({time.time()})"}], max_tokens=64,
-        tags={"purpose": "speed-probe"},
-    )  # fmt: skip
-    return result.completion_tokens / max(time.monotonic() - started, 1e-3)
-
-
 def estimate_minutes(args: argparse.Namespace, speeds: dict[str, float]) -> float:
     seconds = 0.0
     for speed in speeds.values():
@@ -193,7 +183,7 @@ def estimate_minutes(args: argparse.Namespace, speeds: dict[str, float]) -> floa
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cache = CallCache(Path(args.cache)) if args.cache else CallCache.default()
     pool = ModelPool.from_file(args.pool, cache=cache, timeout=600.0)
-    speeds = {model: measure_speed(pool, model) for model in args.models}
+    speeds = {model: measure_speed(pool, model, max_tokens=64) for model in args.models}
     say(f"measured speed (tok/s, 1 request): {', '.join(f'{m} {s:.1f}' for m, s in speeds.items())}")
     say(f"estimated time with an empty cache: about {estimate_minutes(args, speeds):.0f} min (cached calls are free)")
     rows, dev_rows = [], []
