@@ -82,6 +82,23 @@ class RunConfig(BaseModel):
         return method
 
 
+class CurvePoint(BaseModel):
+    """Where a search stood at the end of a round, cumulative over every session: the best score so far and what
+    the search had spent on evaluations and on the optimizer (its LLM calls, and the seconds spent in its
+    ``propose``/``observe``: for an LLM optimizer, the agent's wall time)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    round: int
+    best_score: float
+    evaluation_calls: int
+    evaluation_flops: float
+    optimizer_calls: int
+    optimizer_flops: float
+    wall_time_s: float  # the search's active seconds, the optimizer's included
+    optimizer_wall_s: float
+
+
 class RunState(BaseModel):
     """The resumable state, saved after every evaluation."""
 
@@ -100,6 +117,8 @@ class RunState(BaseModel):
     evaluation_cost: Usage = Field(default_factory=Usage)  # pool usage of evaluations over every session
     optimizer_cost: Usage = Field(default_factory=Usage)  # and of the optimizer's LLM calls
     sessions: int = 0
+    curve: list[CurvePoint] = Field(default_factory=list)  # one point per finished round
+    optimizer_wall_s: float = 0.0  # seconds in the method's propose/observe, every session
     reasked_calls: int = 0  # the method's LLM calls a resume made to redo its step that the call cache did not answer
     error: str | None = None
 
@@ -157,10 +176,20 @@ class OptimizationResult(BaseModel):
     optimizer_cost: Usage
     wall_time_s: float
     method_report: dict[str, Any] = Field(default_factory=dict)
+    curve: list[CurvePoint] = Field(default_factory=list)  # one point per search round (empty in older results)
+    optimizer_wall_s: float = 0.0  # seconds in the method's propose/observe, over the search
 
     @property
     def graph(self) -> CollaborationGraph:
         return self.chosen.collaboration_graph()
+
+    @property
+    def agent_wall_share(self) -> float | None:
+        """The optimizer LLM's share of the search's wall time; None for a method that made no LLM call."""
+        if not self.optimizer_cost.calls or not self.curve:
+            return None
+        last = self.curve[-1]
+        return last.optimizer_wall_s / last.wall_time_s if last.wall_time_s > 0 else None
 
     def pareto_graph(self, k: int) -> CollaborationGraph:
         """The graph of Pareto point ``k`` (0: the fastest)."""
