@@ -124,9 +124,9 @@ class Bayes:
         self.distributions = distributions
 
     def _affords(self, sink: SinkOption) -> bool:
-        """Whether the multiset can run with ``sink`` within the budget (a vote needs two workers)."""
+        """Whether the multiset can run with ``sink`` within the budget (a vote needs ``min_inputs`` workers)."""
         if sink.role == "vote":
-            return len(self.multiset) >= 2
+            return len(self.multiset) >= sink.min_inputs
         catalog = self.space.catalog
         floor = multiset_flops([catalog.get(m) for m in self.multiset], catalog.get(sink.model), self.space.lengths)
         return fits(floor, self.space.budget.flops)
@@ -155,10 +155,10 @@ class Bayes:
         first), then the worker → worker edges by target, then source, both descending; a chosen edge is kept
         only if the graph (nodes reaching the sink) still fits the budget. If no worker feeds the sink, the
         edge from the last worker (the largest model) is added first; the multiset's floor cost guarantees that
-        it fits. A vote sink reads every chosen sink edge (they cost nothing; the floor fits), at least two: the
-        edges from the last workers are added until it has two. Roles in node order: a node is a fuser iff its
-        variable says so and all its inputs (at least one) are assistants; otherwise it is an assistant. Nodes
-        with no path to the sink are pruned.
+        it fits. A vote sink reads every chosen sink edge (they cost nothing; the floor fits), at least its
+        ``min_inputs`` (two): the edges from the last workers are added until it has them. Roles in node order: a
+        node is a fuser iff its variable says so and all its inputs (at least one) are assistants; otherwise it is
+        an assistant. Nodes with no path to the sink are pruned.
         """
         k, sink = len(self.multiset), self.sink
         option = SinkOption.of(params["sink"]) if "sink" in params else self.sinks[0]
@@ -167,7 +167,7 @@ class Bayes:
         edges: list[tuple[int, int]] = []
         if option.role == "vote":  # admitted unchecked: a vote's inputs cost nothing
             missing = [(i, sink) for i in reversed(range(k)) if (i, sink) not in sink_edges]
-            edges = sink_edges + missing[: max(0, 2 - len(sink_edges))]
+            edges = sink_edges + missing[: max(0, option.min_inputs - len(sink_edges))]
             candidates = worker_edges
         else:
             candidates = [*(sink_edges or [(k - 1, sink)]), *worker_edges]
