@@ -182,9 +182,7 @@ class CallCache:
                     top = json.dumps(answer.top_logprobs)
                     conn.execute("INSERT OR IGNORE INTO top_logprobs VALUES (?, ?)", (key, top))
                 if answer.cached_prompt_tokens:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO prompt_cache VALUES (?, ?)", (key, answer.cached_prompt_tokens)
-                    )
+                    conn.execute("INSERT OR IGNORE INTO prompt_cache VALUES (?, ?)", (key, answer.cached_prompt_tokens))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
