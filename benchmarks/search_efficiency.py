@@ -161,7 +161,7 @@ def main() -> None:
     report["methods"] = {m: summarise(m, runs) for m, runs in results.items()}
     report["comparisons"] = comparisons
     plot = args.out.with_suffix(".png")
-    search_curves({m: runs[0].ledger for m, runs in results.items()}, plot, title=f"{args.task}: best so far (seed 0)")
+    search_curves({m: runs[0].curve for m, runs in results.items()}, plot, title=f"{args.task}: best so far (seed 0)")
     report["plot"] = str(plot)
     write_json(args.out, report)
     for m, s in report["methods"].items():
