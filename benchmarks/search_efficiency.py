@@ -36,9 +36,9 @@ answer another's from the cache, so cost and wall time are each run's own); the 
 unfinished ones resumed, held-out answers replayed. A time estimate (a speed probe of the smallest worker) is
 printed before any search starts.
 
-    python benchmarks/search_efficiency.py --pool /tmp/bench-srv/pool.yaml                  # full size: a day on CPU
-    python benchmarks/search_efficiency.py --pool ... --methods reinforce,random --seeds 0  # a part of it
-    python benchmarks/search_efficiency.py --pool ... --smoke                               # minutes
+    python benchmarks/search_efficiency.py --pool /tmp/bench-srv/pool.yaml       # full size (its estimate first)
+    python benchmarks/search_efficiency.py --pool ... --methods random --seeds 0  # a part: same work dir, resumable
+    python benchmarks/search_efficiency.py --pool ... --smoke                    # minutes
 """
 
 from __future__ import annotations
@@ -270,8 +270,9 @@ def comparisons_against(correct: dict[str, list[bool]], reference: str) -> dict[
     }
 
 
-def verdict(pooled: dict[str, Any], records: dict[str, Any]) -> dict[str, Any] | None:
-    """Does agent-reinforce beat reinforce and random at equal cost (pooled paired test, 5%)? And its cost."""
+def verdict(pooled: dict[str, Any], records: dict[str, Any], basis: str = "cost") -> dict[str, Any] | None:
+    """Does agent-reinforce beat reinforce and random at equal ``basis`` (pooled paired test: the 95% CI of
+    agent-reinforce − baseline above 0 and McNemar p < 0.05)? And where its cost goes."""
     if REFERENCE_METHOD not in records:
         return None
     against = pooled[REFERENCE_METHOD]["against"]
@@ -283,8 +284,9 @@ def verdict(pooled: dict[str, Any], records: dict[str, Any]) -> dict[str, Any] |
         beats[baseline] = c["ci_high"] < 0 and c["p_value"] < 0.05
         word = "beats" if beats[baseline] else "does not beat"
         lines.append(
-            f"agent-reinforce {word} {baseline} at equal cost: {baseline} − agent-reinforce = {c['difference']:+.1%} "
-            f"(95% CI {c['ci_low']:+.1%} … {c['ci_high']:+.1%}, McNemar p = {c['p_value']:.3g}, n = {c['n']})"
+            f"agent-reinforce {word} {baseline} at equal {basis}: "
+            f"{baseline} − agent-reinforce = {c['difference']:+.1%} (95% CI {c['ci_low']:+.1%} … "
+            f"{c['ci_high']:+.1%}, McNemar p = {c['p_value']:.3g}, n = {c['n']})"
         )
     agent = records[REFERENCE_METHOD]["pooled"]
     share = agent["optimizer_flops"] / agent["total_flops"] if agent["total_flops"] else 0.0
@@ -449,7 +451,9 @@ def main() -> None:
         "graphs_evaluated_on_heldout": graphs_evaluated,
         "methods": records,
         "comparisons": comparisons,
-        "verdict": verdict(comparisons["pooled"], records),
+        "verdict": verdict(
+            comparisons["pooled"], records, "total FLOPs" if equal_cost == "flops" else "search evaluations"
+        ),
     }
     plot = args.out.with_suffix(".png")
     curves = {name: runs[0].curve for name, runs in results.items()}
