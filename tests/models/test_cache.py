@@ -153,3 +153,12 @@ def test_files_without_top_logprobs_load(tmp_path: Path) -> None:
     old.execute("INSERT INTO calls VALUES ('older', 'm', 'x', 1, 1, 'stop', 0.1, NULL, 0)")  # old writers still work
     old.commit()
     assert cache.get("older").text == "x"
+
+
+def test_a_replayed_answer_reports_the_prompt_cache_to_callbacks() -> None:
+    from langtts.models.replay import CachedChatModel
+
+    cached = CachedChatModel(answer=CachedAnswer("m", "A", 32, 5, "stop", 0.2, cached_prompt_tokens=31), model_name="m")
+    assert cached.invoke("q").usage_metadata["input_token_details"] == {"cache_read": 31}
+    plain = CachedChatModel(answer=answer(), model_name="m")
+    assert "input_token_details" not in plain.invoke("q").usage_metadata
