@@ -23,8 +23,9 @@ the results say which applied) and self-consistency of that model with the large
 
 Reported, per method, per seed and pooled over seeds: evaluation and optimizer LLM calls and FLOPs, wall time
 (the optimizer's included), ``agent_wall_share`` (the optimizer LLM's share of the search's wall time; null for
-methods without one), the share of prompt tokens the server answered from its prompt cache, the stop reason, the
-chosen graph, its held-out n and accuracy with 95% CI; paired tests (bootstrap CI of the difference, exact
+methods without one), the share of prompt tokens the server answered from its prompt cache, the stop reason, an LLM
+optimizer's proposals by status (valid, repaired, fallback), the chosen graph, its held-out n and accuracy with
+95% CI; paired tests (bootstrap CI of the difference, exact
 McNemar) of every method against agent-reinforce and against each reference, per seed and pooled over seeds (the
 pooled pairs are seeds × held-out questions; a reference's answers repeat in each seed); a verdict on whether
 Agent-REINFORCE beats reinforce and random at equal cost, with where its cost goes; and the best-so-far curves of
@@ -78,7 +79,7 @@ REFERENCE_METHOD = "agent-reinforce"
 BASELINES = ("reinforce", "random")  # the verdict: does agent-reinforce beat these at equal cost?
 HELDOUT_SEED = 20_260_101  # the held-out draw; fixed, whatever the seeds of the searches
 SEARCH_SPLIT, HELDOUT_SPLIT = "search", "heldout"
-ROUND_CAP_FACTOR = 2  # the round cap: twice the rounds --flops buys at most (see run_options)
+ROUND_CAP_FACTOR = 4  # the round cap: 4 × the rounds --flops buys at most (see run_options); no method reads it
 
 
 # --- questions ------------------------------------------------------------------------------------------------
@@ -123,7 +124,8 @@ def run_options(args: argparse.Namespace, config: RunConfig) -> dict[str, Any]:
     """The options shared by every run: the search split, no test questions, and the equal-cost stop
     (``max_flops``). The round cap (``iterations``) sits far above what ``--flops`` buys: a round evaluates at least
     one graph of about a unit (the smallest worker alone) or more on ``batch_size`` questions, so ``--flops`` buys
-    at most about ``--flops`` / (batch size × unit) rounds; the cap is twice that."""
+    at most about ``--flops`` / (batch size × unit) rounds; the cap is 4 times that (replies shorter than the
+    task lengths make a unit cheaper than modelled)."""
     options: dict[str, Any] = {"split": SEARCH_SPLIT, "n_test": 0, **options_in(vars(args))}
     if supports_max_flops():
         unit = config.budget.flops / (config.budget.units or 1.0)  # a no-input call of the smallest worker
@@ -226,8 +228,18 @@ def seed_record(result: OptimizationResult, heldout: EvaluationResult) -> dict[s
         "best_so_far": [p.best_score for p in result.curve],
         "curve": [p.model_dump() for p in result.curve],
         "heldout": accuracy_record(correct_flags(heldout)) | {"errors": heldout.n_errors},
-        "method_report": result.method_report,
+        **proposal_record(result.method_report),
     }
+
+
+def proposal_record(report: dict[str, Any]) -> dict[str, Any]:
+    """An LLM optimizer's proposals by status and the share valid without repair or fallback, of the rounds it
+    proposed in (the run's result.json holds its whole report)."""
+    proposals = report.get("proposals")
+    if not isinstance(proposals, dict):
+        return {"proposals": None, "valid_proposal_share": None}
+    rounds = sum(proposals.values()) - proposals.get("sampled", 0)
+    return {"proposals": proposals, "valid_proposal_share": proposals.get("valid", 0) / rounds if rounds else None}
 
 
 def method_record(name: str, seeds: list[dict[str, Any]], flags: list[bool]) -> dict[str, Any]:

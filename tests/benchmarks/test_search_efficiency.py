@@ -49,7 +49,7 @@ def test_equal_flops_with_a_round_cap_above_what_they_buy(monkeypatch: pytest.Mo
     options = se.run_options(given, config)
     assert options["max_flops"] == given.flops and "max_evaluations" not in options
     # the cheapest round: one graph of one unit on 4 questions; --flops buys at most 10 × 12 of those
-    assert options["iterations"] == 2 * 10 * 12
+    assert options["iterations"] == 4 * 10 * 12
     assert (options["split"], options["n_test"], options["batch_size"]) == ("search", 0, 4)
     monkeypatch.setattr(se, "supports_max_flops", lambda: False)
     fallback = se.run_options(given, config)

@@ -111,6 +111,8 @@ def test_search_efficiency_smoke_offline(stub_pool: Path, tmp_path: Path) -> Non
         assert pooled["heldout"]["n"] == 6 and pooled["runs"] == 2
         assert pooled["total_flops"] == pytest.approx(pooled["evaluation_flops"] + pooled["optimizer_flops"])
     assert methods["agent-reinforce"]["pooled"]["optimizer_calls"] > 0, "the agent asked its model"
+    assert all(isinstance(s["proposals"], dict) for s in methods["agent-reinforce"]["seeds"])
+    assert all(s["proposals"] is None for s in methods["random"]["seeds"])
     references = [name for name in data["references"] if name != "single_best_rule"]
     assert references[0] == "single qwen2.5-coder-0.5b" or "profile" in data["references"]["single_best_rule"]
     assert any(name.startswith("self-consistency ") for name in references)
