@@ -24,12 +24,12 @@ the results say which applied) and self-consistency of that model with the large
 Reported, per method, per seed and pooled over seeds: evaluation and optimizer LLM calls and FLOPs, wall time
 (the optimizer's included), ``agent_wall_share`` (the optimizer LLM's share of the search's wall time; null for
 methods without one), the share of prompt tokens the server answered from its prompt cache, the stop reason, an LLM
-optimizer's proposals by status (valid, repaired, fallback), the chosen graph, its held-out n and accuracy with
-95% CI; paired tests (bootstrap CI of the difference, exact
-McNemar) of every method against agent-reinforce and against each reference, per seed and pooled over seeds (the
-pooled pairs are seeds × held-out questions; a reference's answers repeat in each seed); a verdict on whether
-Agent-REINFORCE beats reinforce and random at equal cost, with where its cost goes; and the best-so-far curves of
-seed 0 against LLM calls, total FLOPs and wall time (``langtts.plots.search_curves``, the PNG next to the JSON).
+optimizer's proposals by status (valid, repaired, fallback), the chosen graph, its held-out n and accuracy with 95%
+CI; paired tests (bootstrap CI of the difference, exact McNemar) of every method against agent-reinforce and
+against each reference, per seed and pooled over seeds (the pooled pairs are seeds × held-out questions; a
+reference's answers repeat in each seed); a verdict on whether Agent-REINFORCE beats reinforce and random at equal
+cost, with where its cost goes; and the best-so-far curves of seed 0 against LLM calls, total FLOPs and wall time
+(``langtts.plots.search_curves``, the PNG next to the JSON).
 
 Each run has its own run directory under ``--work-dir`` and its own call cache there (one method's calls never
 answer another's from the cache, so cost and wall time are each run's own); the held-out evaluations share
