@@ -6,14 +6,14 @@ The format is chosen by the file suffix (``.png`` or ``.svg``).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from langtts.evaluation import EvaluationResult
     from langtts.graph import CollaborationGraph
     from langtts.search.base import Evaluation
+    from langtts.search.records import CurvePoint
 
 FORMATS = (".png", ".svg")
 ROLE_COLOURS = {"assistant": "#cfe2ff", "fuser": "#fff3cd", "decider": "#d4edda", "vote": "#e2d9f3"}
@@ -100,36 +101,55 @@ def draw_graph(
     return _save(fig, path)
 
 
-def search_curves(runs: Mapping[str, Sequence[Evaluation]], path: str | Path, *, title: str | None = None) -> Path:
-    """Best score so far against the number of search evaluations and against cumulative wall time, one line per
-    method; only ``phase == "search"`` entries count."""
+def search_curves(runs: Mapping[str, Sequence[CurvePoint]], path: str | Path, *, title: str | None = None) -> Path:
+    """Best score so far against what the search spent, one colour per method (``runs``: label -> the run's
+    ``OptimizationResult.curve``, one point per round), in three panels: LLM calls, FLOPs and wall time.
+
+    Solid lines count everything the search spent, the optimizer's LLM calls and FLOPs and its wall time (an
+    LLM optimizer's agent) included; a dashed line of the same colour counts the evaluations alone, so the
+    horizontal gap between the two is the optimizer's share (drawn only for a method whose optimizer spent
+    anything). A run without curve points (a result written before curves were recorded) is left out; a
+    ``ValueError`` if every curve is empty.
+    """
     path = _check_path(path)
-    fig = _figure((10, 4))
-    by_count, by_time = fig.subplots(1, 2, sharey=True)
-    plotted = 0
-    for method, ledger in runs.items():
-        entries = sorted((e for e in ledger if e.phase == "search"), key=lambda e: e.index)
-        if not entries:
-            continue
-        best, elapsed, times, bests = -math.inf, 0.0, [], []
-        for entry in entries:
-            best = max(best, entry.score)
-            elapsed += entry.outcome.wall_time_s
-            bests.append(best)
-            times.append(elapsed)
-        by_count.plot(range(1, len(bests) + 1), bests, drawstyle="steps-post", marker=".", label=method)
-        by_time.plot(times, bests, drawstyle="steps-post", marker=".", label=method)
-        plotted += 1
-    if not plotted:
-        raise ValueError("no search-phase evaluations to plot")
-    by_count.set_xlabel("evaluations")
-    by_count.xaxis.set_major_locator(MaxNLocator(integer=True))
-    by_count.set_ylabel("best score so far")
-    by_time.set_xlabel("cumulative wall time (s)")
-    by_count.legend(fontsize=8)
-    for ax in (by_count, by_time):
+    curves = {label: sorted(points, key=lambda p: p.round) for label, points in runs.items() if points}
+    if not curves:
+        raise ValueError(
+            f"no curve points to plot: every run's curve is empty ({', '.join(runs) or 'no runs'}); results written "
+            "before langtts recorded search curves have none"
+        )
+    fig = _figure((13, 4.2))
+    axes = fig.subplots(1, 3, sharey=True)
+    panels: list[tuple[str, Callable[[CurvePoint], float], Callable[[CurvePoint], float]]] = [
+        ("LLM calls (evaluation + optimizer)", lambda p: p.evaluation_calls + p.optimizer_calls,
+         lambda p: p.evaluation_calls),
+        ("FLOPs (evaluation + optimizer)", lambda p: p.evaluation_flops + p.optimizer_flops,
+         lambda p: p.evaluation_flops),
+        ("wall time, s (optimizer included)", lambda p: p.wall_time_s,
+         lambda p: p.wall_time_s - p.optimizer_wall_s),
+    ]  # fmt: skip
+    colours = [f"C{i % 10}" for i in range(len(curves))]
+    for (label, points), colour in zip(curves.items(), colours, strict=True):
+        bests = [p.best_score for p in points]
+        has_optimizer = any(p.optimizer_calls or p.optimizer_flops or p.optimizer_wall_s for p in points)
+        for ax, (_, total, evaluation_only) in zip(axes, panels, strict=True):
+            ax.plot([total(p) for p in points], bests, drawstyle="steps-post", marker=".", color=colour, label=label)
+            if has_optimizer:
+                ax.plot(
+                    [evaluation_only(p) for p in points], bests, drawstyle="steps-post", linestyle="--",
+                    linewidth=1, color=colour, alpha=0.7,
+                )  # fmt: skip
+    for ax, (xlabel, _, _) in zip(axes, panels, strict=True):
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-    fig.suptitle(title or "search efficiency", fontsize=10)
+        ax.set_xlim(left=0)
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("best score so far")
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(Line2D([], [], color="grey", linestyle="--", linewidth=1))
+    labels.append("evaluations only (the gap: the optimizer's share)")
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8)
+    fig.suptitle(title or "search efficiency: best score so far against what the search spent", fontsize=10)
     return _save(fig, path)
 
 

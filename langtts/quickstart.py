@@ -443,7 +443,11 @@ def _run(out: Path, task: Task, pool: ModelPool, given: dict[str, Any], say: Cal
     }
     chosen.save(files["graph"])
     draw_graph(chosen, files["picture"], catalog=pool.catalog_for(chosen), title="optimized graph")
-    search_curves({"agent-reinforce": search.ledger}, files["search curve"])
+    if search.curve:  # a result written before search curves were recorded has none
+        search_curves({"agent-reinforce": search.curve}, files["search curve"], title="agent-reinforce: best so far")
+    else:
+        del files["search curve"]
+        say("no search curve: the run's result has no curve points (written by an older langtts)")
     comparison.save(files["comparison"])
     return QuickstartReport(
         search=search,

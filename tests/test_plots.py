@@ -9,6 +9,7 @@ from langtts.evaluation import EvaluationResult
 from langtts.graph import load_graph
 from langtts.plots import accuracy_vs_cost, draw_graph, pareto_front, scatter, search_curves
 from langtts.search.base import Evaluation, Outcome
+from langtts.search.records import CurvePoint
 from langtts.shapes import single
 
 GRAPHS = Path(__file__).resolve().parents[1] / "examples" / "graphs"
@@ -104,19 +105,60 @@ def test_pareto_front_hand_checked(points, front):
     assert pareto_front(points) == front
 
 
+def curve(scores, *, optimizer: bool = False, eval_flops: float = 1e12, eval_wall: float = 2.0):
+    """One point per round: 4 evaluation calls and ``eval_flops`` a round; an optimizer adds 1 call, 5e11 FLOPs
+    and 6 s a round."""
+    best, points = float("-inf"), []
+    for r, score in enumerate(scores, start=1):
+        best = max(best, score)
+        opt_wall = 6.0 * r if optimizer else 0.0
+        points.append(
+            CurvePoint(
+                round=r, best_score=best, evaluation_calls=4 * r, evaluation_flops=eval_flops * r,
+                optimizer_calls=r if optimizer else 0, optimizer_flops=5e11 * r if optimizer else 0.0,
+                wall_time_s=eval_wall * r + opt_wall, optimizer_wall_s=opt_wall,
+            )
+        )  # fmt: skip
+    return points
+
+
 def test_search_curves_for_two_methods(tmp_path):
-    runs = {
-        "random": [evaluation(0, 0.2, phase="calibrate"), evaluation(1, 0.4), evaluation(2, 0.3), evaluation(3, 0.6)],
-        "agent_reinforce": [evaluation(i, s, wall=5.0) for i, s in enumerate([0.5, 0.7, 0.65])],
-    }
+    runs = {"random": curve([0.4, 0.3, 0.6]), "agent-reinforce": curve([0.5, 0.7, 0.65], optimizer=True)}
     for suffix in (".png", ".svg"):
         assert_image(search_curves(runs, tmp_path / f"curves{suffix}"))
-    assert "agent_reinforce" in (tmp_path / "curves.svg").read_text()
+    text = (tmp_path / "curves.svg").read_text()
+    assert "agent-reinforce" in text and "random" in text
+    for axis in ("LLM calls (evaluation + optimizer)", "FLOPs (evaluation + optimizer)", "optimizer included"):
+        assert axis in text
+    assert "evaluations only" in text
 
 
-def test_search_curves_need_search_entries(tmp_path):
-    with pytest.raises(ValueError, match="no search-phase"):
-        search_curves({"random": [evaluation(0, 0.5, phase="test")]}, tmp_path / "curves.png")
+def test_search_curves_draw_the_evaluation_only_line_for_an_optimizer_that_spent(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    lines = []
+    plot = Axes.plot
+
+    def spy(self, *args, **kwargs):
+        lines.append((kwargs.get("label"), kwargs.get("linestyle"), list(args[0])))
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", spy)
+    search_curves({"random": curve([0.4]), "agent": curve([0.5, 0.7], optimizer=True)}, tmp_path / "c.png")
+    solid = [(label, x) for label, style, x in lines if style is None]
+    dashed = [x for _, style, x in lines if style == "--"]
+    assert [label for label, _ in solid] == ["random"] * 3 + ["agent"] * 3
+    # agent: calls 4+1 a round, FLOPs 1e12 + 5e11, wall 2 + 6 s; dashed: the evaluations alone
+    assert [x for _, x in solid[3:]] == [[5, 10], [1.5e12, 3e12], [8.0, 16.0]]
+    assert dashed == [[4, 8], [1e12, 2e12], [2.0, 4.0]]
+
+
+def test_search_curves_need_curve_points(tmp_path):
+    with pytest.raises(ValueError, match="every run's curve is empty"):
+        search_curves({"random": [], "bayes": []}, tmp_path / "curves.png")
+    with pytest.raises(ValueError, match="no runs"):
+        search_curves({}, tmp_path / "curves.png")
+    assert_image(search_curves({"random": [], "bayes": curve([0.3])}, tmp_path / "curves.png"))
 
 
 @pytest.mark.parametrize("x", ["flops", "latency"])

@@ -4,8 +4,9 @@ A request key hashes the model identity (id, served name, fingerprint), the mess
 parameters. The cache key adds the sample index, so parallel samples of one request stay distinct while a
 repeated search replays them. The file is safe to share between threads and processes: WAL journal, a busy
 timeout, one short statement per operation, and `INSERT OR IGNORE` (the first answer stored for a key wins).
-Top log-probabilities live in a table of their own, so files written before they existed load unchanged and
-older langtts versions can keep writing to a shared file.
+Top log-probabilities and the server's prompt-cache figure (`cached_prompt_tokens`, stored when not 0) live in
+tables of their own, so files written before they existed load unchanged and older langtts versions can keep
+writing to a shared file.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE TABLE IF NOT EXISTS top_logprobs (
     key TEXT PRIMARY KEY,
     top_logprobs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS prompt_cache (
+    key TEXT PRIMARY KEY,
+    cached_prompt_tokens INTEGER NOT NULL
 )
 """
 
@@ -73,6 +78,7 @@ class CachedAnswer:
     latency_s: float
     endpoint: str | None = None
     top_logprobs: TopLogprobs | None = None
+    cached_prompt_tokens: int = 0  # of prompt_tokens, those the server took from its prompt (prefix) cache
 
 
 class CallCache:
@@ -120,7 +126,8 @@ class CallCache:
 
     _SELECT = (
         "SELECT model, text, prompt_tokens, completion_tokens, finish_reason, latency_s, endpoint, "
-        "top_logprobs.top_logprobs FROM calls LEFT JOIN top_logprobs USING (key) WHERE calls.key = ?"
+        "top_logprobs.top_logprobs, prompt_cache.cached_prompt_tokens FROM calls "
+        "LEFT JOIN top_logprobs USING (key) LEFT JOIN prompt_cache USING (key) WHERE calls.key = ?"
     )
 
     def get(self, key: str) -> CachedAnswer | None:
@@ -132,7 +139,7 @@ class CallCache:
                 self.misses += 1
                 return None
             self.hits += 1
-        model, text, prompt_tokens, completion_tokens, finish_reason, latency_s, endpoint, top = row
+        model, text, prompt_tokens, completion_tokens, finish_reason, latency_s, endpoint, top, cached_prompt = row
         return CachedAnswer(
             model,
             text,
@@ -142,6 +149,7 @@ class CallCache:
             latency_s,
             endpoint,
             top_logprobs=None if top is None else tuple(json.loads(top)),
+            cached_prompt_tokens=cached_prompt or 0,
         )
 
     def put(self, key: str, answer: CachedAnswer) -> None:
@@ -162,13 +170,19 @@ class CallCache:
         insert = "INSERT OR IGNORE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         with self._lock:
             conn = self._connection()
-            if answer.top_logprobs is None:
+            if answer.top_logprobs is None and not answer.cached_prompt_tokens:
                 conn.execute(insert, row)
                 return
-            conn.execute("BEGIN IMMEDIATE")  # the answer and its log-probabilities are stored together
+            conn.execute("BEGIN IMMEDIATE")  # the answer and its extra tables are stored together
             try:
-                conn.execute(insert, row)
-                conn.execute("INSERT OR IGNORE INTO top_logprobs VALUES (?, ?)", (key, json.dumps(answer.top_logprobs)))
+                if conn.execute(insert, row).rowcount == 0:  # the key had an answer: keep it as it is
+                    conn.execute("COMMIT")
+                    return
+                if answer.top_logprobs is not None:
+                    top = json.dumps(answer.top_logprobs)
+                    conn.execute("INSERT OR IGNORE INTO top_logprobs VALUES (?, ?)", (key, top))
+                if answer.cached_prompt_tokens:
+                    conn.execute("INSERT OR IGNORE INTO prompt_cache VALUES (?, ?)", (key, answer.cached_prompt_tokens))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -20,7 +20,10 @@ from langtts.files import write_text_atomic
 @dataclass(frozen=True)
 class CallRecord:
     """One call through the pool. `tags` name its context, e.g. node, graph, run, purpose. `endpoint`: where it
-    was answered (for a failed call: its last attempt); `failed_endpoints`: where each failed attempt went."""
+    was answered (for a failed call: its last attempt); `failed_endpoints`: where each failed attempt went.
+    `cached_prompt_tokens`: the prompt tokens the server answered from its own prompt (prefix) cache, as it
+    reported them (`usage.prompt_tokens_details.cached_tokens`: llama-server, vLLM); 0 when it reports none. A hit
+    of langtts's call cache keeps the figure of the call it replays (as it keeps its tokens and latency)."""
 
     model: str
     prompt_tokens: int
@@ -36,11 +39,13 @@ class CallRecord:
     endpoint: str | None = None
     error: str | None = None
     failed_endpoints: tuple[str, ...] = ()
+    cached_prompt_tokens: int = 0
 
 
 class Usage(BaseModel):
     """Totals over some records, e.g. a run's cost of one purpose over its sessions (sum them with `+`).
-    `flops` counts every answered call; `flops_spent` only those not cached."""
+    `flops` counts every answered call; `flops_spent` only those not cached. `cached_prompt_tokens`: the part of
+    `prompt_tokens` the servers took from their prompt cache (`cached_prompt_share`)."""
 
     model_config = ConfigDict(frozen=True, serialize_by_alias=True)
 
@@ -55,6 +60,7 @@ class Usage(BaseModel):
     flops: float = 0.0
     flops_spent: float = 0.0
     latency_s: float = 0.0
+    cached_prompt_tokens: int = 0
 
     @property
     def misses(self) -> int:
@@ -64,13 +70,18 @@ class Usage(BaseModel):
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    @property
+    def cached_prompt_share(self) -> float | None:
+        """The share of prompt tokens the servers answered from their prompt cache; None without prompt tokens."""
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else None
+
     def __add__(self, other: Usage) -> Usage:
         totals: dict[str, Any] = {name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields}
         return Usage(**totals)
 
     @classmethod
     def of(cls, records: Iterable[CallRecord]) -> Usage:
-        calls = hits = errors = retries = prompt = completion = 0
+        calls = hits = errors = retries = prompt = completion = cached_prompt = 0
         flops = spent = latency = 0.0
         for r in records:
             calls += 1
@@ -79,6 +90,7 @@ class Usage(BaseModel):
             retries += r.retries
             prompt += r.prompt_tokens
             completion += r.completion_tokens
+            cached_prompt += r.cached_prompt_tokens
             flops += r.flops
             spent += 0.0 if r.cached else r.flops
             latency += r.latency_s
@@ -92,6 +104,7 @@ class Usage(BaseModel):
             flops=flops,
             flops_spent=spent,
             latency_s=latency,
+            cached_prompt_tokens=cached_prompt,
         )
 
 

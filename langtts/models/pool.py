@@ -655,6 +655,7 @@ class ModelPool:
                 retries=retries,
                 endpoint=result.endpoint,
                 failed_endpoints=tuple(failed),
+                cached_prompt_tokens=result.cached_prompt_tokens,
             )
         )
         return result
@@ -760,6 +761,8 @@ def _answer(
         if content is None:
             raise _call_error(model, endpoint, "bad_response", "the server returned no log-probabilities")
         top_logprobs = tuple(_alternatives(token.get("top_logprobs") or ()) for token in content)
+    # ChatOpenAI reads `usage.prompt_tokens_details.cached_tokens` into input_token_details["cache_read"]
+    cache_read = (usage.get("input_token_details") or {}).get("cache_read")
     return CachedAnswer(
         model=model.id,
         text=message.text,
@@ -769,6 +772,7 @@ def _answer(
         latency_s=latency,
         endpoint=endpoint.base_url,
         top_logprobs=top_logprobs,
+        cached_prompt_tokens=int(cache_read or 0),
     )
 
 

@@ -47,6 +47,8 @@ class CachedChatModel(BaseChatModel):
             output_tokens=answer.completion_tokens,
             total_tokens=answer.prompt_tokens + answer.completion_tokens,
         )
+        if answer.cached_prompt_tokens:
+            usage["input_token_details"] = {"cache_read": answer.cached_prompt_tokens}
         return usage, {"finish_reason": answer.finish_reason, "model_name": self.model_name, "cached": self.cached}
 
     def _message(self) -> AIMessage:

@@ -3,7 +3,9 @@
 It serves `GET /v1/models` and `POST /v1/chat/completions` with `usage` (and `logprobs` when asked), and can
 be told to be slow, to fail the first N chat requests with a status (503 by default), to always fail with a
 status (e.g. 400), to script its answers, and to die with requests in flight (`kill`). It records every chat
-request and the most requests it had in flight at once. With `stream` set it answers with server-sent events,
+request and the most requests it had in flight at once. With `prompt_cache` it reports
+`usage.prompt_tokens_details.cached_tokens` as llama-server does: 0 for a prompt it has not seen, else all the
+prompt's tokens but the last. With `stream` set it answers with server-sent events,
 one chunk per word, and a usage chunk only when the request has `stream_options.include_usage` (as OpenAI and
 vLLM do).
 
@@ -52,6 +54,7 @@ class StubServer:
         reply: Reply = echo,
         usage: bool = True,
         logprobs: bool = True,
+        prompt_cache: bool = False,
     ) -> None:
         self.models = list(models)
         self.latency = latency
@@ -61,6 +64,8 @@ class StubServer:
         self.reply = reply
         self.usage = usage
         self.logprobs = logprobs
+        self.prompt_cache = prompt_cache
+        self._seen_prompts: set[str] = set()
         self.requests: list[dict[str, Any]] = []
         self.chat_calls = 0
         self.in_flight = 0
@@ -165,6 +170,12 @@ class StubServer:
                 "completion_tokens": completion,
                 "total_tokens": prompt + completion,
             }
+            if self.prompt_cache:
+                seen = json.dumps(request["messages"], sort_keys=True)
+                with self._lock:
+                    cached = prompt - 1 if seen in self._seen_prompts else 0
+                    self._seen_prompts.add(seen)
+                body["usage"]["prompt_tokens_details"] = {"cached_tokens": cached}
         return body
 
 

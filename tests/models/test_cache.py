@@ -124,6 +124,18 @@ def test_top_logprobs_round_trip(tmp_path: Path) -> None:
     assert cache.get("plain").top_logprobs is None
 
 
+def test_cached_prompt_tokens_round_trip(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "calls.sqlite")
+    cache.put("k", CachedAnswer("m", "A", 32, 5, "stop", 0.2, None, cached_prompt_tokens=31))
+    cache.put("k", CachedAnswer("m", "B", 32, 5, "stop", 0.2, None, cached_prompt_tokens=7))  # the first one wins
+    assert cache.get("k") == CachedAnswer("m", "A", 32, 5, "stop", 0.2, None, cached_prompt_tokens=31)
+    top = ({"A": -0.1},)
+    cache.put("both", CachedAnswer("m", "A", 3, 1, "stop", 0.2, None, top, cached_prompt_tokens=2))
+    assert (cache.get("both").top_logprobs, cache.get("both").cached_prompt_tokens) == (top, 2)
+    cache.put("plain", answer())
+    assert cache.get("plain").cached_prompt_tokens == 0
+
+
 def test_files_without_top_logprobs_load(tmp_path: Path) -> None:
     path = tmp_path / "calls.sqlite"
     old = sqlite3.connect(path)  # the file as langtts wrote it before log-probabilities were cached
@@ -141,3 +153,12 @@ def test_files_without_top_logprobs_load(tmp_path: Path) -> None:
     old.execute("INSERT INTO calls VALUES ('older', 'm', 'x', 1, 1, 'stop', 0.1, NULL, 0)")  # old writers still work
     old.commit()
     assert cache.get("older").text == "x"
+
+
+def test_a_replayed_answer_reports_the_prompt_cache_to_callbacks() -> None:
+    from langtts.models.replay import CachedChatModel
+
+    cached = CachedChatModel(answer=CachedAnswer("m", "A", 32, 5, "stop", 0.2, cached_prompt_tokens=31), model_name="m")
+    assert cached.invoke("q").usage_metadata["input_token_details"] == {"cache_read": 31}
+    plain = CachedChatModel(answer=answer(), model_name="m")
+    assert "input_token_details" not in plain.invoke("q").usage_metadata

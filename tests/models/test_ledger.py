@@ -112,4 +112,21 @@ def test_usage_sums_and_reads_the_run_files_of_earlier_versions(ledger: UsageLed
     }  # fmt: skip
     usage = Usage.model_validate(written_before)
     assert (usage.calls, usage.hits, usage.misses, usage.errors, usage.retries) == (3, 2, 1, 1, 0)
-    assert usage.model_dump() == written_before | {"retries": 0, "latency_s": 0.0}  # the same names in run files
+    assert usage.model_dump() == written_before | {"retries": 0, "latency_s": 0.0, "cached_prompt_tokens": 0}
+    assert usage.cached_prompt_share == 0.0 and Usage().cached_prompt_share is None
+
+
+def test_cached_prompt_tokens_are_summed_and_old_ledgers_load(tmp_path: Path) -> None:
+    records = [CallRecord("m", 32, 5, 0.1, False, 1.0, "stop", 0.0, cached_prompt_tokens=c) for c in (0, 31, 31)]
+    total = UsageLedger(records).totals()
+    assert (total.prompt_tokens, total.cached_prompt_tokens) == (96, 62)
+    assert total.cached_prompt_share == pytest.approx(62 / 96)
+    assert (total + total).cached_prompt_tokens == 124
+    assert Usage.model_validate(total.model_dump()) == total  # the run-file round trip keeps it
+    path = tmp_path / "old.jsonl"  # a ledger written before the field existed
+    path.write_text(
+        '{"model": "m", "prompt_tokens": 3, "completion_tokens": 1, "latency_s": 0.1, "cached": false, '
+        '"flops": 1.0, "finish_reason": "stop", "timestamp": 0.0, "tags": {}}\n'
+    )
+    (old,) = UsageLedger.from_jsonl(path).records()
+    assert old.cached_prompt_tokens == 0

@@ -453,6 +453,43 @@ def test_failed_calls_are_not_cached(make_stub: MakeStub, make_pool: MakePool, t
 # --- ledger -------------------------------------------------------------------------------------------------
 
 
+def test_ledger_records_the_servers_prompt_cache(make_stub: MakeStub, make_pool: MakePool, tmp_path: Path) -> None:
+    server = make_stub(prompt_cache=True)  # usage.prompt_tokens_details.cached_tokens, as llama-server and vLLM
+    pool = make_pool(server, cache=CallCache(tmp_path / "c.sqlite"))
+    first = pool.chat(MODEL, user("what is two plus two"), temperature=0.5, sample_index=0)
+    second = pool.chat(MODEL, user("what is two plus two"), temperature=0.5, sample_index=1)
+    assert server.requests[-1]["messages"] == server.requests[0]["messages"] and server.chat_calls == 2
+    assert (first.cached_prompt_tokens, second.cached_prompt_tokens) == (0, first.prompt_tokens - 1)
+    replay = pool.chat(MODEL, user("what is two plus two"), temperature=0.5, sample_index=1)
+    assert replay.cached and server.chat_calls == 2
+    assert replay.cached_prompt_tokens == second.cached_prompt_tokens  # the call cache keeps what was recorded
+    assert [r.cached_prompt_tokens for r in pool.ledger.records()] == [0, 4, 4]
+    total = pool.ledger.totals()
+    assert total.cached_prompt_tokens == 8 and total.cached_prompt_share == pytest.approx(8 / 15)
+    fresh = make_pool(server, cache=CallCache(tmp_path / "c.sqlite"))  # another process reads it back
+    assert fresh.chat(MODEL, user("what is two plus two"), temperature=0.5, sample_index=1).cached_prompt_tokens == 4
+
+
+def test_servers_without_prompt_cache_figures_record_zero(stub: StubServer, make_pool: MakePool) -> None:
+    pool = make_pool(stub)
+    pool.chat(MODEL, user("q"))
+    pool.chat(MODEL, user("q"), max_tokens=100)
+    assert pool.ledger.totals().cached_prompt_tokens == 0
+
+
+def test_cached_prompt_tokens_from_a_streamed_answer(make_stub: MakeStub, make_pool: MakePool) -> None:
+    from langtts.compile import compile_graph
+
+    server = make_stub(prompt_cache=True)
+    pool = make_pool(server)
+    app = compile_graph(single(MODEL), pool)
+    for _ in range(2):
+        list(app.stream({"question": "two plus two"}, stream_mode="messages"))
+    assert all(r["stream"] for r in server.requests)
+    first, second = pool.ledger.records()
+    assert first.cached_prompt_tokens == 0 and second.cached_prompt_tokens == second.prompt_tokens - 1 > 0
+
+
 def test_ledger_per_tag(stub: StubServer, make_pool: MakePool) -> None:
     pool = make_pool(stub)
 
