@@ -25,8 +25,8 @@ from tests.fakes import fake_pool
 
 MODELS = ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"]
 BUDGET_UNITS = 30.0
-AGENT_ITERATIONS = 2  # agent-reinforce: its scripted agent is asked 11 times (AGENT_CALLS)
-AGENT_CALLS = 11
+AGENT_ITERATIONS = 2  # agent-reinforce: its scripted agent is asked 7 times (AGENT_CALLS)
+AGENT_CALLS = 7
 
 
 def settings(method: str, **overrides: Any) -> dict[str, Any]:

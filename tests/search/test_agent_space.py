@@ -223,6 +223,7 @@ async def drive_scored(optimizer, rounds: int, accuracy: dict[str, float], start
     for index in range(start, start + rounds):
         graph = await optimizer.propose()
         await optimizer.observe(graph, scored(graph, index, accuracy))
+    await optimizer.propose()  # the next round asked: the last one is fed back
 
 
 def all_into_a_vote(prompt: str) -> str:

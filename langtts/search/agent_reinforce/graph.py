@@ -2,6 +2,11 @@
 
 ``initialise → pretest → sample → evaluate → feedback → update → sample → ...``
 
+The search loop drives the thread through :meth:`AgentReinforce.propose` and :meth:`AgentReinforce.observe`:
+``observe`` only records the evaluation (the thread pauses before feedback), and the next ``propose`` runs
+feedback → update → sample. The loop asks for a proposal only when another round runs, so the agent is never
+called after the last round: that round's evaluation stays in the state unfed (``report()["pending"]``).
+
 - **initialise**: the agent picks two of the budget-maximal model multisets (given the paper's pilot data and
   three insights and, when a stored ``langtts profile`` of the run's task and worker models fits the run, a pilot
   table of *this* pool on *this* task beside them: per model its accuracy with the 95 % interval, questions
@@ -27,7 +32,7 @@
   rules out duplicate edges, cycles, fuser chains, a sink without input and most over-budget wirings; what is
   left to check is the model counts and the budget.
 - **evaluate**: ``interrupt()`` with the graph; the search loop evaluates it and :meth:`AgentReinforce.observe`
-  resumes the thread with ``Command(resume=evaluation)``.
+  resumes the thread with ``Command(resume=evaluation)``; after the last round (``max_rounds``) the thread ends.
 - **feedback**: the agent's textual gradient; **update**: the agent rewrites the probabilities (turned into
   logits), falling back to a numeric REINFORCE step (:class:`~langtts.search.reinforce.PolicyGradient`).
 
@@ -220,16 +225,23 @@ class AgentReinforce:
     # ---- Optimizer protocol ---------------------------------------------------------------------------
 
     async def propose(self) -> CollaborationGraph | None:
-        """The proposal of the round the thread is paused at (None once it ended): made on the first call, else
-        the one held in the thread's state (also after :meth:`load_state_dict`)."""
-        await self._thread()
+        """The next round's proposal (None once the thread ended). Paused after an observed evaluation, the thread
+        runs feedback, update and sample now; paused at a round's evaluation, the proposal held in the thread's
+        state is returned (also after :meth:`load_state_dict`), no agent call."""
+        app = await self._thread()
+        if not self._ended and self._values.get("evaluation") is not None:
+            await self._run(app, None)  # past the pause before feedback: feedback -> update -> sample
         return None if self._ended else CollaborationGraph.from_dict(self._values["proposal"]["graph"])
 
     async def observe(self, graph: CollaborationGraph, evaluation: Evaluation) -> None:
-        """Resume the thread with ``evaluation`` (the evaluated ``graph`` is read from it) up to the next proposal."""
+        """Record ``evaluation`` (the evaluated ``graph`` is read from it) in the thread's state, no agent call: the
+        thread pauses before the feedback step, which :meth:`propose` runs when the loop asks for another round
+        (so the last round's evaluation is never fed back)."""
         app = await self._thread()
         if self._ended:
             raise OptimizationError("observe() after the agent's thread ended")
+        if self._values.get("evaluation") is not None:
+            raise OptimizationError("observe() twice without a propose() in between")
         await self._run(app, Command(resume=evaluation.model_dump(mode="json")))
 
     def state_dict(self) -> dict[str, Any]:
@@ -240,13 +252,25 @@ class AgentReinforce:
         self._values, self._ended, self._app = dict(state["agent"]), state["ended"], None
 
     def report(self) -> dict[str, Any]:
-        """Options, the initialisation, and per round: statuses, problems, feedback, the distribution after the
-        update (logits and readable tables)."""
+        """Options, the initialisation, and per round fed back: statuses, problems, feedback, the distribution
+        after the update (logits and readable tables). ``rounds`` counts the evaluated rounds; the last one is
+        fed back only when another proposal was asked: until then it is ``pending`` (round, graph, result)."""
         history = [
             {**r, "tables": ProbabilisticGraph.from_dict(r["distribution"], self.space.catalog).tables()}
             for r in self._values.get("history", [])
         ]
         proposals = Counter(r["proposal"]["status"] for r in history)
+        evaluation, proposal = self._values.get("evaluation"), self._values.get("proposal")
+        pending = None
+        if evaluation is not None and proposal is not None:  # evaluated, not fed back (no later proposal asked)
+            proposals[proposal["status"]] += 1
+            pending = {
+                "round": evaluation["round"],
+                "proposal": proposal,
+                "graph": evaluation["graph"],
+                "result": {k: evaluation[k] for k in _RESULT_KEYS if k in evaluation},
+                "fed_back": False,
+            }
         init = self._values.get("init") or {}
         used = init.get("profile")
         return {
@@ -257,7 +281,9 @@ class AgentReinforce:
                 "note": init.get("profile_note", ""),
             },
             "initialise": self._values.get("init"),
-            "rounds": len(history),
+            "rounds": len(history) + (pending is not None),
+            "fed_back_rounds": len(history),
+            "pending": pending,
             "proposals": {s: proposals[s] for s in ("valid", "repaired", "fallback", "sampled")},
             "agent_driven_rounds": proposals["valid"] + proposals["repaired"],
             "updates": dict(Counter(r["update"]["status"] for r in history)),
@@ -268,8 +294,12 @@ class AgentReinforce:
 
     # ---- the LangGraph graph ----------------------------------------------------------------------------
 
-    def agent_graph(self, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
-        """The agent's StateGraph, compiled with ``checkpointer`` (``langgraph dev`` supplies its own)."""
+    def agent_graph(
+        self, checkpointer: BaseCheckpointSaver | None = None, *, pause_before_feedback: bool = False
+    ) -> CompiledStateGraph:
+        """The agent's StateGraph, compiled with ``checkpointer`` (``langgraph dev`` supplies its own). After a
+        round's evaluation the thread ends if it was the last (``max_rounds``), else goes on to feedback; with
+        ``pause_before_feedback`` (the method's own thread) it pauses there until the next proposal is asked."""
         builder = StateGraph(AgentState)
         for name in ("initialise", "pretest", "sample", "evaluate", "feedback", "update"):
             builder.add_node(name, getattr(self, f"_{name}"))
@@ -277,10 +307,14 @@ class AgentReinforce:
         builder.add_edge("initialise", "pretest")
         builder.add_edge("pretest", "sample")
         builder.add_edge("sample", "evaluate")
-        builder.add_edge("evaluate", "feedback")
+        builder.add_conditional_edges("evaluate", self._route, ["feedback", END])
         builder.add_edge("feedback", "update")
-        builder.add_conditional_edges("update", self._route, ["sample", END])
-        return builder.compile(checkpointer=checkpointer, name="agent-reinforce")
+        builder.add_edge("update", "sample")
+        return builder.compile(
+            checkpointer=checkpointer,
+            interrupt_before=["feedback"] if pause_before_feedback else None,
+            name="agent-reinforce",
+        )
 
     async def _initialise(self, state: AgentState) -> dict[str, Any]:
         profile, note = self._pool_profile()
@@ -542,7 +576,8 @@ class AgentReinforce:
         return {"round": r, "old": list(old), "new": list(new), "accepted": accepted, "reason": reason}
 
     def _route(self, state: AgentState) -> str:
-        return END if self.max_rounds is not None and state["round"] >= self.max_rounds else "sample"
+        """After an evaluation: the end after the last round (``max_rounds``; its evaluation is not fed back)."""
+        return END if self.max_rounds is not None and state["round"] >= self.max_rounds else "feedback"
 
     # ---- helpers ----------------------------------------------------------------------------------------
 
@@ -621,11 +656,14 @@ class AgentReinforce:
 
     async def _thread(self) -> CompiledStateGraph:
         """The thread, on an in-memory checkpointer: started (run to its first proposal) or rebuilt from the
-        state given to :meth:`load_state_dict`, paused at that round's evaluation."""
+        state given to :meth:`load_state_dict`, paused where it was: at that round's evaluation, or after it
+        (an evaluation held: before the feedback step)."""
         if self._app is None:
-            self._app = self.agent_graph(InMemorySaver())
+            self._app = self.agent_graph(InMemorySaver(), pause_before_feedback=True)
             if not self._values:
                 await self._run(self._app, {"round": 0})
+            elif not self._ended and self._values.get("evaluation") is not None:
+                await self._app.aupdate_state(_THREAD, self._values, as_node="evaluate")  # next: feedback
             elif not self._ended:
                 await self._app.aupdate_state(_THREAD, self._values, as_node="sample")
                 await self._run(self._app, None)  # into the evaluate step's interrupt: no agent call
