@@ -74,7 +74,8 @@ def agent_answer(model: str, messages: list, kwargs: Mapping[str, Any]) -> str:
             answer["sink_inputs"] = first_instance(alternatives[pick % len(alternatives)])
         return json.dumps(answer)
     if name == "textual_gradient":
-        return json.dumps({"feedback": f"try node n{pick % 3} next"})
+        claim = {"target": f"n{pick % 3}", "effect": "neutral", "evidence": f"n{pick % 3} changed little"}
+        return json.dumps({"claims": [claim], "summary": f"try node n{pick % 3} next"})
     if name == "probability_update":
         return update(edges=((f"n{pick % 2}", "sink", 0.8),))(prompt)
     return json.dumps(first_instance(schema))

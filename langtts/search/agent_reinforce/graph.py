@@ -77,7 +77,7 @@ from langtts.cost import by_size, largest_model
 from langtts.graph import CollaborationGraph
 from langtts.models.errors import ModelCallError, StructuredOutputError
 from langtts.prompts import PromptLibrary
-from langtts.search.agent_reinforce import pool_profile, revision
+from langtts.search.agent_reinforce import claims, pool_profile, revision
 from langtts.search.agent_reinforce.parsing import (
     AgentOutputError,
     check_answer,
@@ -90,8 +90,10 @@ from langtts.search.agent_reinforce.parsing import (
 from langtts.search.agent_reinforce.prompts import AgentPrompts, PilotData, clip
 from langtts.search.agent_reinforce.schemas import (
     FEEDBACK_SCHEMA,
+    PROPOSAL_MAX_TOKENS,
     answer_token_bound,
     choice_schema,
+    compact_token_bound,
     placement_schema,
     update_schema,
     wiring_schema,
@@ -141,8 +143,9 @@ class AgentReinforce:
     ``False`` / ``"random"`` otherwise), ``fusers``, ``objective_kind`` (``accuracy`` or ``joint``: latency
     rules and latency in the prompts), ``max_repairs``, ``pilot`` (:class:`PilotData`), ``max_rounds`` (the
     thread ends after that many rounds; default never), ``lr`` (numeric steps), ``temperature``,
-    ``max_tokens`` (default: per call, room for the longest answer its bounded schema allows; at most half
-    the agent's context window) and ``history_rounds`` (rounds shown) for the agent's calls, ``prompts_dir``
+    ``max_tokens`` (default: per call, room for the longest compact answer its bounded schema allows, at least
+    250 tokens, the whitespace bound after a cut answer; at most half the agent's context window; see
+    ``_max_tokens``) and ``history_rounds`` (rounds shown) for the agent's calls, ``prompts_dir``
     (user prompt files, ``agent/pilot.json`` included), ``use_profile`` (default ``True``: read the pool's stored
     ``langtts profile`` when it fits the run; see the module docstring).
     """
@@ -289,8 +292,20 @@ class AgentReinforce:
             "updates": dict(Counter(r["update"]["status"] for r in history)),
             "revisions": self._values.get("revisions", []),
             "multiset": self._values.get("multiset"),
+            "feedback": _feedback_report(history),
+            "prompt_cache": self._prompt_cache(),
             "history": history,
         }
+
+    def _prompt_cache(self) -> dict[str, Any]:
+        """The agent's calls of this session (the pool's ledger, tagged as the agent tags them): prompt tokens and,
+        when the pool's usage counts them (``cached_prompt_tokens``), the share a server served from its prompt
+        cache (every call starts with the same system message: :meth:`.AgentPrompts.context`); else None."""
+        usage = self.pool.ledger.totals(**self.context.tags)
+        cached = getattr(usage, "cached_prompt_tokens", None)
+        share = cached / usage.prompt_tokens if cached is not None and usage.prompt_tokens else None
+        return {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens, "cached_prompt_tokens": cached,
+                "cached_share": share}  # fmt: skip
 
     # ---- the LangGraph graph ----------------------------------------------------------------------------
 
@@ -411,21 +426,26 @@ class AgentReinforce:
         if r == 1 or self.variant == "maas":
             graph, status = draw(pg, multiset, self._rng(2, r)).graph, "sampled"
         else:
-            proposed, status, errors = await self._propose(r, pg, multiset, state.get("history", []))
+            proposed, status, errors = await self._propose(r, pg, multiset, state.get("history", []), _profile(state))
             graph = proposed or draw(pg, multiset, self._rng(2, r)).graph
         self.context.report(f"[agent round {r}] sample: {status} proposal" + _first_error(errors))
         proposal = {"round": r, "graph": graph.to_dict(), "status": status, "errors": errors}
         return {"round": r, "proposal": proposal, "evaluation": None, "feedback": None}
 
     async def _propose(
-        self, r: int, pg: ProbabilisticGraph, multiset: Sequence[str], history: Sequence[Mapping[str, Any]]
+        self,
+        r: int,
+        pg: ProbabilisticGraph,
+        multiset: Sequence[str],
+        history: Sequence[Mapping[str, Any]],
+        profile: str = "",
     ) -> tuple[CollaborationGraph | None, str, list[str]]:
         """The agent's graph in two calls: place (models and roles), then wire (inputs, given the roles, so a
         fuser can only read assistants; one-hot where the budget affords a node a single input). ``valid`` if
         both answers were usable as first written, ``repaired`` if either needed a repair, ``fallback`` (no
         graph) if either stayed unusable."""
         workers = [worker_id(i) for i in range(pg.n_nodes)]
-        messages = self.prompts.sample(r, pg, multiset, history)
+        messages = self.prompts.sample(r, pg, multiset, history, profile)
         sinks = [o.label for o in pg.sink_options] if len(pg.sink_options) > 1 else None
         placed = await self._ask(
             "sample",
@@ -460,25 +480,71 @@ class AgentReinforce:
         proposal = state["proposal"]
         assert proposal is not None
         payload = interrupt({"round": proposal["round"], "graph": proposal["graph"]})
-        result = _result(payload, proposal, node_accuracy=self.revise)
+        result = _result(payload, proposal)
         self.context.report(f"[agent round {proposal['round']}] evaluate: {self.prompts.result_text(result)}")
         return {"evaluation": result}
 
     async def _feedback(self, state: AgentState) -> dict[str, Any]:
+        """The agent's structured feedback on the round's figures (each node's own accuracy, its inputs' mean and
+        agreement, its FLOPs; the paired comparison with the incumbent; the history table), each claim checked
+        by :data:`.claims.RULE`, and compared with the earlier rounds' feedback (near-duplicates reported)."""
         r, evaluation = state["round"], state["evaluation"]
         assert evaluation is not None
+        history = state.get("history", [])
         feedback: dict[str, Any]
         if self._numeric_round(r):
             feedback = {"round": r, "text": "", "status": "skipped", "errors": []}
-        else:
-            answer = await self._ask(
-                "feedback",
-                self.prompts.feedback(r, _graph(evaluation), evaluation, self._pg(state), state.get("history", [])),
-                FEEDBACK_SCHEMA,
-                parse_feedback,
+            self.context.report(f"[agent round {r}] feedback (skipped)")
+            return {"feedback": feedback}
+        graph = _graph(evaluation)
+        incumbent = max(history, key=lambda record: record["result"]["score"]) if history else None
+        paired = claims.paired_counts(evaluation, incumbent["result"]) if incumbent else None
+        answer = await self._ask(
+            "feedback",
+            self.prompts.feedback(
+                r,
+                graph,
+                evaluation,
+                self._pg(state),
+                history,
+                self.prompts.paired_text(paired, incumbent),
+                _profile(state),
+            ),
+            FEEDBACK_SCHEMA,
+            parse_feedback,
+        )
+        parsed = answer.value or {"claims": [], "summary": ""}
+        checked = claims.check_claims(parsed["claims"], graph, evaluation, paired)
+        comparable = claims.comparable(checked, parsed["summary"])
+        duplicate = None
+        for record in history:
+            earlier = record.get("feedback_comparable") or ""
+            if (ratio := claims.similarity(comparable, earlier)) >= claims.NEAR_DUPLICATE and (
+                duplicate is None or ratio > duplicate["similarity"]
+            ):
+                duplicate = {"round": record["round"], "similarity": round(ratio, 3)}
+        feedback = {
+            "round": r,
+            "text": claims.feedback_text(checked, parsed["summary"]),
+            "claims": checked,
+            "summary": parsed["summary"],
+            "supported": sum(c["supported"] for c in checked),
+            "comparable": comparable,
+            "near_duplicate_of": duplicate,
+            "paired": paired,
+            "incumbent_round": incumbent["round"] if incumbent else None,
+            "status": answer.status,
+            "errors": answer.errors,
+        }
+        self.context.report(
+            f"[agent round {r}] feedback ({feedback['status']}, {feedback['supported']}/{len(checked)} claims "
+            f"supported): {clip(parsed['summary'] or feedback['text'], 160)}"
+        )
+        if duplicate is not None:
+            self.context.report(
+                f"[agent round {r}] feedback is a near-duplicate of round {duplicate['round']}'s "
+                f"(similarity {duplicate['similarity']:.2f} >= {claims.NEAR_DUPLICATE})"
             )
-            feedback = {"round": r, "text": answer.value or "", "status": answer.status, "errors": answer.errors}
-        self.context.report(f"[agent round {r}] feedback ({feedback['status']}): {clip(feedback['text'], 160)}")
         return {"feedback": feedback}
 
     async def _update(self, state: AgentState) -> dict[str, Any]:
@@ -514,7 +580,9 @@ class AgentReinforce:
             )
             answer = await self._ask(
                 "update",
-                self.prompts.update(r, graph, evaluation, feedback["text"], pg, multiset, history, offer),
+                self.prompts.update(
+                    r, graph, evaluation, feedback["text"], pg, multiset, history, offer, _profile(state)
+                ),
                 update_schema(workers, list(pg.models), self.fusers, sinks, len(shown) if shown else None),
                 lambda d: (*apply_update(pg, d, sampled=graph, multiset=multiset), d.get("mix")),
             )
@@ -544,6 +612,13 @@ class AgentReinforce:
             "result": {k: evaluation[k] for k in _RESULT_KEYS if k in evaluation},
             "feedback": feedback["text"],
             "feedback_status": feedback["status"],
+            "feedback_claims": feedback.get("claims", []),
+            "feedback_summary": feedback.get("summary", ""),
+            "feedback_supported": feedback.get("supported", 0),
+            "feedback_comparable": feedback.get("comparable", ""),
+            "feedback_near_duplicate_of": feedback.get("near_duplicate_of"),
+            "paired": feedback.get("paired"),
+            "incumbent_round": feedback.get("incumbent_round"),
             "update": {"status": status, "errors": errors, "coercions": coercions},
             "distribution": pg.to_dict(),
         }
@@ -588,6 +663,7 @@ class AgentReinforce:
         again with the problem (``max_repairs`` times)."""
         conversation: list[dict[str, str]] = list(messages)
         errors: list[str] = []
+        cut = False  # an answer was cut at max_tokens: the repairs get the whole bound
         for attempt in range(self.max_repairs + 1):
             try:
                 data = await self.pool.astructured(
@@ -596,11 +672,14 @@ class AgentReinforce:
                     schema,
                     tags={**self.context.tags, "node": node},
                     temperature=self.temperature,
-                    max_tokens=self._max_tokens(schema),
+                    max_tokens=self._max_tokens(schema, cut=cut),
                     seed=self.seed,
                 )
             except StructuredOutputError as e:
                 raw, error = e.raw, str(e)
+                if e.finish_reason == "length":
+                    cut = True
+                    error += "; write compact JSON on one line, with short text fields"
             except ModelCallError as e:
                 if e.retryable:
                     raise
@@ -633,8 +712,17 @@ class AgentReinforce:
     def _numeric_round(self, r: int) -> bool:
         return self.variant == "maas" and r % 2 == 0
 
-    def _max_tokens(self, schema: Mapping[str, Any]) -> int:
-        tokens = answer_token_bound(schema) if self.max_tokens is None else self.max_tokens
+    def _max_tokens(self, schema: Mapping[str, Any], *, cut: bool = False) -> int:
+        """The ``max_tokens`` option, else room for the answer written as asked, compact JSON on one line
+        (:func:`.schemas.compact_token_bound`, at least PROPOSAL_MAX_TOKENS, at most the whitespace bound
+        :func:`.schemas.answer_token_bound`), or after an answer was ``cut`` there, the whitespace bound; at most
+        half the agent's context window. A proposal call of up to five workers gets at most 250 tokens."""
+        if self.max_tokens is not None:
+            tokens = self.max_tokens
+        elif cut:
+            tokens = answer_token_bound(schema)
+        else:
+            tokens = min(answer_token_bound(schema), max(PROPOSAL_MAX_TOKENS, compact_token_bound(schema)))
         return min(tokens, self.window // 2) if self.window else tokens
 
     def _initial(self, multiset: Sequence[str]) -> ProbabilisticGraph:
@@ -675,12 +763,58 @@ class AgentReinforce:
         self._values, self._ended = dict(snapshot.values), not snapshot.next
 
 
-_RESULT_KEYS = ("index", "score", "accuracy", "latency_s", "questions", "node_accuracy")
+_RESULT_KEYS = (
+    "index",
+    "score",
+    "accuracy",
+    "latency_s",
+    "questions",
+    "node_accuracy",
+    "node_agreement",
+    "question_ids",
+    "correct",
+    "flops",
+)
 
 
-def _result(payload: Any, proposal: Mapping[str, Any], *, node_accuracy: bool = False) -> dict[str, Any]:
-    """What the agent needs from the resume value: an Evaluation's ``model_dump()`` or a mapping with a score;
-    with ``node_accuracy``, also each node's own accuracy (what a mix revision is judged on)."""
+def _feedback_report(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The feedback rounds (an agent answer, not a numeric maas round) and how far the figures back their claims
+    (:data:`.claims.RULE`): ``supported_share``, supported claims over all claims of the run;
+    ``all_supported_share``, the share of rounds with claims whose claims are all supported (None: no claim);
+    ``near_duplicates``, the rounds whose feedback text (summary and evidence) is at least
+    :data:`.claims.NEAR_DUPLICATE` similar to an earlier round's (:func:`.claims.similarity`)."""
+    rounds = [r for r in history if r.get("feedback_status") not in (None, "skipped")]
+    made = [len(r.get("feedback_claims") or []) for r in rounds]
+    supported = [int(r.get("feedback_supported") or 0) for r in rounds]
+    with_claims = [(s, n) for s, n in zip(supported, made, strict=True) if n]
+    return {
+        "rounds": len(rounds),
+        "claims": sum(made),
+        "supported_claims": sum(supported),
+        "supported_share": sum(supported) / sum(made) if sum(made) else None,
+        "all_supported_share": sum(s == n for s, n in with_claims) / len(with_claims) if with_claims else None,
+        "per_round": [
+            {"round": r["round"], "claims": n, "supported": s} for r, n, s in zip(rounds, made, supported, strict=True)
+        ],
+        "near_duplicate_threshold": claims.NEAR_DUPLICATE,
+        "near_duplicates": [
+            {"round": r["round"], "like_round": d["round"], "similarity": d["similarity"]}
+            for r in rounds
+            if (d := r.get("feedback_near_duplicate_of"))
+        ],
+    }
+
+
+def _profile(state: Mapping[str, Any]) -> str:
+    """The prompt text of the pool profile the thread uses ("" without one): part of every call's shared prefix."""
+    return str(((state.get("init") or {}).get("profile") or {}).get("text", ""))
+
+
+def _result(payload: Any, proposal: Mapping[str, Any]) -> dict[str, Any]:
+    """What the agent needs from the resume value: an Evaluation's ``model_dump()`` or a mapping with a score:
+    the score, accuracy, latency, per question ids and correctness (the paired comparison with the incumbent;
+    any number of questions), each node's own accuracy (feedback; what a mix revision is judged on) and its
+    inputs' agreement, the modelled FLOPs."""
     if not isinstance(payload, Mapping) or "score" not in payload:
         raise ValueError("resume the evaluate step with an Evaluation's model_dump() or a mapping with a 'score'")
     outcome = payload.get("outcome") or {}
@@ -693,9 +827,12 @@ def _result(payload: Any, proposal: Mapping[str, Any], *, node_accuracy: bool = 
         "accuracy": float(outcome.get("accuracy", score)),
         "latency_s": outcome.get("latency_s"),
         "questions": len(outcome.get("question_ids", [])),
+        "question_ids": list(outcome.get("question_ids") or []),
+        "correct": [bool(c) for c in outcome.get("correct") or []],
+        "node_accuracy": dict(outcome.get("node_accuracy") or {}),
+        "node_agreement": dict(outcome.get("node_agreement") or {}),
+        "flops": payload.get("modelled_flops"),
     }
-    if node_accuracy:
-        result["node_accuracy"] = dict(outcome.get("node_accuracy") or {})
     return result
 
 
