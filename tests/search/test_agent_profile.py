@@ -279,3 +279,16 @@ def test_a_run_resumed_after_sigkill_keeps_the_profile_it_started_with(
     assert multiset(run_dir) == multiset(tmp_path / "reference")
     fresh = run("agent-reinforce", str(tmp_path / "fresh"))  # profile B read anew: another multiset
     assert SMOL in multiset(tmp_path / "fresh") and _essence(fresh) != _essence(profiled_reference)
+
+
+def test_the_pool_profile_is_in_the_system_message_every_agent_call_shares():
+    setup = ProfileSetup()
+    store(MMLU, setup.pool, CORRECT)
+    optimizer = setup.build()
+    asyncio.run(drive(optimizer, 2))
+    first = {tuple(r["messages"][0]) for r in setup.agent.requests}
+    assert len(first) == 1 and "\n".join(TABLE) in first.pop()[1]  # initialise, sample, feedback, update alike
+    resumed = setup.build()
+    resumed.load_state_dict(optimizer.state_dict())
+    asyncio.run(drive(resumed, 1, start=2))  # a resumed thread takes the profile text from its state
+    assert len({tuple(r["messages"][0]) for r in setup.agent.requests}) == 1

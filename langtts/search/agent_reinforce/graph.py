@@ -33,11 +33,24 @@ called after the last round: that round's evaluation stays in the state unfed (`
   left to check is the model counts and the budget.
 - **evaluate**: ``interrupt()`` with the graph; the search loop evaluates it and :meth:`AgentReinforce.observe`
   resumes the thread with ``Command(resume=evaluation)``; after the last round (``max_rounds``) the thread ends.
-- **feedback**: the agent's textual gradient; **update**: the agent rewrites the probabilities (turned into
-  logits), falling back to a numeric REINFORCE step (:class:`~langtts.search.reinforce.PolicyGradient`).
+- **feedback**: the agent's textual gradient, structured: it reads the round's figures (each node's own accuracy,
+  its inputs' mean and agreement, its FLOPs from :mod:`langtts.cost`; the paired comparison with the incumbent,
+  the best graph of the earlier rounds, on the questions both answered; the rounds as a table) and answers with
+  claims ``{"target", "effect", "evidence"}`` and a summary. :mod:`.claims` checks each claim against the
+  figures (:data:`.claims.RULE`) and compares the feedback with the earlier rounds' (near-duplicates are
+  reported); :meth:`AgentReinforce.report` gives the supported shares (``feedback``).
+- **update**: the agent rewrites the probabilities (turned into logits), reading the checked claims, falling back
+  to a numeric REINFORCE step (:class:`~langtts.search.reinforce.PolicyGradient`).
 
-**Outside a paper_faithful space** (langtts's extension, issue 15 item 4; in a ``paper_faithful`` space every
-prompt, schema and step is the paper's as above):
+Every agent call starts with the same system message (:meth:`.AgentPrompts.context`: task, budget, objective,
+insights, pilot data, pool profile, roles) and puts the round's part after it, so a server reuses its cached
+prompt prefix; ``report()["prompt_cache"]`` gives the share of the agent's prompt tokens the server served from
+it, when the pool's usage counts them. Answers are asked for as compact JSON with short text fields; a call's
+``max_tokens`` is room for that compact answer (at most 250 for a proposal of up to five workers), and the whole
+whitespace bound only for the repair of an answer cut there.
+
+**Outside a paper_faithful space** (langtts's extension, issue 15 item 4; a ``paper_faithful`` space keeps the
+paper's fixed sink and model counts, with no sink or mix field in any prompt or schema):
 
 - *The sink is the agent's choice.* p_θ covers the sink options the budget affords with every worker of the mix
   running (:func:`.space.sink_options`: a decider on any of ``space.sink_options()``'s models, a vote with at

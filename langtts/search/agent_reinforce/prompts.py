@@ -6,17 +6,22 @@ The ablation switches show in the prompts: ``insights=False`` leaves out the ins
 and the latency of each result.
 
 The stored ``langtts profile`` of the run's pool, when one fits (see :mod:`.pool_profile`), is shown in the
-initialise prompt after the paper's pilot data (``{pool_profile}`` in ``agent/initialise``; a user template
+shared system message after the paper's pilot data (``{pool_profile}`` in ``agent/context``; a user template
 without that placeholder gets it after ``{pilot}``), rendered by :meth:`AgentPrompts.pool_profile` with
-``agent/pool_profile``; without one the prompt is as before.
+``agent/pool_profile``; without one the message is as before.
 
 Outside a ``paper_faithful`` space (langtts's extension): with several sink options the sample prompt's ``{sink}``
 explains them (``agent/sink_choice``; else ``agent/sink_fixed``: the paper's sentence) and asks for ``"sink"``
 (``{sink_field}``), the wiring follow-up's sink bounds follow the chosen sink, the distribution tables show the
 sink probabilities, graphs show their sink (``sink: vote <- n0, n1``), and the update prompt offers a mix revision
 (``{revision}``, ``agent/revision``) and the extra answer fields (``{sink_fields}``). A user template without these
-placeholders still works (the schema still asks for the fields). In a ``paper_faithful`` space every prompt is the
-paper's, byte for byte.
+placeholders still works (the schema still asks for the fields). A ``paper_faithful`` space has none of these.
+
+Every call's messages start with one system message, the same for all the agent's calls of a run
+(:meth:`AgentPrompts.context`, ``agent/context``: task, budget, objective, latency rules, insights, pilot data,
+pool profile, roles), so llama-server and vLLM reuse the cached prefix; the step's template (``agent/sample``,
+``agent/feedback``, ...) follows as the user message with the round's part. A user's step template with its own
+``[system]`` section (the layout before) still works: that section is appended to the shared system message.
 """
 
 from __future__ import annotations

@@ -1,5 +1,13 @@
 """The JSON schemas of the agent's answers, sent with each call (the server's grammar enforces them) and checked
 again on the answer (:func:`~langtts.search.agent_reinforce.parsing.check_answer`).
+
+Every free-text field has a maxLength, every list a maxItems, so each answer has a bounded length: the agent's
+``max_tokens`` is room for the longest compact answer (:func:`compact_token_bound`, at least
+PROPOSAL_MAX_TOKENS), the whitespace bound (:func:`answer_token_bound`) only for the repair of a cut answer.
+The bounds (compact / whitespace) with the tests' largest space (8 workers, 3 models): a placement 341 / 714,
+a wiring 346 / 966 (so a proposal call gets at most 250 tokens up to five workers of one mix: placement 236,
+wiring 172), the feedback 314 / 544 whatever the graph, an update 1018 / 2275 (at most half the agent's context
+window in any case).
 """
 
 from __future__ import annotations
