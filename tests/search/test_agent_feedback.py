@@ -215,6 +215,8 @@ def test_mix_claims_need_the_paired_comparison_and_size_claims_need_two_models()
     assert claims.check_claim(size, figures_graph(), RESULT, None)[0]
     ok, why = claims.check_claim(size, one_model, RESULT, None)
     assert not ok and "one model" in why
+    named = {"target": "n2", "effect": "helped", "evidence": "n2 (a) beat its inputs, smollm2-135m copies"}
+    assert claims.check_claim(named, one_model, RESULT, None)[0]  # a model's name is not a size claim
 
 
 def test_near_duplicates_are_found_beyond_identical_text():

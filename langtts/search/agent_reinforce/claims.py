@@ -20,16 +20,16 @@ from langtts.graph import CollaborationGraph
 EFFECTS = ("helped", "hurt", "neutral")
 NEAR_DUPLICATE = 0.8  # difflib ratio at or above which two rounds' feedback texts count as near-duplicates
 _SIZE_WORDS = re.compile(
-    r"\b(larger|largest|smaller|smallest|bigger|biggest|size|sizes|sized|stronger|weaker|params?|parameters?"
-    r"|\d+(\.\d+)?\s*[mb])\b",
+    r"\b(larger|largest|smaller|smallest|bigger|biggest|sizes?|sized|stronger|strongest|weaker|weakest"
+    r"|params?|parameters?)\b",
     re.IGNORECASE,
-)
+)  # words comparing models; a model's name (e.g. "smollm2-135m") is not one
 
 RULE = """\
 A claim is supported when the figures of its round show it:
 - its target must be in the evaluated graph (a node that ran, "sink", an edge "a->b" of the graph, or "mix");
-- a claim whose evidence speaks of model sizes (larger, smaller, stronger, parameters, "1.5B", ...) is
-  unsupported when every node of the graph runs one and the same model;
+- a claim whose evidence speaks of model sizes (larger, smaller, bigger, stronger, weaker, size, parameters)
+  is unsupported when every node of the graph that runs a model runs one and the same model;
 - a node (the sink included) needs its own accuracy measured; with a the graph's accuracy, o the node's own
   accuracy and m the mean own accuracy of its inputs (when measured): "helped" needs o >= a (a worker) or o > m;
   "hurt" needs o < a or o < m; "neutral" needs |o - a| <= 1/n (n questions) and, with inputs, |o - m| <= 1/n.
