@@ -25,7 +25,6 @@ MAX_CLAIMS = 3  # claims of one feedback answer
 TARGET_CHARS = 16  # maxLength of a claim's target: "n3", "sink", "n0->n3", "mix"
 EVIDENCE_CHARS = 100  # maxLength of a claim's evidence (one short sentence)
 SUMMARY_CHARS = 160  # maxLength of the feedback's summary
-FEEDBACK_CHARS = SUMMARY_CHARS  # what parse_feedback keeps of a longer summary (a server without the grammar)
 PROPOSAL_MAX_TOKENS = 250  # the default max_tokens of a proposal call (placement, wiring)
 
 
