@@ -25,8 +25,8 @@ from tests.fakes import fake_pool
 
 MODELS = ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"]
 BUDGET_UNITS = 30.0
-AGENT_ITERATIONS = 2  # agent-reinforce: its scripted agent is asked 11 times (AGENT_CALLS)
-AGENT_CALLS = 11
+AGENT_ITERATIONS = 2  # agent-reinforce: its scripted agent is asked 7 times (AGENT_CALLS)
+AGENT_CALLS = 7
 
 
 def settings(method: str, **overrides: Any) -> dict[str, Any]:
@@ -74,7 +74,8 @@ def agent_answer(model: str, messages: list, kwargs: Mapping[str, Any]) -> str:
             answer["sink_inputs"] = first_instance(alternatives[pick % len(alternatives)])
         return json.dumps(answer)
     if name == "textual_gradient":
-        return json.dumps({"feedback": f"try node n{pick % 3} next"})
+        claim = {"target": f"n{pick % 3}", "effect": "neutral", "evidence": f"n{pick % 3} changed little"}
+        return json.dumps({"claims": [claim], "summary": f"try node n{pick % 3} next"})
     if name == "probability_update":
         return update(edges=((f"n{pick % 2}", "sink", 0.8),))(prompt)
     return json.dumps(first_instance(schema))

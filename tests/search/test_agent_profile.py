@@ -116,7 +116,8 @@ def test_the_initialise_prompt_shows_the_pool_profile_beside_the_papers_pilot_da
         "measured FLOPs per question, share of replies without an answer.",
     ]
     assert lines[ours + 4 : ours + 8] == TABLE
-    assert lines[ours + 8].startswith("Candidate worker-model multisets")
+    assert lines[ours + 8].startswith("Roles:")  # the shared system message ends with the roles
+    assert any(line.startswith("Candidate worker-model multisets") for line in lines[ours + 8 :])
     assert lines[ours - 1] == "- HumanEval, single models: 1B 31, 3B 48, 8B 60, 70B 68"  # the paper's last line
 
     report = json_round_trip(optimizer.report())
@@ -130,11 +131,11 @@ def test_the_initialise_prompt_shows_the_pool_profile_beside_the_papers_pilot_da
 
 
 def test_without_a_profile_the_initialise_prompt_is_the_one_before_profiles(tmp_path: Path):
-    # the shipped template as it was before `{pool_profile}` (a user's copy of it shows the profile after the pilot)
-    before = (SHIPPED_DIR / "agent" / "initialise.txt").read_text().replace("{pilot}{pool_profile}\n", "{pilot}\n")
+    # the shipped shared context without `{pool_profile}` (a user's copy of it shows the profile after the pilot)
+    before = (SHIPPED_DIR / "agent" / "context.txt").read_text().replace("{pilot}{pool_profile}\n", "{pilot}\n")
     assert "{pool_profile}" not in before
     (tmp_path / "agent").mkdir()
-    (tmp_path / "agent" / "initialise.txt").write_text(before)
+    (tmp_path / "agent" / "context.txt").write_text(before)
     old, _ = initialise_prompt(ProfileSetup(), prompts_dir=str(tmp_path))
     none, optimizer = initialise_prompt(ProfileSetup())
     assert none == old and "Pool profile" not in none and "Pilot accuracies in % (Wang et al." in none
@@ -149,7 +150,7 @@ def test_without_a_profile_the_initialise_prompt_is_the_one_before_profiles(tmp_
     assert unused == none and optimizer.report()["profile"]["note"] == "not used (use_profile=False)"
     user, _ = initialise_prompt(setup, prompts_dir=str(tmp_path))  # a user template without the placeholder
     pilot = "- HumanEval, single models: 1B 31, 3B 48, 8B 60, 70B 68\nPool profile: your models on mmlu"
-    assert pilot in user and "\n".join(TABLE) + "\nCandidate worker-model" in user
+    assert pilot in user and "\n".join(TABLE) + "\nRoles:" in user
 
 
 def test_the_pretest_with_a_profile_makes_no_calibration_call_and_keeps_the_highest_worth():
@@ -278,3 +279,16 @@ def test_a_run_resumed_after_sigkill_keeps_the_profile_it_started_with(
     assert multiset(run_dir) == multiset(tmp_path / "reference")
     fresh = run("agent-reinforce", str(tmp_path / "fresh"))  # profile B read anew: another multiset
     assert SMOL in multiset(tmp_path / "fresh") and _essence(fresh) != _essence(profiled_reference)
+
+
+def test_the_pool_profile_is_in_the_system_message_every_agent_call_shares():
+    setup = ProfileSetup()
+    store(MMLU, setup.pool, CORRECT)
+    optimizer = setup.build()
+    asyncio.run(drive(optimizer, 2))
+    first = {tuple(r["messages"][0]) for r in setup.agent.requests}
+    assert len(first) == 1 and "\n".join(TABLE) in first.pop()[1]  # initialise, sample, feedback, update alike
+    resumed = setup.build()
+    resumed.load_state_dict(optimizer.state_dict())
+    asyncio.run(drive(resumed, 1, start=2))  # a resumed thread takes the profile text from its state
+    assert len({tuple(r["messages"][0]) for r in setup.agent.requests}) == 1

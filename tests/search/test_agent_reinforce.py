@@ -19,10 +19,14 @@ from langtts.search.agent_reinforce import AgentOutputError, AgentReinforce, dra
 from langtts.search.agent_reinforce.parsing import check_answer, parse_placement, parse_proposal
 from langtts.search.agent_reinforce.prompts import distribution_lines
 from langtts.search.agent_reinforce.schemas import (
-    FEEDBACK_CHARS,
+    EVIDENCE_CHARS,
     FEEDBACK_SCHEMA,
-    REASONING_CHARS,
+    MAX_CLAIMS,
+    PROPOSAL_MAX_TOKENS,
+    SHORT_REASONING_CHARS,
+    SUMMARY_CHARS,
     answer_token_bound,
+    compact_token_bound,
     placement_schema,
     update_schema,
     wiring_schema,
@@ -200,7 +204,12 @@ def _updated(answer: dict[str, Any], edges, fusers, models, sinks=(), mix=-1, pr
 DEFAULTS: dict[str, Any] = {
     "multiset_choice": json.dumps({"reasoning": "medium models", "first": 0, "second": 1}),
     "graph_proposal": proposal,
-    "textual_gradient": json.dumps({"feedback": "n0 -> sink helped; isolated nodes were wasted"}),
+    "textual_gradient": json.dumps(
+        {
+            "claims": [{"target": "n0->sink", "effect": "helped", "evidence": "n0 feeds the sink"}],
+            "summary": "isolated nodes were wasted",
+        }
+    ),
     "probability_update": update(),
 }
 
@@ -286,13 +295,17 @@ class Setup:
         return AgentReinforce(context, **options)
 
 
-async def drive(optimizer: AgentReinforce, rounds: int, start: int = 0) -> list[Evaluation]:
+async def drive(optimizer: AgentReinforce, rounds: int, start: int = 0, *, ask_next: bool = True) -> list[Evaluation]:
+    """``rounds`` rounds of propose -> evaluate -> observe; with ``ask_next``, then the next proposal is asked (as
+    the loop does when another round runs), which feeds the last round back."""
     evaluations = []
     for index in range(start, start + rounds):
         graph = await optimizer.propose()
         assert graph is not None
         evaluations.append(evaluation(graph, index))
         await optimizer.observe(graph, evaluations[-1])
+    if ask_next:
+        await optimizer.propose()
     return evaluations
 
 
@@ -319,7 +332,8 @@ def test_a_run_goes_through_every_node():
 
     history = report["history"]
     assert [r["round"] for r in history] == [1, 2, 3, 4]
-    assert history[1]["feedback"].startswith("n0 -> sink helped")
+    assert history[1]["feedback"].startswith("- n0->sink helped (")
+    assert history[1]["feedback_summary"] == "isolated nodes were wasted"
     assert "Edge probabilities" in history[0]["tables"]
     # round 1 sampled n0 -> sink only if lucky: raising it is coerced otherwise; from round 2 on the agent sampled it
     assert all(r["update"]["status"] == "valid" for r in history[1:])
@@ -329,7 +343,9 @@ def test_a_run_goes_through_every_node():
     tagged = Counter(r.tags["node"] for r in setup.pool.ledger.records(purpose="optimizer"))
     assert tagged == {"initialise": 1, "sample": 8, "feedback": 4, "update": 4}  # sample: place, then wire
     assert all(r.tags["run"] == "r1" for r in setup.pool.ledger.records())
-    assert sum(line.startswith("[agent round 2]") for line in setup.lines) == 4  # sample, evaluate, feedback, update
+    # sample, evaluate, feedback, update, and the feedback repeats round 1's (the scripted agent's default)
+    assert sum(line.startswith("[agent round 2]") for line in setup.lines) == 5
+    assert report["feedback"]["near_duplicates"][0] == {"round": 2, "like_round": 1, "similarity": 1.0}
 
 
 def test_a_pretest_tie_keeps_the_variant_with_the_most_workers():
@@ -414,7 +430,7 @@ def test_the_schemas_are_keyed_by_node():
     schema = placement_schema(["n0", "n1", "n2"], ["a", "b"], fusers=True)
     assert list(schema["properties"]) == schema["required"] == ["reasoning", "n0", "n1", "n2"]
     assert schema["additionalProperties"] is False and schema["title"] == "graph_placement"
-    assert schema["properties"]["reasoning"] == {"type": "string", "maxLength": REASONING_CHARS}
+    assert schema["properties"]["reasoning"] == {"type": "string", "maxLength": SHORT_REASONING_CHARS}
     n0, n2 = schema["properties"]["n0"], schema["properties"]["n2"]
     assert n0["properties"]["role"]["enum"] == ["assistant"]  # no inputs: never a fuser
     assert n2["required"] == ["model", "role"] and n2["additionalProperties"] is False
@@ -457,7 +473,9 @@ def test_the_schemas_are_keyed_by_node():
     assert n1["fuser"] == {"type": "number", "minimum": 0, "maximum": 1}
     assert list(n1["models"]["properties"]) == ["a", "b"]
     assert list(update_schema(["n0", "n1"], ["a"], fusers=False)["properties"]["n1"]["properties"]) == ["inputs"]
-    assert FEEDBACK_SCHEMA["properties"]["feedback"] == {"type": "string", "minLength": 1, "maxLength": FEEDBACK_CHARS}
+    assert FEEDBACK_SCHEMA["properties"]["summary"] == {"type": "string", "minLength": 1, "maxLength": SUMMARY_CHARS}
+    claim = FEEDBACK_SCHEMA["properties"]["claims"]
+    assert claim["maxItems"] == MAX_CLAIMS and claim["items"]["required"] == ["target", "effect", "evidence"]
 
 
 def test_the_agent_gets_the_schemas_of_its_multiset_and_a_bounded_max_tokens():
@@ -469,9 +487,11 @@ def test_the_agent_gets_the_schemas_of_its_multiset_and_a_bounded_max_tokens():
     assert list(schema["properties"]) == ["reasoning", *workers]
     models = schema["properties"]["n0"]["properties"]["model"]["enum"]
     assert sorted(models) == ["gemma3-270m", "smollm2-135m"]  # the multiset's models, not the sink's
-    for name, tokens in setup.agent.max_tokens.items():
-        assert tokens == min(answer_token_bound(setup.agent.schemas[name]), 2048)  # at most half the fake's window
-    assert setup.agent.max_tokens["textual_gradient"] < 512
+    for name, tokens in setup.agent.max_tokens.items():  # room for a compact answer, at least 250 tokens
+        schema = setup.agent.schemas[name]
+        room = min(answer_token_bound(schema), max(PROPOSAL_MAX_TOKENS, compact_token_bound(schema)))
+        assert tokens == min(room, 2048)  # at most half the fake's window
+    assert setup.agent.max_tokens["textual_gradient"] == compact_token_bound(FEEDBACK_SCHEMA) < 512
 
     setup = Setup()
     asyncio.run(drive(setup.build(max_tokens=300), 2))
@@ -556,19 +576,22 @@ def test_an_empty_or_long_feedback_does_not_stop_the_round():
     setup = Setup()
     optimizer = setup.build(init="random")
     asyncio.run(drive(optimizer, 1))
-    setup.agent.script["textual_gradient"] = [json.dumps({"feedback": "  "})] * 3
+    setup.agent.script["textual_gradient"] = [json.dumps({"claims": [], "summary": "  "})] * 3
     asyncio.run(drive(optimizer, 1, start=1))
     record = optimizer.report()["history"][1]
     assert record["feedback_status"] == "fallback" and record["feedback"] == ""
     assert record["update"]["status"] in ("valid", "coerced")  # the update still ran, told there is no feedback
-    assert "Feedback: (none)" in setup.agent.prompts["probability_update"][-1]
+    assert "against the figures):\n(none)" in setup.agent.prompts["probability_update"][-1]
     assert "feedback is empty" in setup.agent.prompts["textual_gradient"][-1]  # the repair said why
 
-    setup.agent.script["textual_gradient"] = [json.dumps({"feedback": "n0\nhelped. " * 200})]
+    long = {"target": "n0", "effect": "helped", "evidence": "n0\nhelped. " * 12}
+    setup.agent.script["textual_gradient"] = [json.dumps({"claims": [long] * 5, "summary": "n0\nhelped. " * 16})]
     asyncio.run(drive(optimizer, 1, start=2))
     record = optimizer.report()["history"][2]
-    assert record["feedback_status"] == "valid" and len(record["feedback"]) == FEEDBACK_CHARS
-    assert record["feedback"].startswith("n0 helped. n0 helped.")
+    assert record["feedback_status"] == "valid" and len(record["feedback_summary"]) == SUMMARY_CHARS
+    assert record["feedback_summary"].startswith("n0 helped. n0 helped.")
+    assert len(record["feedback_claims"]) == MAX_CLAIMS
+    assert all(len(c["evidence"]) == EVIDENCE_CHARS for c in record["feedback_claims"])
 
 
 def test_a_failing_agent_call_falls_back_without_repairs():
@@ -757,12 +780,15 @@ def test_resume_after_a_death_mid_feedback():
     async def first_session():
         optimizer = setup.build()
         await drive(optimizer, 2)
-        state = json_round_trip(optimizer.state_dict())
         graph = await optimizer.propose()
-        recorded = evaluation(graph, 2)  # the loop records the evaluation, then observe dies in feedback
+        recorded = evaluation(graph, 2)
+        calls = Counter(setup.agent.calls)
+        await optimizer.observe(graph, recorded)  # records the evaluation only: no agent call
+        assert setup.agent.calls == calls
+        state = json_round_trip(optimizer.state_dict())  # the loop saves the state after observe
         setup.agent.script["textual_gradient"] = [Killed("SIGKILL")]
-        with pytest.raises(Killed):
-            await optimizer.observe(graph, recorded)
+        with pytest.raises(Killed):  # the next round's proposal dies in the feedback step
+            await optimizer.propose()
         return state, recorded
 
     state, recorded = asyncio.run(first_session())
@@ -772,9 +798,8 @@ def test_resume_after_a_death_mid_feedback():
     async def second_session():
         optimizer = setup.build()
         optimizer.load_state_dict(state)
-        graph = await optimizer.propose()
-        assert graph == recorded.collaboration_graph()
-        await optimizer.observe(graph, recorded)
+        assert optimizer.report()["pending"]["result"]["index"] == recorded.index
+        assert await optimizer.propose() is not None
         return optimizer
 
     optimizer = asyncio.run(second_session())
@@ -787,7 +812,7 @@ def test_resume_after_a_death_mid_feedback():
         "probability_update": 1,
         "graph_placement": 1,
         "graph_wiring": 1,
-    }  # round 3 on, the killed feedback asked again (no call cache)
+    }  # round 3's feedback on, the killed feedback asked again (no call cache)
     assert len(setup.calibrated) == calibrated
 
 
@@ -840,7 +865,8 @@ def test_the_graph_runs_on_a_users_checkpointer():
         snapshot = app.get_state(config)
         assert snapshot.next == ("evaluate",) and snapshot.values["round"] == round_
         asyncio.run(app.ainvoke(Command(resume={"score": 0.5}), config))
-    assert not app.get_state(config).next and len(app.get_state(config).values["history"]) == 2
+    values = app.get_state(config).values  # the last round is evaluated, not fed back
+    assert not app.get_state(config).next and len(values["history"]) == 1 and values["evaluation"]["round"] == 2
 
 
 def test_the_wiring_schema_caps_the_inputs_the_budget_affords():

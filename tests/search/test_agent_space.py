@@ -223,6 +223,7 @@ async def drive_scored(optimizer, rounds: int, accuracy: dict[str, float], start
     for index in range(start, start + rounds):
         graph = await optimizer.propose()
         await optimizer.observe(graph, scored(graph, index, accuracy))
+    await optimizer.propose()  # the next round asked: the last one is fed back
 
 
 def all_into_a_vote(prompt: str) -> str:
@@ -326,12 +327,14 @@ def test_no_revision_and_no_sink_choice_in_a_paper_faithful_space():
 
 # ---- paper_faithful: the paper's prompts and schemas, byte for byte -----------------------------------------
 
-# sha256 of every request (schema name, messages, schema, max_tokens) of a 3-round scripted run, as sent before the
-# extended space reached the agent (commit f7fc825)
+# sha256 of every request (schema name, messages, schema, max_tokens) of a 3-round scripted run (and the proposal of
+# round 4) in a paper_faithful space: unchanged by the extended space (commit f7fc825), then changed on purpose by
+# issue 16 (the shared system message first, structured feedback with the round's figures, short proposal
+# reasoning, compact-answer max_tokens); the extended space must still leave them unchanged.
 FAITHFUL_REQUESTS = {
-    "default": "b7610b432d3e7399203b164260ced902f59a2e8dd4ea998bd1b0428933789843",
-    "joint": "596341579e13ac1b611b2c3b7a1b6469affd9080b21bbed089dac97607d5e623",
-    "no fusers, random mix": "230f5bd4b2ae781916212f7b3a8b73f508bfccd9629be1091858a72dd260f7eb",
+    "default": "0599e2c6b66eb9a76656ce29c379042c339b226ee50d35360b976851491c0b2f",
+    "joint": "2f6ca9730db4a51b6d8d6f50eaa4b27ed24976b552407b8179bf7debea484e23",
+    "no fusers, random mix": "a0bfab20ed96d711ee8bca731374bbcba1d7f1214fb9ca39f932da08ee3cbef8",
 }
 OPTIONS: dict[str, dict[str, Any]] = {
     "default": {},

@@ -274,12 +274,12 @@ def test_an_agent_resumed_without_a_call_cache_is_asked_again_and_the_run_record
     agent_reference: OptimizationResult, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "killed"
-    _killed_agent_run(run_dir, AGENT_CALLS - 1)  # during round 2's observe
+    _killed_agent_run(run_dir, AGENT_CALLS - 1)  # during the proposal of round 2 (its last agent call but one)
     lines: list[str] = []
     resumed = resume(run_dir, agent_pool(str(run_dir), cache=False), evaluator=evaluator(), progress=lines.append)
     assert _essence(resumed) == _essence(agent_reference)  # the scripted agent answers alike
     state = json.loads((run_dir / "state.json").read_text())
-    assert state["reasked_calls"] == 4  # round 2's feedback, update and round 3's two proposal calls
+    assert state["reasked_calls"] == 4  # the feedback on round 1, the update and round 2's two proposal calls
     expected = "resume: the method redid its interrupted step with 4 LLM call(s): 0 from the call cache, 4 asked"
     assert any(line.startswith(expected) for line in lines)
 

@@ -2,7 +2,10 @@
 
 - :mod:`.graph`: the method (:class:`AgentReinforce`) and the agent's StateGraph;
 - :mod:`.prompts`: its prompts (``prompts/agent/``) and the pilot data it is shown;
-- :mod:`.pool_profile`: the stored ``langtts profile`` of the run's pool it reads (initialise prompt, pretest);
+- :mod:`.pool_profile`: the stored ``langtts profile`` of the run's pool it reads (every prompt's shared system
+  message, pretest);
+- :mod:`.claims`: the figures its feedback reads, the rule that checks the feedback's claims against them, and
+  the similarity that finds feedback repeating an earlier round's;
 - :mod:`.schemas`: the JSON schemas of its answers; :mod:`.parsing`: the checks that turn an answer into a
   choice, feedback or a graph; :mod:`.update`: an answer's probabilities turned into logits;
 - :mod:`.space`: p_θ over a worker multiset (its sink options: the paper's fixed decider in a ``paper_faithful``

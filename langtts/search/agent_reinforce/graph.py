@@ -2,6 +2,11 @@
 
 ``initialise → pretest → sample → evaluate → feedback → update → sample → ...``
 
+The search loop drives the thread through :meth:`AgentReinforce.propose` and :meth:`AgentReinforce.observe`:
+``observe`` only records the evaluation (the thread pauses before feedback), and the next ``propose`` runs
+feedback → update → sample. The loop asks for a proposal only when another round runs, so the agent is never
+called after the last round: that round's evaluation stays in the state unfed (``report()["pending"]``).
+
 - **initialise**: the agent picks two of the budget-maximal model multisets (given the paper's pilot data and
   three insights and, when a stored ``langtts profile`` of the run's task and worker models fits the run, a pilot
   table of *this* pool on *this* task beside them: per model its accuracy with the 95 % interval, questions
@@ -27,12 +32,25 @@
   rules out duplicate edges, cycles, fuser chains, a sink without input and most over-budget wirings; what is
   left to check is the model counts and the budget.
 - **evaluate**: ``interrupt()`` with the graph; the search loop evaluates it and :meth:`AgentReinforce.observe`
-  resumes the thread with ``Command(resume=evaluation)``.
-- **feedback**: the agent's textual gradient; **update**: the agent rewrites the probabilities (turned into
-  logits), falling back to a numeric REINFORCE step (:class:`~langtts.search.reinforce.PolicyGradient`).
+  resumes the thread with ``Command(resume=evaluation)``; after the last round (``max_rounds``) the thread ends.
+- **feedback**: the agent's textual gradient, structured: it reads the round's figures (each node's own accuracy,
+  its inputs' mean and agreement, its FLOPs from :mod:`langtts.cost`; the paired comparison with the incumbent,
+  the best graph of the earlier rounds, on the questions both answered; the rounds as a table) and answers with
+  claims ``{"target", "effect", "evidence"}`` and a summary. :mod:`.claims` checks each claim against the
+  figures (:data:`.claims.RULE`) and compares the feedback with the earlier rounds' (near-duplicates are
+  reported); :meth:`AgentReinforce.report` gives the supported shares (``feedback``).
+- **update**: the agent rewrites the probabilities (turned into logits), reading the checked claims, falling back
+  to a numeric REINFORCE step (:class:`~langtts.search.reinforce.PolicyGradient`).
 
-**Outside a paper_faithful space** (langtts's extension, issue 15 item 4; in a ``paper_faithful`` space every
-prompt, schema and step is the paper's as above):
+Every agent call starts with the same system message (:meth:`.AgentPrompts.context`: task, budget, objective,
+insights, pilot data, pool profile, roles) and puts the round's part after it, so a server reuses its cached
+prompt prefix; ``report()["prompt_cache"]`` gives the share of the agent's prompt tokens the server served from
+it, when the pool's usage counts them. Answers are asked for as compact JSON with short text fields; a call's
+``max_tokens`` is room for that compact answer (at most 250 for a proposal of up to five workers), and the whole
+whitespace bound only for the repair of an answer cut there.
+
+**Outside a paper_faithful space** (langtts's extension, issue 15 item 4; a ``paper_faithful`` space keeps the
+paper's fixed sink and model counts, with no sink or mix field in any prompt or schema):
 
 - *The sink is the agent's choice.* p_θ covers the sink options the budget affords with every worker of the mix
   running (:func:`.space.sink_options`: a decider on any of ``space.sink_options()``'s models, a vote with at
@@ -72,7 +90,7 @@ from langtts.cost import by_size, largest_model
 from langtts.graph import CollaborationGraph
 from langtts.models.errors import ModelCallError, StructuredOutputError
 from langtts.prompts import PromptLibrary
-from langtts.search.agent_reinforce import pool_profile, revision
+from langtts.search.agent_reinforce import claims, pool_profile, revision
 from langtts.search.agent_reinforce.parsing import (
     AgentOutputError,
     check_answer,
@@ -85,8 +103,10 @@ from langtts.search.agent_reinforce.parsing import (
 from langtts.search.agent_reinforce.prompts import AgentPrompts, PilotData, clip
 from langtts.search.agent_reinforce.schemas import (
     FEEDBACK_SCHEMA,
+    PROPOSAL_MAX_TOKENS,
     answer_token_bound,
     choice_schema,
+    compact_token_bound,
     placement_schema,
     update_schema,
     wiring_schema,
@@ -136,8 +156,9 @@ class AgentReinforce:
     ``False`` / ``"random"`` otherwise), ``fusers``, ``objective_kind`` (``accuracy`` or ``joint``: latency
     rules and latency in the prompts), ``max_repairs``, ``pilot`` (:class:`PilotData`), ``max_rounds`` (the
     thread ends after that many rounds; default never), ``lr`` (numeric steps), ``temperature``,
-    ``max_tokens`` (default: per call, room for the longest answer its bounded schema allows; at most half
-    the agent's context window) and ``history_rounds`` (rounds shown) for the agent's calls, ``prompts_dir``
+    ``max_tokens`` (default: per call, room for the longest compact answer its bounded schema allows, at least
+    250 tokens, the whitespace bound after a cut answer; at most half the agent's context window; see
+    ``_max_tokens``) and ``history_rounds`` (rounds shown) for the agent's calls, ``prompts_dir``
     (user prompt files, ``agent/pilot.json`` included), ``use_profile`` (default ``True``: read the pool's stored
     ``langtts profile`` when it fits the run; see the module docstring).
     """
@@ -220,16 +241,23 @@ class AgentReinforce:
     # ---- Optimizer protocol ---------------------------------------------------------------------------
 
     async def propose(self) -> CollaborationGraph | None:
-        """The proposal of the round the thread is paused at (None once it ended): made on the first call, else
-        the one held in the thread's state (also after :meth:`load_state_dict`)."""
-        await self._thread()
+        """The next round's proposal (None once the thread ended). Paused after an observed evaluation, the thread
+        runs feedback, update and sample now; paused at a round's evaluation, the proposal held in the thread's
+        state is returned (also after :meth:`load_state_dict`), no agent call."""
+        app = await self._thread()
+        if not self._ended and self._values.get("evaluation") is not None:
+            await self._run(app, None)  # past the pause before feedback: feedback -> update -> sample
         return None if self._ended else CollaborationGraph.from_dict(self._values["proposal"]["graph"])
 
     async def observe(self, graph: CollaborationGraph, evaluation: Evaluation) -> None:
-        """Resume the thread with ``evaluation`` (the evaluated ``graph`` is read from it) up to the next proposal."""
+        """Record ``evaluation`` (the evaluated ``graph`` is read from it) in the thread's state, no agent call: the
+        thread pauses before the feedback step, which :meth:`propose` runs when the loop asks for another round
+        (so the last round's evaluation is never fed back)."""
         app = await self._thread()
         if self._ended:
             raise OptimizationError("observe() after the agent's thread ended")
+        if self._values.get("evaluation") is not None:
+            raise OptimizationError("observe() twice without a propose() in between")
         await self._run(app, Command(resume=evaluation.model_dump(mode="json")))
 
     def state_dict(self) -> dict[str, Any]:
@@ -240,13 +268,25 @@ class AgentReinforce:
         self._values, self._ended, self._app = dict(state["agent"]), state["ended"], None
 
     def report(self) -> dict[str, Any]:
-        """Options, the initialisation, and per round: statuses, problems, feedback, the distribution after the
-        update (logits and readable tables)."""
+        """Options, the initialisation, and per round fed back: statuses, problems, feedback, the distribution
+        after the update (logits and readable tables). ``rounds`` counts the evaluated rounds; the last one is
+        fed back only when another proposal was asked: until then it is ``pending`` (round, graph, result)."""
         history = [
             {**r, "tables": ProbabilisticGraph.from_dict(r["distribution"], self.space.catalog).tables()}
             for r in self._values.get("history", [])
         ]
         proposals = Counter(r["proposal"]["status"] for r in history)
+        evaluation, proposal = self._values.get("evaluation"), self._values.get("proposal")
+        pending = None
+        if evaluation is not None and proposal is not None:  # evaluated, not fed back (no later proposal asked)
+            proposals[proposal["status"]] += 1
+            pending = {
+                "round": evaluation["round"],
+                "proposal": proposal,
+                "graph": evaluation["graph"],
+                "result": {k: evaluation[k] for k in _RESULT_KEYS if k in evaluation},
+                "fed_back": False,
+            }
         init = self._values.get("init") or {}
         used = init.get("profile")
         return {
@@ -257,19 +297,37 @@ class AgentReinforce:
                 "note": init.get("profile_note", ""),
             },
             "initialise": self._values.get("init"),
-            "rounds": len(history),
+            "rounds": len(history) + (pending is not None),
+            "fed_back_rounds": len(history),
+            "pending": pending,
             "proposals": {s: proposals[s] for s in ("valid", "repaired", "fallback", "sampled")},
             "agent_driven_rounds": proposals["valid"] + proposals["repaired"],
             "updates": dict(Counter(r["update"]["status"] for r in history)),
             "revisions": self._values.get("revisions", []),
             "multiset": self._values.get("multiset"),
+            "feedback": _feedback_report(history),
+            "prompt_cache": self._prompt_cache(),
             "history": history,
         }
 
+    def _prompt_cache(self) -> dict[str, Any]:
+        """The agent's calls of this session (the pool's ledger, tagged as the agent tags them): prompt tokens and,
+        when the pool's usage counts them (``cached_prompt_tokens``), the share a server served from its prompt
+        cache (every call starts with the same system message: :meth:`.AgentPrompts.context`); else None."""
+        usage = self.pool.ledger.totals(**self.context.tags)
+        cached = getattr(usage, "cached_prompt_tokens", None)
+        share = cached / usage.prompt_tokens if cached is not None and usage.prompt_tokens else None
+        return {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens, "cached_prompt_tokens": cached,
+                "cached_share": share}  # fmt: skip
+
     # ---- the LangGraph graph ----------------------------------------------------------------------------
 
-    def agent_graph(self, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
-        """The agent's StateGraph, compiled with ``checkpointer`` (``langgraph dev`` supplies its own)."""
+    def agent_graph(
+        self, checkpointer: BaseCheckpointSaver | None = None, *, pause_before_feedback: bool = False
+    ) -> CompiledStateGraph:
+        """The agent's StateGraph, compiled with ``checkpointer`` (``langgraph dev`` supplies its own). After a
+        round's evaluation the thread ends if it was the last (``max_rounds``), else goes on to feedback; with
+        ``pause_before_feedback`` (the method's own thread) it pauses there until the next proposal is asked."""
         builder = StateGraph(AgentState)
         for name in ("initialise", "pretest", "sample", "evaluate", "feedback", "update"):
             builder.add_node(name, getattr(self, f"_{name}"))
@@ -277,10 +335,14 @@ class AgentReinforce:
         builder.add_edge("initialise", "pretest")
         builder.add_edge("pretest", "sample")
         builder.add_edge("sample", "evaluate")
-        builder.add_edge("evaluate", "feedback")
+        builder.add_conditional_edges("evaluate", self._route, ["feedback", END])
         builder.add_edge("feedback", "update")
-        builder.add_conditional_edges("update", self._route, ["sample", END])
-        return builder.compile(checkpointer=checkpointer, name="agent-reinforce")
+        builder.add_edge("update", "sample")
+        return builder.compile(
+            checkpointer=checkpointer,
+            interrupt_before=["feedback"] if pause_before_feedback else None,
+            name="agent-reinforce",
+        )
 
     async def _initialise(self, state: AgentState) -> dict[str, Any]:
         profile, note = self._pool_profile()
@@ -377,21 +439,26 @@ class AgentReinforce:
         if r == 1 or self.variant == "maas":
             graph, status = draw(pg, multiset, self._rng(2, r)).graph, "sampled"
         else:
-            proposed, status, errors = await self._propose(r, pg, multiset, state.get("history", []))
+            proposed, status, errors = await self._propose(r, pg, multiset, state.get("history", []), _profile(state))
             graph = proposed or draw(pg, multiset, self._rng(2, r)).graph
         self.context.report(f"[agent round {r}] sample: {status} proposal" + _first_error(errors))
         proposal = {"round": r, "graph": graph.to_dict(), "status": status, "errors": errors}
         return {"round": r, "proposal": proposal, "evaluation": None, "feedback": None}
 
     async def _propose(
-        self, r: int, pg: ProbabilisticGraph, multiset: Sequence[str], history: Sequence[Mapping[str, Any]]
+        self,
+        r: int,
+        pg: ProbabilisticGraph,
+        multiset: Sequence[str],
+        history: Sequence[Mapping[str, Any]],
+        profile: str = "",
     ) -> tuple[CollaborationGraph | None, str, list[str]]:
         """The agent's graph in two calls: place (models and roles), then wire (inputs, given the roles, so a
         fuser can only read assistants; one-hot where the budget affords a node a single input). ``valid`` if
         both answers were usable as first written, ``repaired`` if either needed a repair, ``fallback`` (no
         graph) if either stayed unusable."""
         workers = [worker_id(i) for i in range(pg.n_nodes)]
-        messages = self.prompts.sample(r, pg, multiset, history)
+        messages = self.prompts.sample(r, pg, multiset, history, profile)
         sinks = [o.label for o in pg.sink_options] if len(pg.sink_options) > 1 else None
         placed = await self._ask(
             "sample",
@@ -426,25 +493,71 @@ class AgentReinforce:
         proposal = state["proposal"]
         assert proposal is not None
         payload = interrupt({"round": proposal["round"], "graph": proposal["graph"]})
-        result = _result(payload, proposal, node_accuracy=self.revise)
+        result = _result(payload, proposal)
         self.context.report(f"[agent round {proposal['round']}] evaluate: {self.prompts.result_text(result)}")
         return {"evaluation": result}
 
     async def _feedback(self, state: AgentState) -> dict[str, Any]:
+        """The agent's structured feedback on the round's figures (each node's own accuracy, its inputs' mean and
+        agreement, its FLOPs; the paired comparison with the incumbent; the history table), each claim checked
+        by :data:`.claims.RULE`, and compared with the earlier rounds' feedback (near-duplicates reported)."""
         r, evaluation = state["round"], state["evaluation"]
         assert evaluation is not None
+        history = state.get("history", [])
         feedback: dict[str, Any]
         if self._numeric_round(r):
             feedback = {"round": r, "text": "", "status": "skipped", "errors": []}
-        else:
-            answer = await self._ask(
-                "feedback",
-                self.prompts.feedback(r, _graph(evaluation), evaluation, self._pg(state), state.get("history", [])),
-                FEEDBACK_SCHEMA,
-                parse_feedback,
+            self.context.report(f"[agent round {r}] feedback (skipped)")
+            return {"feedback": feedback}
+        graph = _graph(evaluation)
+        incumbent = max(history, key=lambda record: record["result"]["score"]) if history else None
+        paired = claims.paired_counts(evaluation, incumbent["result"]) if incumbent else None
+        answer = await self._ask(
+            "feedback",
+            self.prompts.feedback(
+                r,
+                graph,
+                evaluation,
+                self._pg(state),
+                history,
+                self.prompts.paired_text(paired, incumbent),
+                _profile(state),
+            ),
+            FEEDBACK_SCHEMA,
+            parse_feedback,
+        )
+        parsed = answer.value or {"claims": [], "summary": ""}
+        checked = claims.check_claims(parsed["claims"], graph, evaluation, paired)
+        comparable = claims.comparable(checked, parsed["summary"])
+        duplicate = None
+        for record in history:
+            earlier = record.get("feedback_comparable") or ""
+            if (ratio := claims.similarity(comparable, earlier)) >= claims.NEAR_DUPLICATE and (
+                duplicate is None or ratio > duplicate["similarity"]
+            ):
+                duplicate = {"round": record["round"], "similarity": round(ratio, 3)}
+        feedback = {
+            "round": r,
+            "text": claims.feedback_text(checked, parsed["summary"]),
+            "claims": checked,
+            "summary": parsed["summary"],
+            "supported": sum(c["supported"] for c in checked),
+            "comparable": comparable,
+            "near_duplicate_of": duplicate,
+            "paired": paired,
+            "incumbent_round": incumbent["round"] if incumbent else None,
+            "status": answer.status,
+            "errors": answer.errors,
+        }
+        self.context.report(
+            f"[agent round {r}] feedback ({feedback['status']}, {feedback['supported']}/{len(checked)} claims "
+            f"supported): {clip(parsed['summary'] or feedback['text'], 160)}"
+        )
+        if duplicate is not None:
+            self.context.report(
+                f"[agent round {r}] feedback is a near-duplicate of round {duplicate['round']}'s "
+                f"(similarity {duplicate['similarity']:.2f} >= {claims.NEAR_DUPLICATE})"
             )
-            feedback = {"round": r, "text": answer.value or "", "status": answer.status, "errors": answer.errors}
-        self.context.report(f"[agent round {r}] feedback ({feedback['status']}): {clip(feedback['text'], 160)}")
         return {"feedback": feedback}
 
     async def _update(self, state: AgentState) -> dict[str, Any]:
@@ -480,7 +593,9 @@ class AgentReinforce:
             )
             answer = await self._ask(
                 "update",
-                self.prompts.update(r, graph, evaluation, feedback["text"], pg, multiset, history, offer),
+                self.prompts.update(
+                    r, graph, evaluation, feedback["text"], pg, multiset, history, offer, _profile(state)
+                ),
                 update_schema(workers, list(pg.models), self.fusers, sinks, len(shown) if shown else None),
                 lambda d: (*apply_update(pg, d, sampled=graph, multiset=multiset), d.get("mix")),
             )
@@ -510,6 +625,13 @@ class AgentReinforce:
             "result": {k: evaluation[k] for k in _RESULT_KEYS if k in evaluation},
             "feedback": feedback["text"],
             "feedback_status": feedback["status"],
+            "feedback_claims": feedback.get("claims", []),
+            "feedback_summary": feedback.get("summary", ""),
+            "feedback_supported": feedback.get("supported", 0),
+            "feedback_comparable": feedback.get("comparable", ""),
+            "feedback_near_duplicate_of": feedback.get("near_duplicate_of"),
+            "paired": feedback.get("paired"),
+            "incumbent_round": feedback.get("incumbent_round"),
             "update": {"status": status, "errors": errors, "coercions": coercions},
             "distribution": pg.to_dict(),
         }
@@ -542,7 +664,8 @@ class AgentReinforce:
         return {"round": r, "old": list(old), "new": list(new), "accepted": accepted, "reason": reason}
 
     def _route(self, state: AgentState) -> str:
-        return END if self.max_rounds is not None and state["round"] >= self.max_rounds else "sample"
+        """After an evaluation: the end after the last round (``max_rounds``; its evaluation is not fed back)."""
+        return END if self.max_rounds is not None and state["round"] >= self.max_rounds else "feedback"
 
     # ---- helpers ----------------------------------------------------------------------------------------
 
@@ -553,6 +676,7 @@ class AgentReinforce:
         again with the problem (``max_repairs`` times)."""
         conversation: list[dict[str, str]] = list(messages)
         errors: list[str] = []
+        cut = False  # an answer was cut at max_tokens: the repairs get the whole bound
         for attempt in range(self.max_repairs + 1):
             try:
                 data = await self.pool.astructured(
@@ -561,11 +685,14 @@ class AgentReinforce:
                     schema,
                     tags={**self.context.tags, "node": node},
                     temperature=self.temperature,
-                    max_tokens=self._max_tokens(schema),
+                    max_tokens=self._max_tokens(schema, cut=cut),
                     seed=self.seed,
                 )
             except StructuredOutputError as e:
                 raw, error = e.raw, str(e)
+                if e.finish_reason == "length":
+                    cut = True
+                    error += "; write compact JSON on one line, with short text fields"
             except ModelCallError as e:
                 if e.retryable:
                     raise
@@ -598,8 +725,17 @@ class AgentReinforce:
     def _numeric_round(self, r: int) -> bool:
         return self.variant == "maas" and r % 2 == 0
 
-    def _max_tokens(self, schema: Mapping[str, Any]) -> int:
-        tokens = answer_token_bound(schema) if self.max_tokens is None else self.max_tokens
+    def _max_tokens(self, schema: Mapping[str, Any], *, cut: bool = False) -> int:
+        """The ``max_tokens`` option, else room for the answer written as asked, compact JSON on one line
+        (:func:`.schemas.compact_token_bound`, at least PROPOSAL_MAX_TOKENS, at most the whitespace bound
+        :func:`.schemas.answer_token_bound`), or after an answer was ``cut`` there, the whitespace bound; at most
+        half the agent's context window. A proposal call of up to five workers gets at most 250 tokens."""
+        if self.max_tokens is not None:
+            tokens = self.max_tokens
+        elif cut:
+            tokens = answer_token_bound(schema)
+        else:
+            tokens = min(answer_token_bound(schema), max(PROPOSAL_MAX_TOKENS, compact_token_bound(schema)))
         return min(tokens, self.window // 2) if self.window else tokens
 
     def _initial(self, multiset: Sequence[str]) -> ProbabilisticGraph:
@@ -621,11 +757,14 @@ class AgentReinforce:
 
     async def _thread(self) -> CompiledStateGraph:
         """The thread, on an in-memory checkpointer: started (run to its first proposal) or rebuilt from the
-        state given to :meth:`load_state_dict`, paused at that round's evaluation."""
+        state given to :meth:`load_state_dict`, paused where it was: at that round's evaluation, or after it
+        (an evaluation held: before the feedback step)."""
         if self._app is None:
-            self._app = self.agent_graph(InMemorySaver())
+            self._app = self.agent_graph(InMemorySaver(), pause_before_feedback=True)
             if not self._values:
                 await self._run(self._app, {"round": 0})
+            elif not self._ended and self._values.get("evaluation") is not None:
+                await self._app.aupdate_state(_THREAD, self._values, as_node="evaluate")  # next: feedback
             elif not self._ended:
                 await self._app.aupdate_state(_THREAD, self._values, as_node="sample")
                 await self._run(self._app, None)  # into the evaluate step's interrupt: no agent call
@@ -637,12 +776,58 @@ class AgentReinforce:
         self._values, self._ended = dict(snapshot.values), not snapshot.next
 
 
-_RESULT_KEYS = ("index", "score", "accuracy", "latency_s", "questions", "node_accuracy")
+_RESULT_KEYS = (
+    "index",
+    "score",
+    "accuracy",
+    "latency_s",
+    "questions",
+    "node_accuracy",
+    "node_agreement",
+    "question_ids",
+    "correct",
+    "flops",
+)
 
 
-def _result(payload: Any, proposal: Mapping[str, Any], *, node_accuracy: bool = False) -> dict[str, Any]:
-    """What the agent needs from the resume value: an Evaluation's ``model_dump()`` or a mapping with a score;
-    with ``node_accuracy``, also each node's own accuracy (what a mix revision is judged on)."""
+def _feedback_report(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The feedback rounds (an agent answer, not a numeric maas round) and how far the figures back their claims
+    (:data:`.claims.RULE`): ``supported_share``, supported claims over all claims of the run;
+    ``all_supported_share``, the share of rounds with claims whose claims are all supported (None: no claim);
+    ``near_duplicates``, the rounds whose feedback text (summary and evidence) is at least
+    :data:`.claims.NEAR_DUPLICATE` similar to an earlier round's (:func:`.claims.similarity`)."""
+    rounds = [r for r in history if r.get("feedback_status") not in (None, "skipped")]
+    made = [len(r.get("feedback_claims") or []) for r in rounds]
+    supported = [int(r.get("feedback_supported") or 0) for r in rounds]
+    with_claims = [(s, n) for s, n in zip(supported, made, strict=True) if n]
+    return {
+        "rounds": len(rounds),
+        "claims": sum(made),
+        "supported_claims": sum(supported),
+        "supported_share": sum(supported) / sum(made) if sum(made) else None,
+        "all_supported_share": sum(s == n for s, n in with_claims) / len(with_claims) if with_claims else None,
+        "per_round": [
+            {"round": r["round"], "claims": n, "supported": s} for r, n, s in zip(rounds, made, supported, strict=True)
+        ],
+        "near_duplicate_threshold": claims.NEAR_DUPLICATE,
+        "near_duplicates": [
+            {"round": r["round"], "like_round": d["round"], "similarity": d["similarity"]}
+            for r in rounds
+            if (d := r.get("feedback_near_duplicate_of"))
+        ],
+    }
+
+
+def _profile(state: Mapping[str, Any]) -> str:
+    """The prompt text of the pool profile the thread uses ("" without one): part of every call's shared prefix."""
+    return str(((state.get("init") or {}).get("profile") or {}).get("text", ""))
+
+
+def _result(payload: Any, proposal: Mapping[str, Any]) -> dict[str, Any]:
+    """What the agent needs from the resume value: an Evaluation's ``model_dump()`` or a mapping with a score:
+    the score, accuracy, latency, per question ids and correctness (the paired comparison with the incumbent;
+    any number of questions), each node's own accuracy (feedback; what a mix revision is judged on) and its
+    inputs' agreement, the modelled FLOPs."""
     if not isinstance(payload, Mapping) or "score" not in payload:
         raise ValueError("resume the evaluate step with an Evaluation's model_dump() or a mapping with a 'score'")
     outcome = payload.get("outcome") or {}
@@ -655,9 +840,12 @@ def _result(payload: Any, proposal: Mapping[str, Any], *, node_accuracy: bool = 
         "accuracy": float(outcome.get("accuracy", score)),
         "latency_s": outcome.get("latency_s"),
         "questions": len(outcome.get("question_ids", [])),
+        "question_ids": list(outcome.get("question_ids") or []),
+        "correct": [bool(c) for c in outcome.get("correct") or []],
+        "node_accuracy": dict(outcome.get("node_accuracy") or {}),
+        "node_agreement": dict(outcome.get("node_agreement") or {}),
+        "flops": payload.get("modelled_flops"),
     }
-    if node_accuracy:
-        result["node_accuracy"] = dict(outcome.get("node_accuracy") or {})
     return result
 
 

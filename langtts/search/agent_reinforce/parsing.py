@@ -14,12 +14,13 @@ from typing import Any, cast
 from jsonschema import Draft202012Validator, ValidationError, validators
 
 from langtts.graph import CollaborationGraph, GraphError, Node
-from langtts.search.agent_reinforce.schemas import FEEDBACK_CHARS
+from langtts.search.agent_reinforce.schemas import EVIDENCE_CHARS, MAX_CLAIMS, SUMMARY_CHARS, TARGET_CHARS
 from langtts.search.base import SearchSpace
 from langtts.space import SINK_ID, SinkOption, worker_id
 
-# A bounded string ends the server's grammar there; a longer one (a server without the grammar) is cut, not refused.
-_Validator = validators.extend(Draft202012Validator, {"maxLength": None})
+# A bounded string or array ends the server's grammar there; a longer one (a server without the grammar) is cut,
+# not refused.
+_Validator = validators.extend(Draft202012Validator, {"maxLength": None, "maxItems": None})
 
 
 class AgentOutputError(ValueError):
@@ -109,12 +110,26 @@ def parse_choice(data: Mapping[str, Any]) -> tuple[int, int]:
     return data["first"], data["second"]
 
 
-def parse_feedback(data: Mapping[str, Any]) -> str:
-    """The feedback text, on one line and cut to FEEDBACK_CHARS; AgentOutputError if it is empty."""
-    text = " ".join(data["feedback"].split())
-    if not text:
-        raise AgentOutputError('the feedback is empty: write one to three sentences in "feedback"')
-    return text[:FEEDBACK_CHARS]
+def parse_feedback(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A :data:`~.schemas.FEEDBACK_SCHEMA` answer: ``{"claims": [{"target", "effect", "evidence"}], "summary"}``,
+    every text on one line and cut to its maxLength (a server without the grammar may write longer ones), at most
+    MAX_CLAIMS claims; AgentOutputError if it says nothing (no claim and an empty summary)."""
+
+    def line(text: Any, limit: int) -> str:
+        return " ".join(str(text).split())[:limit]
+
+    claims = [
+        {
+            "target": line(c["target"], TARGET_CHARS),
+            "effect": c["effect"],
+            "evidence": line(c["evidence"], EVIDENCE_CHARS),
+        }
+        for c in data["claims"][:MAX_CLAIMS]
+    ]
+    summary = line(data["summary"], SUMMARY_CHARS)
+    if not claims and not summary:
+        raise AgentOutputError('the feedback is empty: write claims in "claims" and one sentence in "summary"')
+    return {"claims": claims, "summary": summary}
 
 
 def parse_placement(data: Mapping[str, Any], *, multiset: Sequence[str]) -> dict[str, Any]:

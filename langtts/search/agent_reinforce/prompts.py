@@ -6,17 +6,22 @@ The ablation switches show in the prompts: ``insights=False`` leaves out the ins
 and the latency of each result.
 
 The stored ``langtts profile`` of the run's pool, when one fits (see :mod:`.pool_profile`), is shown in the
-initialise prompt after the paper's pilot data (``{pool_profile}`` in ``agent/initialise``; a user template
+shared system message after the paper's pilot data (``{pool_profile}`` in ``agent/context``; a user template
 without that placeholder gets it after ``{pilot}``), rendered by :meth:`AgentPrompts.pool_profile` with
-``agent/pool_profile``; without one the prompt is as before.
+``agent/pool_profile``; without one the message is as before.
 
 Outside a ``paper_faithful`` space (langtts's extension): with several sink options the sample prompt's ``{sink}``
 explains them (``agent/sink_choice``; else ``agent/sink_fixed``: the paper's sentence) and asks for ``"sink"``
 (``{sink_field}``), the wiring follow-up's sink bounds follow the chosen sink, the distribution tables show the
 sink probabilities, graphs show their sink (``sink: vote <- n0, n1``), and the update prompt offers a mix revision
 (``{revision}``, ``agent/revision``) and the extra answer fields (``{sink_fields}``). A user template without these
-placeholders still works (the schema still asks for the fields). In a ``paper_faithful`` space every prompt is the
-paper's, byte for byte.
+placeholders still works (the schema still asks for the fields). A ``paper_faithful`` space has none of these.
+
+Every call's messages start with one system message, the same for all the agent's calls of a run
+(:meth:`AgentPrompts.context`, ``agent/context``: task, budget, objective, latency rules, insights, pilot data,
+pool profile, roles), so llama-server and vLLM reuse the cached prefix; the step's template (``agent/sample``,
+``agent/feedback``, ...) follows as the user message with the round's part. A user's step template with its own
+``[system]`` section (the layout before) still works: that section is appended to the shared system message.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langtts.cost import input_flops, multiset_flops, node_flops, smallest_model, unit_flops
+from langtts.cost import graph_cost, input_flops, multiset_flops, node_flops, smallest_model, unit_flops
 from langtts.graph import CollaborationGraph
 from langtts.profile import Profile, aligned
 from langtts.prompts import PromptLibrary, PromptTemplate
@@ -38,9 +43,10 @@ from langtts.tasks.base import Task
 
 _COMMON = ("task", "budget", "objective", "latency_rules", "insights", "roles", "sink_model", "round")
 _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name: (required, extra allowed)
+    "context": ((), ("pilot", "pool_profile")),
     "initialise": (("candidates",), ("pilot", "pool_profile")),
     "sample": (("tables", "multiset"), ("workers", "costs", "history", "sink", "sink_field")),
-    "feedback": (("graph", "result"), ("tables", "history")),
+    "feedback": (("graph", "result"), ("tables", "history", "nodes", "paired")),
     "update": (
         ("tables", "feedback", "fields"),
         ("graph", "result", "multiset", "history", "revision", "sink_fields"),
@@ -48,7 +54,6 @@ _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # name: (req
     "wiring": (("placement", "room"), ("sink_inputs",)),
     "repair": (("error",), ()),
 }
-FEEDBACK_IN_HISTORY = 200  # characters of an earlier round's feedback shown in the history
 
 
 class PilotEntry(BaseModel):
@@ -131,14 +136,21 @@ class AgentPrompts:
         else:
             self.pilot = ""
 
+    def context(self, pool_profile: str = "") -> str:
+        """The system message every agent call of a run starts with, byte for byte (a server reuses its cached
+        prefix): ``agent/context`` with the task, budget, objective, latency rules, insights, the pilot data, the
+        pool profile (``pool_profile``: the text of :meth:`pool_profile`, empty: none fits) and the roles."""
+        shown = f"\n{pool_profile}" if pool_profile else ""
+        pilot = self.pilot
+        if "pool_profile" not in self.templates["context"].placeholders:  # a user's template: after the pilot
+            pilot, shown = pilot + shown, ""
+        messages = self.templates["context"].messages(**self.common, pilot=pilot, pool_profile=shown, round="")
+        return _tidy("\n\n".join(m["content"] for m in messages))
+
     def initialise(self, candidates: Sequence[tuple[str, ...]], pool_profile: str = "") -> list[dict[str, str]]:
         """The initialise prompt; ``pool_profile``: the text of :meth:`pool_profile` (empty: none fits)."""
         lines = [f"{i}: {multiset_text(c)} (at least {self._floor(c):.1f} units)" for i, c in enumerate(candidates)]
-        shown = f"\n{pool_profile}" if pool_profile else ""
-        pilot = self.pilot
-        if "pool_profile" not in self.templates["initialise"].placeholders:  # a user's template: after the pilot
-            pilot, shown = pilot + shown, ""
-        return self._messages("initialise", candidates="\n".join(lines), pilot=pilot, pool_profile=shown, round="0")
+        return self._messages("initialise", pool_profile, candidates="\n".join(lines), round="0")
 
     def pool_profile(self, profile: Profile) -> str:
         """``agent/pool_profile`` filled with ``profile``'s table: per model the accuracy with its 95% interval,
@@ -164,7 +176,12 @@ class AgentPrompts:
         )  # fmt: skip
 
     def sample(
-        self, round_: int, pg: ProbabilisticGraph, multiset: Sequence[str], history: Sequence[Mapping[str, Any]]
+        self,
+        round_: int,
+        pg: ProbabilisticGraph,
+        multiset: Sequence[str],
+        history: Sequence[Mapping[str, Any]],
+        pool_profile: str = "",
     ) -> list[dict[str, str]]:
         """The proposal prompt; with several sink options in ``pg`` it explains them and asks for "sink"."""
         choose = len(pg.sink_options) > 1
@@ -176,6 +193,7 @@ class AgentPrompts:
             sink = self.library.text("agent/sink_fixed", model=pg.sink_options[0].label)
         return self._messages(
             "sample",
+            pool_profile,
             round=str(round_),
             workers=", ".join(worker_id(i) for i in range(pg.n_nodes)),
             multiset=multiset_text(multiset),
@@ -193,14 +211,60 @@ class AgentPrompts:
         result: Mapping[str, Any],
         pg: ProbabilisticGraph,
         history: Sequence[Mapping[str, Any]],
+        paired: str = "(none yet)",
+        pool_profile: str = "",
     ) -> list[dict[str, str]]:
+        """The feedback prompt: the history table, the distribution, the graph, its result, each node's figures
+        (:meth:`node_lines`) and ``paired``: the comparison with the incumbent (:meth:`paired_text`)."""
         return self._messages(
             "feedback",
+            pool_profile,
             round=str(round_),
             graph=graph_lines(graph, show_sink=self.show_sink),
             result=self.result_text(result),
             tables=distribution_lines(pg, fusers=self.fusers),
             history=self._history(history),
+            nodes=self.node_lines(graph, result),
+            paired=paired,
+        )
+
+    def node_lines(self, graph: CollaborationGraph, result: Mapping[str, Any]) -> str:
+        """One line per node that ran: its own accuracy, its inputs' mean own accuracy, the agreement among its
+        inputs (each where measured) and its modelled FLOPs in units (:func:`~langtts.cost.graph_cost`); then the
+        graph's median latency per question, when measured."""
+        own = result.get("node_accuracy") or {}
+        agreement = result.get("node_agreement") or {}
+        per_node = graph_cost(graph, self.space.catalog, self.space.lengths).per_node
+        lines = []
+        for node in graph.nodes:
+            if node.id not in per_node:
+                continue  # not run
+            parts = []
+            accuracy = own.get(node.id, result["accuracy"] if node.id == graph.sink.id else None)
+            parts.append(f"own {accuracy:.0%}" if accuracy is not None else "own not measured")
+            inputs = [own[p] for p in graph.predecessors(node.id) if p in own]
+            if inputs:
+                parts.append(f"inputs' mean {sum(inputs) / len(inputs):.0%}")
+            if node.id in agreement:
+                parts.append(f"agree {agreement[node.id]:.0%}")
+            parts.append(f"{per_node[node.id] / self.unit:.2f} units")
+            lines.append(f"{node.id}: " + ", ".join(parts))
+        if result.get("latency_s") is not None:
+            lines.append(f"median latency per question: {float(result['latency_s']):.2f} s")
+        return "\n".join(lines)
+
+    @staticmethod
+    def paired_text(paired: Mapping[str, int] | None, incumbent: Mapping[str, Any] | None) -> str:
+        """The paired comparison with the incumbent (``incumbent``: its history record) on shared questions."""
+        if incumbent is None:
+            return "(none yet: the first round)"
+        name = f"round {incumbent['round']} (score {incumbent['result']['score']:.3f})"
+        if paired is None:
+            return f"{name}, measured on other questions: no paired comparison"
+        return (
+            f"{name}; on the {paired['shared']} questions both answered: both right {paired['both_right']}, "
+            f"only this graph {paired['only_new']}, only round {incumbent['round']}'s {paired['only_incumbent']}, "
+            f"both wrong {paired['both_wrong']}"
         )
 
     def update(
@@ -213,6 +277,7 @@ class AgentPrompts:
         multiset: Sequence[str],
         history: Sequence[Mapping[str, Any]],
         revision: str = "",
+        pool_profile: str = "",
     ) -> list[dict[str, str]]:
         """The update prompt; ``revision``: the text of :meth:`revision` (empty: no mix revision offered)."""
         fields = [self.fields["inputs"]]
@@ -224,6 +289,7 @@ class AgentPrompts:
         extra += [self.library.text("agent/field_mix")] if revision else []
         return self._messages(
             "update",
+            pool_profile,
             round=str(round_),
             graph=graph_lines(graph, show_sink=self.show_sink),
             result=self.result_text(result),
@@ -283,9 +349,14 @@ class AgentPrompts:
 
     # ---- pieces ---------------------------------------------------------------------------------------
 
-    def _messages(self, name: str, **values: str) -> list[dict[str, str]]:
-        messages = self.templates[name].messages(**{**self.common, **values})
-        return [{**m, "content": re.sub(r"\n{3,}", "\n\n", m["content"]).strip()} for m in messages]
+    def _messages(self, name: str, pool_profile: str = "", **values: str) -> list[dict[str, str]]:
+        """The shared system message (:meth:`context`), then the step's template; a step template with its own
+        system section (a user's) has it appended to the shared one, so the prefix stays the same."""
+        messages = self.templates[name].messages(**{**self.common, "pilot": "", "pool_profile": "", **values})
+        system = self.context(pool_profile)
+        if messages and messages[0]["role"] == "system":
+            system += "\n\n" + messages.pop(0)["content"]
+        return [{"role": "system", "content": system}] + [{**m, "content": _tidy(m["content"])} for m in messages]
 
     def _floor(self, multiset: Sequence[str]) -> float:
         catalog, lengths = self.space.catalog, self.space.lengths
@@ -346,16 +417,23 @@ class AgentPrompts:
         )
 
     def _history(self, history: Sequence[Mapping[str, Any]]) -> str:
-        """One line per recent round: result, graph, clipped feedback."""
+        """A compact table of the recent rounds, one line each: round | graph summary | accuracy | questions |
+        modelled units | proposal status, the best score so far marked "best"."""
         if not history:
             return "(none yet)"
+        best = max(range(len(history)), key=lambda i: history[i]["result"]["score"])
         lines = []
-        for record in history[-self.window :]:
-            graph = graph_lines(CollaborationGraph.from_dict(record["graph"]), sep="; ", show_sink=self.show_sink)
-            feedback = clip(str(record.get("feedback") or ""), FEEDBACK_IN_HISTORY)
+        for i, record in enumerate(history):
+            if i < len(history) - self.window and i != best:
+                continue
+            graph = CollaborationGraph.from_dict(record["graph"])
+            result = record["result"]
+            units = self.space.cost(graph) / self.unit
+            questions = result.get("questions") or len(result.get("correct") or []) or "?"
+            status = (record.get("proposal") or {}).get("status", "?") + (" best" if i == best else "")
             lines.append(
-                f"- round {record['round']}: {self.result_text(record['result'])}: {graph}"
-                + (f" | feedback: {feedback}" if feedback else "")
+                f"{record['round']} | {graph_summary(graph, show_sink=self.show_sink)} | {result['accuracy']:.0%} | "
+                f"{questions} | {units:.2f} | {status}"
             )
         return "\n".join(lines)
 
@@ -378,6 +456,23 @@ def graph_lines(graph: CollaborationGraph, sep: str = "\n", *, show_sink: bool =
             f"not run (no path to the sink): {', '.join(n.id for n in graph.workers if n.id in unreachable)}"
         )
     return sep.join(entries)
+
+
+def graph_summary(graph: CollaborationGraph, *, show_sink: bool = False) -> str:
+    """``2× gemma3-270m + 1× smollm2-135m, 1 fuser, 3 edges, depth 2`` (the workers that run; with ``show_sink``,
+    also what the sink is)."""
+    unreachable = set(graph.check().unreachable)
+    workers = [n for n in graph.workers if n.id not in unreachable]
+    kept = {n.id for n in workers} | {graph.sink.id}
+    edges = [(u, v) for u, v in graph.edges if u in kept and v in kept]
+    depth: dict[str, int] = {}
+    for node in [*workers, graph.sink]:  # nodes in topological (node) order, the sink last
+        depth[node.id] = 1 + max((depth.get(u, 0) for u, v in edges if v == node.id), default=0)
+    fusers = sum(n.role == "fuser" for n in workers)
+    text = multiset_text(n.model or n.role for n in workers)
+    text += f", {fusers} fuser{'s' * (fusers != 1)}" if fusers else ""
+    text += f", {len(edges)} edge{'s' * (len(edges) != 1)}, depth {depth[graph.sink.id] - 1}"
+    return text + (f", sink {graph.sink.model or graph.sink.role}" if show_sink else "")
 
 
 def distribution_lines(pg: ProbabilisticGraph, *, fusers: bool = True) -> str:
@@ -411,6 +506,10 @@ def _describe(task: Task | None) -> str:
     if task is None:
         return "(unspecified)"
     return task.name if task.family in (task.name, "generic") else f"{task.name} ({task.family})"
+
+
+def _tidy(text: str) -> str:
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def _text(template: PromptTemplate, **values: str) -> str:

@@ -1,5 +1,13 @@
 """The JSON schemas of the agent's answers, sent with each call (the server's grammar enforces them) and checked
 again on the answer (:func:`~langtts.search.agent_reinforce.parsing.check_answer`).
+
+Every free-text field has a maxLength, every list a maxItems, so each answer has a bounded length: the agent's
+``max_tokens`` is room for the longest compact answer (:func:`compact_token_bound`, at least
+PROPOSAL_MAX_TOKENS), the whitespace bound (:func:`answer_token_bound`) only for the repair of a cut answer.
+The bounds (compact / whitespace) with the tests' largest space (8 workers, 3 models): a placement 341 / 714,
+a wiring 346 / 966 (so a proposal call gets at most 250 tokens up to five workers of one mix: placement 236,
+wiring 172), the feedback 314 / 544 whatever the graph, an update 1018 / 2275 (at most half the agent's context
+window in any case).
 """
 
 from __future__ import annotations
@@ -11,8 +19,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-REASONING_CHARS = 300  # maxLength of every "reasoning" string
-FEEDBACK_CHARS = 600  # maxLength of the textual gradient
+REASONING_CHARS = 300  # maxLength of the initialise answer's "reasoning"
+SHORT_REASONING_CHARS = 100  # maxLength of a proposal's and an update's "reasoning" (a few words)
+MAX_CLAIMS = 3  # claims of one feedback answer
+TARGET_CHARS = 16  # maxLength of a claim's target: "n3", "sink", "n0->n3", "mix"
+EVIDENCE_CHARS = 100  # maxLength of a claim's evidence (one short sentence)
+SUMMARY_CHARS = 160  # maxLength of the feedback's summary
+PROPOSAL_MAX_TOKENS = 250  # the default max_tokens of a proposal call (placement, wiring)
 
 
 def _object(properties: dict[str, Any], title: str | None = None) -> dict[str, Any]:
@@ -64,7 +77,7 @@ def placement_schema(
     """
 
     def schema(models_at: Callable[[int], Sequence[str]]) -> dict[str, Any]:
-        properties: dict[str, Any] = {"reasoning": _text(REASONING_CHARS)}
+        properties: dict[str, Any] = {"reasoning": _text(SHORT_REASONING_CHARS)}
         for k, node in enumerate(worker_ids):
             roles = ["assistant", "fuser"] if fusers and k > 0 else ["assistant"]
             properties[node] = _object({"model": _enum(models_at(k)), "role": _enum(roles)})
@@ -192,7 +205,26 @@ def _one_hot(keys: Sequence[str]) -> dict[str, Any]:
     return alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
 
 
-FEEDBACK_SCHEMA = _object({"feedback": _text(FEEDBACK_CHARS, 1)}, "textual_gradient")
+FEEDBACK_SCHEMA = _object(
+    {
+        "claims": {
+            "type": "array",
+            "items": _object(
+                {
+                    "target": _text(TARGET_CHARS, 1),
+                    "effect": _enum(["helped", "hurt", "neutral"]),
+                    "evidence": _text(EVIDENCE_CHARS, 1),
+                }
+            ),
+            "maxItems": MAX_CLAIMS,
+        },
+        "summary": _text(SUMMARY_CHARS, 1),
+    },
+    "textual_gradient",
+)
+"""The feedback (a textual gradient, structured): up to MAX_CLAIMS claims ``{"target": a node id, "sink", an
+edge "a->b" or "mix"; "effect": helped / hurt / neutral; "evidence": one short sentence}``, then a one-sentence
+"summary". Each claim is checked against the round's figures (:mod:`.claims`)."""
 
 
 def update_schema(
@@ -207,7 +239,7 @@ def update_schema(
     inputs; left out when fusers are off), P(model) per model (left out with a single model), P(worker feeds
     the sink). With ``sinks`` (sink option labels), ``"sink"``: P(each option); with ``mixes`` (a number of
     candidate model mixes), ``"mix"``: -1 (keep the current mix) or a candidate's number."""
-    properties: dict[str, Any] = {"reasoning": _text(REASONING_CHARS)}
+    properties: dict[str, Any] = {"reasoning": _text(SHORT_REASONING_CHARS)}
     for k, node in enumerate(worker_ids):
         fields: dict[str, Any] = {"inputs": _object({w: _PROBABILITY for w in worker_ids[:k]})}
         if fusers and k > 0:
@@ -223,6 +255,14 @@ def update_schema(
     return _object(properties, "probability_update")
 
 
+def compact_token_bound(schema: Mapping[str, Any]) -> int:
+    """Completion-token room for an answer to ``schema`` at its longest written as the agent is asked to write
+    it: compact JSON on one line (per key its quotes, colon and comma: three tokens; no whitespace), every string
+    at its maxLength (three characters a token), plus 16 tokens of slack. Below :func:`answer_token_bound`, which
+    also allows the whitespace a grammar permits."""
+    return 16 + _answer_tokens(schema, per_key=3)
+
+
 def answer_token_bound(schema: Mapping[str, Any]) -> int:
     """Completion-token room for an answer to ``schema`` at its longest: every string at its maxLength (prose, at
     three characters a token), every key and value written, and per key sixteen tokens of punctuation and of the
@@ -232,17 +272,21 @@ def answer_token_bound(schema: Mapping[str, Any]) -> int:
     return 64 + _answer_tokens(schema)
 
 
-def _answer_tokens(schema: Mapping[str, Any]) -> int:
-    """Tokens of the longest pretty-printed answer to the schemas built here (see :func:`answer_token_bound`)."""
+def _answer_tokens(schema: Mapping[str, Any], per_key: int = 16) -> int:
+    """Tokens of the longest answer to the schemas built here, ``per_key`` tokens of punctuation and whitespace
+    per key or array item (see :func:`answer_token_bound`)."""
     if "anyOf" in schema:
-        return max(_answer_tokens(alternative) for alternative in schema["anyOf"])
+        return max(_answer_tokens(alternative, per_key) for alternative in schema["anyOf"])
     if "enum" in schema:
         return 2 + max(len(json.dumps(v)) for v in schema["enum"]) // 2
     kind = schema.get("type")
     if kind == "object":
         return 2 + sum(
-            len(json.dumps(key)) // 2 + 16 + _answer_tokens(sub) for key, sub in schema.get("properties", {}).items()
+            len(json.dumps(key)) // 2 + per_key + _answer_tokens(sub, per_key)
+            for key, sub in schema.get("properties", {}).items()
         )
+    if kind == "array":
+        return 2 + int(schema.get("maxItems", 8)) * (per_key + _answer_tokens(schema.get("items", {}), per_key))
     if kind == "string":
         return 2 + int(schema.get("maxLength", 200)) // 3
     if kind == "boolean":
