@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 
 from langtts.graph import CollaborationGraph, Node
+from langtts.models.ledger import Usage
 from langtts.search.agent_reinforce import claims
 from langtts.search.agent_reinforce.schemas import (
     FEEDBACK_SCHEMA,
@@ -149,12 +150,10 @@ def test_the_report_gives_the_share_of_prompt_tokens_served_from_the_server_cach
     asyncio.run(drive(optimizer, 2))
     cache = optimizer.report()["prompt_cache"]
     assert cache["calls"] == 8 and cache["prompt_tokens"] > 0  # rounds 2 and 3: feedback, update, place, wire
-    assert cache["cached_prompt_tokens"] is None and cache["cached_share"] is None  # the pool does not count them
+    assert cache["cached_prompt_tokens"] == 0 and cache["cached_share"] == 0.0  # the fake model reports no cache
 
-    class Totals:
-        calls, prompt_tokens, cached_prompt_tokens = 4, 1000, 750
-
-    optimizer.pool.ledger.totals = lambda **tags: Totals()  # type: ignore[method-assign]
+    totals = Usage(calls=4, prompt_tokens=1000, cached_prompt_tokens=750)
+    optimizer.pool.ledger.totals = lambda **tags: totals  # type: ignore[method-assign]
     assert optimizer.report()["prompt_cache"]["cached_share"] == 0.75
 
 

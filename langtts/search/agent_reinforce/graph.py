@@ -45,8 +45,8 @@ called after the last round: that round's evaluation stays in the state unfed (`
 Every agent call starts with the same system message (:meth:`.AgentPrompts.context`: task, budget, objective,
 insights, pilot data, pool profile, roles) and puts the round's part after it, so a server reuses its cached
 prompt prefix; ``report()["prompt_cache"]`` gives the share of the agent's prompt tokens the server served from
-it, when the pool's usage counts them. Answers are asked for as compact JSON with short text fields; a call's
-``max_tokens`` is room for that compact answer (at most 250 for a proposal of up to five workers), and the whole
+it. Answers are asked for as compact JSON with short text fields; a call's ``max_tokens`` is room for that compact
+answer (at most 250 for a proposal of up to five workers), and the whole
 whitespace bound only for the repair of an answer cut there.
 
 **Outside a paper_faithful space** (langtts's extension, issue 15 item 4; a ``paper_faithful`` space keeps the
@@ -311,14 +311,16 @@ class AgentReinforce:
         }
 
     def _prompt_cache(self) -> dict[str, Any]:
-        """The agent's calls of this session (the pool's ledger, tagged as the agent tags them): prompt tokens and,
-        when the pool's usage counts them (``cached_prompt_tokens``), the share a server served from its prompt
-        cache (every call starts with the same system message: :meth:`.AgentPrompts.context`); else None."""
+        """The agent's calls of this session (the pool's ledger, tagged as the agent tags them): prompt tokens and
+        the share a server served from its prompt cache (every call starts with the same system message:
+        :meth:`.AgentPrompts.context`; 0 from a server that does not report it)."""
         usage = self.pool.ledger.totals(**self.context.tags)
-        cached = getattr(usage, "cached_prompt_tokens", None)
-        share = cached / usage.prompt_tokens if cached is not None and usage.prompt_tokens else None
-        return {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens, "cached_prompt_tokens": cached,
-                "cached_share": share}  # fmt: skip
+        return {
+            "calls": usage.calls,
+            "prompt_tokens": usage.prompt_tokens,
+            "cached_prompt_tokens": usage.cached_prompt_tokens,
+            "cached_share": usage.cached_prompt_share,
+        }
 
     # ---- the LangGraph graph ----------------------------------------------------------------------------
 
