@@ -2,27 +2,35 @@
 
 A run (method.md §6):
 
-1. **search** — round r asks the method for a graph, evaluates it on the next ``batch_size`` questions of the
-   search split (batches rotate through the split, fresh questions each round) and reports the evaluation back;
-   until a stop condition holds (iterations, evaluations, wall time, no improvement, ``RUN_DIR/STOP``) or the
-   method has nothing left to try;
-2. **validate** — the ``top_k`` graphs by mean search score, and the graphs of the search's accuracy–latency
-   Pareto front, are re-evaluated on the same ``validation_size`` questions of the search split, so the choice
-   (among the ``top_k``) is not a winner's curse on a few questions and the reported Pareto front compares its
-   points on the same questions;
-3. **test** — the chosen graph (best validation score; ties: search score, then fewer FLOPs) is evaluated on
-   held-out test questions, with a bootstrap CI. The test questions are drawn before the search questions, so
-   they stay the same when a run is extended.
+1. **search** — round r asks the method for a graph and races it against the incumbent on the same questions
+   (:mod:`langtts.search.racing`): the search questions are the front of the search split, in chunks of
+   ``batch_size``; the candidate is evaluated on the first chunk, then on the next ones while the paired race is
+   in contention and it has fewer than ``race_max_questions``; the incumbent is evaluated on any chunk the
+   candidate holds that it lacks. A graph is never evaluated twice on a question (a graph proposed again gets at
+   least one new chunk). A candidate the race declares better becomes the incumbent, else the graph with the best
+   estimate does. The method observes the candidate's **estimate**: its outcome over all its questions with the
+   accuracy shrunk towards the mean of every search question measured, scored by the objective; graphs are ranked
+   by the same estimate. Until a stop condition holds between rounds (iterations, evaluations, wall time, FLOPs,
+   no improvement, ``RUN_DIR/STOP``) or the method has nothing left to try; after each round a point of the
+   search curve (best estimate, evaluation and optimizer calls and FLOPs, wall time and the optimizer's share) is
+   stored;
+2. **validate** — the ``top_k`` graphs by estimate, and the graphs of the search's accuracy–latency Pareto front,
+   are evaluated on the same ``validation_size`` questions (the first of the search split), so the reported
+   Pareto front compares its points on the same questions; the choice (among the ``top_k``) is the best estimate
+   over its search and validation questions, compared with the runner-up on the validation questions (paired);
+3. **test** — the chosen graph is evaluated on held-out test questions, with a bootstrap CI. The test questions
+   are drawn before the search questions, so they stay the same when a run is extended.
 
 A finished or stopped run is **extended** by resuming it with stop conditions it has not met (more
 ``iterations``, a later ``wall_time_s``, ``RUN_DIR/STOP`` removed, ...): the search goes on from its state, then
 validation and test run again for the new candidates. Only the fields of
 :data:`~langtts.search.records.RESUMABLE_CHANGES` may change (and ``n_search`` grow); the rest must match.
 
-Every evaluation is appended to the ledger in ``RUN_DIR/state.json``, which is replaced atomically after each
-one together with the method's state, so ``optimize(..., run_dir=existing)`` / :func:`resume` continue where a
-run stopped — even after SIGKILL — without losing or repeating an evaluation (an evaluation cut off midway is
-run again; its finished calls come from the pool's cache). See :mod:`langtts.search.records` for the files.
+Every evaluation (one chunk of one graph) is appended to the ledger in ``RUN_DIR/state.json``, which is replaced
+atomically after each one together with the method's state, so ``optimize(..., run_dir=existing)`` /
+:func:`resume` continue where a run stopped — even after SIGKILL — without losing or repeating an evaluation (an
+evaluation cut off midway is run again, its finished calls from the pool's cache; a round cut off midway goes on
+from its last chunk and ends before any stop condition is read). See :mod:`langtts.search.records` for the files.
 """
 
 from __future__ import annotations
@@ -122,8 +130,10 @@ async def aoptimize(
       model at the task's average lengths (``Budget.from_flops`` for raw FLOPs per question).
     - ``options``: the run's settings, fields of :class:`~langtts.search.records.RunConfig` (validated and
       defaulted there; see :func:`run_config`), e.g. ``method="bayes", iterations=20``.
-    - stop conditions: the options ``iterations``, ``max_evaluations``, ``wall_time_s``, ``patience`` (rounds
-      without improvement), ``RUN_DIR/STOP``, and any extra ``stop`` stopper (not stored: pass it again to resume).
+    - stop conditions, read between rounds: the options ``iterations``, ``max_evaluations`` (search evaluations,
+      one per chunk), ``wall_time_s``, ``max_flops`` (evaluation and optimizer FLOPs together, so methods compare
+      at equal compute), ``patience`` (rounds without improvement), ``RUN_DIR/STOP``, and any extra ``stop``
+      stopper (not stored: pass it again to resume).
     - ``run_dir``: where everything is written (default ``langtts-runs/<task>-<method>-<time>``); an existing
       run directory of the same run is resumed with this call's stop conditions and ``concurrency`` (a finished
       run is extended if they allow more search, else its result is returned); any other option must match.
@@ -164,7 +174,8 @@ def run_config(
       an ``objective_kind`` option (agent-reinforce: latency in its feedback and the latency rules in its prompt)
       gets ``"joint"`` with the joint objective.
     - questions: ``n_search`` search and ``n_test`` held-out test questions drawn from ``split`` without overlap
-      (seeded); ``n_search`` defaults to enough for ``iterations`` fresh batches and the validation set.
+      (seeded); ``n_search`` defaults to ``iterations × batch_size``, at least the validation set. A round races
+      its candidate on chunks of ``batch_size`` of them, up to ``race_max_questions`` (default 4 × ``batch_size``).
     - ``lengths``: the task's average prompt/answer tokens for the cost model (default: the task's preset, the
       math preset for tasks without one; ``"profile"``: those measured by the stored ``langtts profile`` of these
       models under this run's settings, see :func:`~langtts.profile.profile_lengths`; or your own
@@ -397,15 +408,17 @@ class _Run:
 
     async def _search(self) -> None:
         optimizer = self._optimizer()
-        resumed = self.state.sessions > 1
+        # after a resume, the calls the method made to redo its unsaved step: counted after the first propose, or
+        # after the first observe when a round was cut off (its evaluations are in the ledger)
+        recount = ("observe" if self._round_started() else "propose") if self.state.sessions > 1 else None
         if self.state.optimizer_state is not None:
             optimizer.load_state_dict(self.state.optimizer_state)
         # a round cut off midway (its evaluations in the ledger) is finished before any stop condition is read
         while self._round_started() or (reason := self.stopper.reason(self._progress())) is None:
             graph = await self._timed(optimizer.propose())
-            if resumed:
+            if recount == "propose":
                 self._count_repeated_calls()
-                resumed = False
+                recount = None
             if graph is None:
                 reason = self._exhausted()
                 break
@@ -415,6 +428,9 @@ class _Run:
             self.state.pending_observe = observed.index
             self._save()
             await self._timed(optimizer.observe(graph, observed))
+            if recount == "observe":
+                self._count_repeated_calls()
+                recount = None
             self._end_round(optimizer, observed, decision)
         self.state.stop_reason = reason
         report = getattr(optimizer, "report", None)
