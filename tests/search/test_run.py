@@ -40,9 +40,11 @@ def _essence(result: OptimizationResult) -> list[tuple]:
 def test_ledger_has_every_phase_once_and_every_graph_fits(method: str, tmp_path: Path) -> None:
     result = run(method, str(tmp_path))
     phases = [e.phase for e in result.ledger]
-    assert phases == ["search"] * result.rounds + ["validate"] * (len(phases) - result.rounds - 1) + ["test"]
+    searched = phases.count("search")
+    assert phases == ["search"] * searched + ["validate"] * (len(phases) - searched - 1) + ["test"]
     assert [e.index for e in result.ledger] == list(range(len(result.ledger)))
-    assert [e.round for e in result.ledger if e.phase == "search"] == list(range(result.rounds))
+    rounds = [e.round for e in result.ledger if e.phase == "search"]
+    assert rounds == sorted(rounds) and set(rounds) == set(range(result.rounds))  # one or more chunks a round
     assert result.rounds == 12 and result.stop_reason == "12 iterations done"
     budget = result.config.budget.flops
     assert all(e.modelled_flops <= budget * (1 + 1e-9) for e in result.ledger)
@@ -54,33 +56,95 @@ def test_ledger_has_every_phase_once_and_every_graph_fits(method: str, tmp_path:
     assert state["phase"] == "done" and len(state["evaluations"]) == len(result.ledger)
 
 
-def test_batches_rotate_through_the_search_split(tmp_path: Path) -> None:
-    result = run("random", str(tmp_path), n_search=20)
-    batches = [e.outcome.question_ids for e in result.ledger if e.phase == "search"]
-    assert all(len(b) == 4 for b in batches)
-    assert len({q for b in batches[:5] for q in b}) == 20  # five fresh batches cover the split
-    assert batches[5] == batches[0]  # then it wraps around
-    test_ids = set(result.test.outcome.question_ids)
-    assert not test_ids & {q for b in batches for q in b}
+def _answers(result: OptimizationResult, fingerprint: str, before: int | None = None) -> dict[str, bool]:
+    answers: dict[str, bool] = {}
+    for e in result.ledger[:before]:
+        if e.phase == "search" and e.fingerprint == fingerprint:
+            answers.update(zip(e.outcome.question_ids, e.outcome.correct, strict=True))
+    return answers
 
 
-def test_choice_is_the_best_validated_graph_not_the_last(tmp_path: Path) -> None:
+def test_rounds_race_the_candidate_on_the_incumbents_questions_and_never_repeat_one(tmp_path: Path) -> None:
+    result = run("random", str(tmp_path), n_search=40)
+    search = [e for e in result.ledger if e.phase == "search"]
+    front = search[0].outcome.question_ids
+    assert len(front) == 4
+    seen: dict[str, set[str]] = {}
+    for e in search:  # no graph is evaluated twice on a question
+        assert not seen.setdefault(e.fingerprint, set()) & set(e.outcome.question_ids)
+        seen[e.fingerprint] |= set(e.outcome.question_ids)
+    for r in range(1, result.rounds):
+        entries = [e for e in search if e.round == r]
+        candidate = entries[0].fingerprint
+        first = _answers(result, candidate, entries[0].index)
+        if not first:  # a new candidate starts on the incumbent's first questions
+            assert entries[0].outcome.question_ids == front
+        held = set(_answers(result, candidate, entries[-1].index + 1))
+        assert len(held) <= max(16, len(first) + 4)  # race_max_questions: 4 chunks (one more for a graph again)
+        for rival in {e.fingerprint for e in entries} - {candidate}:  # the incumbent, on the candidate's questions
+            assert held <= set(_answers(result, rival, entries[-1].index + 1))
+    assert {len(q) for q in seen.values()} > {4}  # some candidates were raced beyond their first chunk
+    assert not set(result.test.outcome.question_ids) & {q for e in search for q in e.outcome.question_ids}
+
+
+def test_the_method_observes_the_shrunk_estimate_of_all_its_questions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langtts.search import reinforce
+    from langtts.search.racing import shrunk
+
+    observed = []
+    original = reinforce.Reinforce.observe
+
+    async def spy(self, graph, evaluation):
+        observed.append(evaluation)
+        await original(self, graph, evaluation)
+
+    monkeypatch.setattr(reinforce.Reinforce, "observe", spy)
+    result = run("reinforce", str(tmp_path))
+    assert [e.round for e in observed] == list(range(result.rounds))
+    for e in observed:
+        answers = _answers(result, e.fingerprint, e.index + 1)
+        so_far = [x for x in result.ledger if x.phase == "search" and x.round is not None and x.round <= e.round]
+        measured = [c for x in so_far for c in x.outcome.correct]  # the prior: every question of rounds 0..r
+        prior = sum(measured) / len(measured)
+        assert e.outcome.question_ids == list(answers) and e.outcome.correct == list(answers.values())
+        assert e.score == e.outcome.accuracy == pytest.approx(shrunk(sum(answers.values()), len(answers), prior))
+        own = [x for x in result.ledger[: e.index + 1] if x.phase == "search" and x.fingerprint == e.fingerprint]
+        assert e.outcome.calls == sum(x.outcome.calls for x in own)
+    assert result.ledger[observed[-1].index].score != observed[-1].score  # the ledger keeps the raw chunk score
+
+
+def test_choice_is_the_best_estimate_among_the_validated_graphs(tmp_path: Path) -> None:
+    from langtts.search.racing import shrunk
+
     result = run("random", str(tmp_path))
     validated = [e for e in result.ledger if e.phase == "validate"]
-    assert len(validated) == 3
-    best = max(validated, key=lambda e: e.score)
-    assert result.chosen.fingerprint == best.fingerprint
-    assert result.chosen.validation_score == best.score
-    assert result.test.fingerprint == best.fingerprint
+    assert len({tuple(e.outcome.question_ids) for e in validated}) == 1 and len(validated) >= 3
     search = [e for e in result.ledger if e.phase == "search"]
-    means = {}
-    for e in search:
-        means.setdefault(e.fingerprint, []).append(e.score)
-    top3 = sorted(means, key=lambda fp: -sum(means[fp]) / len(means[fp]))[:3]
-    assert {e.fingerprint for e in validated} <= set(means)
-    assert sorted(sum(means[fp]) / len(means[fp]) for fp in top3) == sorted(
-        sum(means[e.fingerprint]) / len(means[e.fingerprint]) for e in validated
-    )
+    measured = [c for e in search for c in e.outcome.correct]
+    prior = sum(measured) / len(measured)
+
+    def estimate(fingerprint: str, phases: tuple[str, ...]) -> float:
+        answers: dict[str, bool] = {}
+        for e in result.ledger:
+            if e.phase in phases and e.fingerprint == fingerprint:
+                answers.update(zip(e.outcome.question_ids, e.outcome.correct, strict=True))
+        return shrunk(sum(answers.values()), len(answers), prior)
+
+    flops = {e.fingerprint: e.modelled_flops for e in search}
+    top3 = sorted(flops, key=lambda fp: (-estimate(fp, ("search",)), flops[fp]))[:3]
+    candidates = [e.fingerprint for e in validated if e.fingerprint in top3]
+    assert len(candidates) == 3
+    best = max(candidates, key=lambda fp: estimate(fp, ("search", "validate")))
+    chosen = result.chosen
+    assert chosen.fingerprint == best and result.test.fingerprint == best
+    assert chosen.estimate == pytest.approx(estimate(best, ("search", "validate")))
+    assert chosen.search_score == pytest.approx(estimate(best, ("search",)))
+    versus = chosen.versus_runner_up
+    assert versus is not None and versus.n == 8
+    assert versus.accuracy_a == next(e.outcome.accuracy for e in validated if e.fingerprint == best)
+    assert "versus the runner-up on the same 8 validation questions" in result.summary()
 
 
 def test_joint_objective_binds_its_latency_reference_and_reports_the_pareto_front(tmp_path: Path) -> None:
@@ -169,7 +233,7 @@ def test_a_failing_server_leaves_a_resumable_state(tmp_path: Path) -> None:
     with pytest.raises(OptimizationError, match=r"connection refused.*--resume"):
         _run_with(tmp_path, failing)
     state = json.loads((tmp_path / "state.json").read_text())
-    assert len(state["evaluations"]) == 4 and state["rounds"] == 4 and "connection refused" in state["error"]
+    assert len(state["evaluations"]) == 4 and state["rounds"] == 1 and "connection refused" in state["error"]
     resumed = resume(tmp_path, None, evaluator=evaluator(), progress=False)
     reference = run("reinforce", str(tmp_path / "reference"))
     assert _essence(resumed) == _essence(reference)
@@ -198,7 +262,8 @@ def test_a_method_that_raises_ends_the_run_cleanly(tmp_path: Path, monkeypatch: 
     with pytest.raises(OptimizationError, match="boom in the method"):
         run("reinforce", str(tmp_path))
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["rounds"] == 2 and state["pending_observe"] == 2 and len(state["evaluations"]) == 3
+    assert state["rounds"] == 2 and {e["round"] for e in state["evaluations"]} == {0, 1, 2}
+    assert state["pending_observe"] == max(e["index"] for e in state["evaluations"] if e["round"] == 2)
     monkeypatch.setattr(reinforce.Reinforce, "observe", original)
     resumed = asyncio.run(aresume(tmp_path, None, evaluator=evaluator(), progress=False))
     assert _essence(resumed) == _essence(run("reinforce", str(tmp_path / "reference")))
