@@ -234,6 +234,7 @@ def test_a_failing_server_leaves_a_resumable_state(tmp_path: Path) -> None:
         _run_with(tmp_path, failing)
     state = json.loads((tmp_path / "state.json").read_text())
     assert len(state["evaluations"]) == 4 and state["rounds"] == 1 and "connection refused" in state["error"]
+    assert [e["round"] for e in state["evaluations"]] == [0, 1, 1, 1]  # cut off in the middle of round 1's race
     resumed = resume(tmp_path, None, evaluator=evaluator(), progress=False)
     reference = run("reinforce", str(tmp_path / "reference"))
     assert _essence(resumed) == _essence(reference)
@@ -299,6 +300,8 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(method: str, tmp_path:
     reference = run(method, str(tmp_path / "reference"))
     assert _essence(resumed) == _essence(reference)
     assert resumed.chosen == reference.chosen
+    untimed = lambda r: [p.model_dump(exclude={"wall_time_s", "optimizer_wall_s"}) for p in r.curve]  # noqa: E731
+    assert untimed(resumed) == untimed(reference) and len(resumed.curve) == 12
     indices = [e.index for e in resumed.ledger]
     assert indices == sorted(set(indices))
     assert json.loads(state_file.read_text())["sessions"] == 2
@@ -486,3 +489,48 @@ def test_new_runs_search_the_extended_space_and_paper_faithful_restores_the_fixe
     assert RunConfig.model_validate(stored).paper_faithful is True
     with pytest.raises(ValueError, match="paper_faithful"):
         resume(tmp_path / "paper", None, evaluator=evaluator(), progress=False, paper_faithful=False)
+
+
+def test_the_search_curve_and_the_optimizers_wall_time_are_kept_over_sessions(tmp_path: Path) -> None:
+    first = run("reinforce", str(tmp_path), iterations=4)
+    assert [p.round for p in first.curve] == [1, 2, 3, 4] and first.optimizer_wall_s > 0
+    extended = run("reinforce", str(tmp_path), iterations=8)
+    curve = extended.curve
+    assert curve[:4] == first.curve and [p.round for p in curve] == list(range(1, 9))
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert [p.best_score for p in curve] == state["best_scores"]
+    assert extended.optimizer_wall_s == state["optimizer_wall_s"] >= curve[-1].optimizer_wall_s > first.optimizer_wall_s
+    for before, after in zip(curve, curve[1:], strict=False):
+        assert after.evaluation_calls > before.evaluation_calls and after.evaluation_flops > before.evaluation_flops
+        assert after.wall_time_s >= before.wall_time_s and after.optimizer_wall_s >= before.optimizer_wall_s
+    round_4 = [e for e in first.ledger if e.phase == "search"]  # the first session's search, at its round 4
+    assert curve[3].evaluation_flops == pytest.approx(sum(e.outcome.flops for e in round_4))
+    assert curve[3].evaluation_calls == sum(e.outcome.calls for e in round_4)
+    assert all(p.optimizer_calls == 0 and p.optimizer_wall_s <= p.wall_time_s for p in curve)
+    assert extended.agent_wall_share is None  # no optimizer LLM
+    assert OptimizationResult.load(tmp_path / "result.json").curve == curve
+
+
+def test_max_flops_stops_the_search_between_rounds_and_a_resume_may_raise_it(tmp_path: Path) -> None:
+    reference = run("random", str(tmp_path / "reference"), iterations=8)
+    limit = reference.curve[2].evaluation_flops * 0.99  # reached during round 3
+    capped = run("random", str(tmp_path / "capped"), iterations=8, max_flops=limit)
+    assert capped.rounds == 3 and capped.stop_reason == f"{limit:.3g} FLOPs used"
+    assert capped.curve == [
+        p.model_copy(update={"wall_time_s": q.wall_time_s, "optimizer_wall_s": q.optimizer_wall_s})
+        for p, q in zip(reference.curve[:3], capped.curve, strict=True)
+    ]
+    raised = resume(tmp_path / "capped", None, evaluator=evaluator(), progress=False, max_flops=limit * 100)
+    searched = lambda r: [x[1:] for x in _essence(r) if x[1] == "search"]  # noqa: E731
+    assert raised.rounds == 8 and searched(raised) == searched(reference)
+    with pytest.raises(ValueError, match="max_flops\n  Input should be greater than 0"):
+        run("random", str(tmp_path / "bad"), max_flops=0)
+
+
+def test_the_summary_states_the_agents_share_of_the_wall_time(agent_reference: OptimizationResult) -> None:
+    share = agent_reference.agent_wall_share
+    assert share is not None and 0 < share <= 1
+    assert agent_reference.curve[-1].optimizer_calls == AGENT_CALLS
+    summary = agent_reference.summary()
+    assert f"the optimizer LLM (agent) took {share:.0%} of the search's wall time" in summary
+    assert f"optimizer {AGENT_CALLS} LLM calls" in summary
