@@ -457,7 +457,6 @@ class _Run:
         round cut off midway resumes where it stopped. The race's decision (None: no incumbent to race)."""
         r, fingerprint = self.state.rounds, graph.fingerprint()
         rival = self.state.incumbent if self.state.incumbent != fingerprint else None
-        rival_graph = self._graph_of(rival) if rival is not None else None
         cap = min(self.config.race_max_questions or 4 * self.config.batch_size, len(self.search))
         size = self.config.batch_size
         for start in range(0, len(self.search), size):
@@ -471,8 +470,8 @@ class _Run:
                     break
                 await self._measure(graph, missing, "search", r)
                 self._save()
-            if rival_graph is not None and (theirs := [ex for ex in chunk if ex.id not in self._answers(rival)]):
-                await self._measure(rival_graph, theirs, "search", r)
+            if rival is not None and (theirs := [ex for ex in chunk if ex.id not in self._answers(rival)]):
+                await self._measure(self._graph_of(rival), theirs, "search", r)
                 self._save()
         return self._decision(fingerprint, rival) if rival is not None else None
 

@@ -4,6 +4,7 @@ resume after SIGKILL (a real subprocess)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -500,7 +501,7 @@ def test_the_search_curve_and_the_optimizers_wall_time_are_kept_over_sessions(tm
     state = json.loads((tmp_path / "state.json").read_text())
     assert [p.best_score for p in curve] == state["best_scores"]
     assert extended.optimizer_wall_s == state["optimizer_wall_s"] >= curve[-1].optimizer_wall_s > first.optimizer_wall_s
-    for before, after in zip(curve, curve[1:], strict=False):
+    for before, after in itertools.pairwise(curve):
         assert after.evaluation_calls > before.evaluation_calls and after.evaluation_flops > before.evaluation_flops
         assert after.wall_time_s >= before.wall_time_s and after.optimizer_wall_s >= before.optimizer_wall_s
     round_4 = [e for e in first.ledger if e.phase == "search"]  # the first session's search, at its round 4
