@@ -40,7 +40,7 @@ batching (concurrent nodes and questions share the server: ~1.5× the throughput
 - total: at most 63 worker calls × 12 s + 138 s + 30 s ≈ 924 s ≈ 15.4 min; typically 51 × 12 s + 138 s + 30 s ≈
   780 s ≈ 13 min (+ ~1 min of agent prefill, − the batching gain).
 
-Validation is skipped (``validation_size=0``: the choice is the best search score) and the agent proposes one graph
+Validation is skipped (``validation_size=0``: the choice is the best search estimate) and the agent proposes one graph
 (round 2; round 1 samples p_θ): a third round would add ~4 agent calls and G worker calls (~2–3 min). With 4 held-out
 questions the comparison detects nothing smaller than ~±100 points: ``n_test`` (``--n-test``) buys power at ~(2G+1)
 worker calls, ~2 min, per question (≈ 230 questions for ±10 points at 30 % discordant questions).

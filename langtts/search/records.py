@@ -130,7 +130,9 @@ class RunState(BaseModel):
 
 
 class Choice(BaseModel):
-    """The chosen graph and why: its search and validation scores."""
+    """The chosen graph and why: its search estimate (the shrunk score over its search questions; a raw mean in
+    runs before racing), its validation score, the estimate the choice used and the paired comparison with the
+    runner-up."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -214,7 +216,7 @@ class OptimizationResult(BaseModel):
         lines = [
             f"{self.config.method} on {self.config.task}: {self.rounds} rounds, {len(self.ledger)} evaluations "
             f"({self.stop_reason}), {self.wall_time_s:.0f}s",
-            f"chosen graph {c.fingerprint[:12]}: search score {c.search_score:.3f} over {c.search_evaluations} "
+            f"chosen graph {c.fingerprint[:12]}: search estimate {c.search_score:.3f} over {c.search_evaluations} "
             f"evaluation(s)"
             + (f", validation score {c.validation_score:.3f}" if c.validation_score is not None else "")
             + (f", shrunk estimate {c.estimate:.3f}" if c.estimate is not None else ""),
