@@ -49,6 +49,7 @@ from langtts.compare import paired_comparison
 from langtts.compile import GenerationSettings, default_settings
 from langtts.cost import Budget, default_catalog, largest_model, smallest_model, task_lengths
 from langtts.evaluation import bootstrap_ci
+from langtts.files import write_text_atomic
 from langtts.graph import CollaborationGraph
 from langtts.models.ledger import UsageLedger, track
 from langtts.models.pool import ModelPool
@@ -326,6 +327,7 @@ class _Run:
         self.base_costs = (self.state.evaluation_cost, self.state.optimizer_cost)
         self.base_elapsed = self.state.elapsed_s
         self.started = time.monotonic()
+        self._intervals: dict[tuple[str, tuple[Phase, ...], int], tuple[float, float]] = {}  # bootstrap, by entries
 
     # -- phases -----------------------------------------------------------------------------------------------
 
@@ -634,11 +636,7 @@ class _Run:
 
     def _answers(self, fingerprint: str) -> dict[str, bool]:
         """Question id -> correct, for every search question ``fingerprint`` was evaluated on."""
-        answers: dict[str, bool] = {}
-        for e in self._search_entries():
-            if e.fingerprint == fingerprint:
-                answers.update(zip(e.outcome.question_ids, e.outcome.correct, strict=True))
-        return answers
+        return _answers_of([e.outcome for e in self._search_entries() if e.fingerprint == fingerprint])
 
     def _graph_of(self, fingerprint: str) -> CollaborationGraph:
         return next(e for e in self.state.evaluations if e.fingerprint == fingerprint).collaboration_graph()
@@ -655,7 +653,11 @@ class _Run:
         prior = statistics.fmean(measured) if measured else 0.5
         estimates = {}
         for fingerprint, entries in groups.items():
-            outcome = _combined([e.outcome for e in entries], prior)
+            key = (fingerprint, tuple(phases), len(entries))  # a graph's entries only grow
+            if key not in self._intervals:
+                answers = _answers_of([e.outcome for e in entries])
+                self._intervals[key] = bootstrap_ci(list(answers.values()))
+            outcome = _combined([e.outcome for e in entries], prior, self._intervals[key])
             estimates[fingerprint] = entries[-1].model_copy(
                 update={"outcome": outcome, "score": self.objective(outcome)}
             )
@@ -698,7 +700,7 @@ class _Run:
 
     def _save(self) -> None:
         self._sync()
-        write_json(self.state_file, self.state.model_dump(mode="json"))
+        write_text_atomic(self.state_file, self.state.model_dump_json(indent=1) + "\n")  # pydantic's fast encoder
 
     def _evaluator(self, evaluator: EvaluatorLike | None) -> Evaluator:
         if evaluator is not None:
@@ -788,15 +790,20 @@ def _with_objective(method: str, options: dict[str, Any], objective: dict[str, A
     return options
 
 
-def _combined(outcomes: Sequence[Outcome], prior: float) -> Outcome:
-    """One outcome for ``outcomes`` of a graph: its distinct questions (the last answer of a repeated one), the
-    accuracy shrunk towards ``prior``, the bootstrap interval of the raw accuracy, counts and FLOPs summed, latency
-    and per-node figures averaged by questions."""
+def _answers_of(outcomes: Sequence[Outcome]) -> dict[str, bool]:
+    """Question id -> correct over ``outcomes`` (the last answer of a repeated question)."""
     answers: dict[str, bool] = {}
     for o in outcomes:
         answers.update(zip(o.question_ids, o.correct, strict=True))
+    return answers
+
+
+def _combined(outcomes: Sequence[Outcome], prior: float, interval: tuple[float, float]) -> Outcome:
+    """One outcome for ``outcomes`` of a graph: its distinct questions, the accuracy shrunk towards ``prior``, the
+    ``interval`` of the raw accuracy, counts and FLOPs summed, latency and per-node figures averaged by questions."""
+    answers = _answers_of(outcomes)
     weights = [len(o.question_ids) for o in outcomes]
-    low, high = bootstrap_ci(list(answers.values()))
+    low, high = interval
 
     def total(name: str) -> Any:
         return sum(getattr(o, name) for o in outcomes)
