@@ -88,9 +88,11 @@ class RunConfig(BaseModel):
 
 
 class CurvePoint(BaseModel):
-    """Where a search stood at the end of a round, cumulative over every session: the best score so far and what
-    the search had spent on evaluations and on the optimizer (its LLM calls, and the seconds spent in its
-    ``propose``/``observe``: for an LLM optimizer, the agent's wall time)."""
+    """Where a search stood at the end of a round, cumulative over every session: the best estimate so far and what
+    the run had spent on evaluations (the calls and measured FLOPs of every evaluation in the ledger, cached calls
+    included: a resumed run counts what the uninterrupted one would, with any evaluator) and on the optimizer (its
+    LLM calls from the pool's usage, and the seconds spent in its ``propose``/``observe``: for an LLM optimizer,
+    the agent's wall time)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
