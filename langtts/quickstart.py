@@ -31,7 +31,8 @@ batching (concurrent nodes and questions share the server: ~1.5× the throughput
 
 - server start and two model loads: ~30 s (before the estimate, not in it);
 - pretest without a profile: 3 variants (3, 2, 1 workers) on 1 question each: ≤ 4+3+2 = 9 calls, typically ~7;
-- search: 2 rounds × 1 question × G: ≤ 10 calls, typically ~8;
+- search: 2 rounds × 1 question × G: ≤ 10 calls, typically ~8 (``race_max_questions`` = ``batch_size``: round 2
+  races its candidate on the incumbent's question only);
 - agent: 2 feedback + 2 update + 2 proposal calls (placement, wiring) = 6 × 23 s = 138 s;
 - test: 4 questions × G: ≤ 20 calls, typically ~16;
 - comparison: 4 × (single 1 + self-consistency k ≤ G): ≤ 24 calls, typically ~20 (the chosen graph replays from
@@ -39,7 +40,7 @@ batching (concurrent nodes and questions share the server: ~1.5× the throughput
 - total: at most 63 worker calls × 12 s + 138 s + 30 s ≈ 924 s ≈ 15.4 min; typically 51 × 12 s + 138 s + 30 s ≈
   780 s ≈ 13 min (+ ~1 min of agent prefill, − the batching gain).
 
-Validation is skipped (``validation_size=0``: the choice is the best search score) and the agent proposes one graph
+Validation is skipped (``validation_size=0``: the choice is the best search estimate) and the agent proposes one graph
 (round 2; round 1 samples p_θ): a third round would add ~4 agent calls and G worker calls (~2–3 min). With 4 held-out
 questions the comparison detects nothing smaller than ~±100 points: ``n_test`` (``--n-test``) buys power at ~(2G+1)
 worker calls, ~2 min, per question (≈ 230 questions for ±10 points at 30 % discordant questions).
@@ -199,12 +200,21 @@ def plan_calls(config: RunConfig, task: Task, pool: ModelPool | None, *, profile
     return QuickstartPlan(
         graph_calls=g,
         pretest_calls=pretest,
-        search_calls=config.iterations * config.batch_size * g,
+        search_calls=_search_questions(config) * g,
         validation_calls=config.validation_size * g * config.iterations,
         test_calls=n_test * g,
         comparison_calls=n_test * (1 + g),
         agent_calls=(len(multisets) > 1) + 2 * config.iterations + 2 * (config.iterations - 1),
     )
+
+
+def _search_questions(config: RunConfig) -> int:
+    """At most how many questions the search evaluates: the first round's chunk, then per round the candidate up to
+    the race's cap and the incumbent on those it lacks (it holds the first chunk; a graph proposed again may add a
+    chunk more)."""
+    cap = min(config.race_max_questions or 4 * config.batch_size, config.n_search)
+    first = min(config.batch_size, config.n_search)
+    return first + (config.iterations - 1) * (2 * cap - first)
 
 
 def measure_speed(pool: ModelPool, model: str, *, max_tokens: int = 48) -> float:
@@ -387,6 +397,7 @@ def _run(out: Path, task: Task, pool: ModelPool, given: dict[str, Any], say: Cal
         "models": workers,
         "iterations": given["iterations"],
         "batch_size": given["batch_size"],
+        "race_max_questions": given["batch_size"],  # one chunk a round: the time estimate holds
         "top_k": 1,
         "validation_size": given["validation_size"],
         "n_test": n_test,

@@ -165,7 +165,14 @@ def test_what_the_default_budget_affords() -> None:
 
 def test_plan_of_the_defaults_without_a_profile() -> None:
     pool, _ = fake_pool(Recorder().respond, {QWEN: QWEN, AGENT: AGENT})
-    options = {"iterations": 2, "batch_size": 1, "validation_size": 0, "n_test": 4, "models": [QWEN]}
+    options = {
+        "iterations": 2,
+        "batch_size": 1,
+        "race_max_questions": 1,
+        "validation_size": 0,
+        "n_test": 4,
+        "models": [QWEN],
+    }
     plan = qs.plan_calls(qs.run_config(GSM8K, pool, 5.0, **options), GSM8K, pool, profile_decides=False)
     assert plan == qs.QuickstartPlan(
         graph_calls=5, pretest_calls=9, search_calls=10, validation_calls=0, test_calls=20, comparison_calls=24,

@@ -38,7 +38,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--objective", choices=("accuracy", "joint"), help="accuracy (default) or joint")
     parser.add_argument("--latency-weight", type=float, help="joint: accuracy points per latency ref (default 0.5)")
     parser.add_argument("--iterations", type=int, help="search rounds (default 10)")
-    parser.add_argument("--batch-size", type=int, help="search questions per round (default 4)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="search questions per chunk: a round races the candidate against the best graph on the same questions, "
+        "a chunk at a time (default 4)",
+    )
+    parser.add_argument(
+        "--race-max-questions", type=int, help="the most search questions a round gives a candidate (default 4 chunks)"
+    )
     parser.add_argument("--top-k", type=int, help="graphs re-evaluated before choosing (default 3)")
     parser.add_argument("--validation-size", type=int, help="validation questions (default 12)")
     parser.add_argument("--n-search", type=int, help="search split size (default: enough for every round)")
@@ -59,6 +67,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-evaluations", type=int, help="stop after this many search evaluations")
     parser.add_argument(
         "--wall-time", type=float, dest="wall_time_s", metavar="SECONDS", help="stop the search after this long"
+    )
+    parser.add_argument(
+        "--max-flops", type=float, help="stop the search once evaluations and the optimizer's LLM used this many FLOPs"
     )
     parser.add_argument("--patience", type=int, help="stop after this many rounds without improvement")
     parser.add_argument("--concurrency", type=int, help="questions in flight (default 4)")
@@ -120,8 +131,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     Search for the collaboration graph that scores best on a task's search questions within a FLOPs budget,
     re-evaluate the top graphs on a validation set, test the chosen one on held-out questions, and write everything
     to a run directory (resume it with --resume RUN_DIR; `touch RUN_DIR/STOP` ends the search gracefully). With
-    --resume, the stop conditions (--iterations, --max-evaluations, --wall-time, --patience) and --concurrency may
-    change, which extends a finished or stopped run; any other option given must match the run's."""
+    --resume, the stop conditions (--iterations, --max-evaluations, --wall-time, --max-flops, --patience) and
+    --concurrency may change, which extends a finished or stopped run; any other option given must match the run's."""
     from langtts.cost import Budget
     from langtts.search import aoptimize, aresume
     from langtts.tasks import is_task_file

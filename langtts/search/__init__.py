@@ -9,13 +9,14 @@ from langtts.search.base import *  # noqa: F403  (the optimizer protocol and rec
 from langtts.search.objectives import Accuracy, AccuracyLatency, CustomObjective, make_objective
 from langtts.search.records import OptimizationResult, RunConfig, RunState
 from langtts.search.run import aoptimize, aresume, optimize, pareto, resume
-from langtts.search.stoppers import Evaluations, Iterations, NoImprovement, StopFile, WallTime
+from langtts.search.stoppers import Evaluations, FlopsSpent, Iterations, NoImprovement, StopFile, WallTime
 
 __all__ = [
     "Accuracy",
     "AccuracyLatency",
     "CustomObjective",
     "Evaluations",
+    "FlopsSpent",
     "Iterations",
     "NoImprovement",
     "OptimizationResult",

@@ -2,7 +2,8 @@
 types of the run ledger (`Outcome` of one evaluation, `Evaluation` = one ledger entry).
 
 An optimizer is one module with one class registered under a method name (``@register("random")``). The loop
-asks it for a graph (`propose`), evaluates the graph on a batch of questions and reports back (`observe`);
+asks it for a graph (`propose`), races it against the incumbent on the same questions and reports back its
+estimate over all the questions it answered (`observe`);
 `state_dict`/`load_state_dict` make a run resumable. Adding a method touches no other method.
 """
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from langtts.compare import PairedComparison
 from langtts.cost import Budget, TaskLengths
 from langtts.files import write_text_atomic
 from langtts.graph import CollaborationGraph
@@ -24,7 +25,7 @@ from langtts.search.base import METHODS, Evaluation
 from langtts.space import DEFAULT_MAX_NODES
 
 SCHEMA_VERSION = 1
-RESUMABLE_CHANGES = ("iterations", "max_evaluations", "wall_time_s", "patience", "concurrency")
+RESUMABLE_CHANGES = ("iterations", "max_evaluations", "wall_time_s", "max_flops", "patience", "concurrency")
 """The run options a resume may change: the stop conditions and the questions in flight (``n_search`` may grow)."""
 
 
@@ -52,6 +53,9 @@ class RunConfig(BaseModel):
     max_nodes: int = DEFAULT_MAX_NODES
     iterations: int = Field(default=10, ge=1)
     batch_size: int = Field(default=4, ge=1)
+    race_max_questions: int | None = Field(
+        default=None, ge=1, description="the most search questions a round gives a candidate (default 4 × batch_size)"
+    )
     n_search: int
     n_test: int = Field(default=20, ge=0)
     top_k: int = Field(default=3, ge=0)
@@ -59,6 +63,7 @@ class RunConfig(BaseModel):
     seed: int = 0
     max_evaluations: int | None = None
     wall_time_s: float | None = None
+    max_flops: float | None = Field(default=None, gt=0, description="stop once evaluations and optimizer used this")
     patience: int | None = None
     concurrency: int = Field(default=4, ge=1)
     temperature: float = 0.1
@@ -83,9 +88,11 @@ class RunConfig(BaseModel):
 
 
 class CurvePoint(BaseModel):
-    """Where a search stood at the end of a round, cumulative over every session: the best score so far and what
-    the search had spent on evaluations and on the optimizer (its LLM calls, and the seconds spent in its
-    ``propose``/``observe``: for an LLM optimizer, the agent's wall time)."""
+    """Where a search stood at the end of a round, cumulative over every session: the best estimate so far and what
+    the run had spent on evaluations (the calls and measured FLOPs of every evaluation in the ledger, cached calls
+    included: a resumed run counts what the uninterrupted one would, with any evaluator) and on the optimizer (its
+    LLM calls from the pool's usage, and the seconds spent in its ``propose``/``observe``: for an LLM optimizer,
+    the agent's wall time)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -108,7 +115,8 @@ class RunState(BaseModel):
     phase: Literal["search", "validate", "test", "done"] = "search"
     evaluations: list[Evaluation] = Field(default_factory=list)
     optimizer_state: dict[str, Any] | None = None
-    pending_observe: int | None = None  # ledger index of a search evaluation the optimizer has not observed
+    pending_observe: int | None = None  # ledger index of the last evaluation of a round the optimizer has not observed
+    incumbent: str | None = None  # fingerprint of the graph candidates race against
     rounds: int = 0
     elapsed_s: float = 0.0
     best_scores: list[float] = Field(default_factory=list)
@@ -124,7 +132,9 @@ class RunState(BaseModel):
 
 
 class Choice(BaseModel):
-    """The chosen graph and why: its search and validation scores."""
+    """The chosen graph and why: its search estimate (the shrunk score over its search questions; a raw mean in
+    runs before racing), its validation score, the estimate the choice used and the paired comparison with the
+    runner-up."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -136,6 +146,8 @@ class Choice(BaseModel):
     validation_score: float | None
     validation_accuracy: float | None
     ledger_index: int
+    estimate: float | None = None  # the shrunk score over its search and validation questions (None: older runs)
+    versus_runner_up: PairedComparison | None = None  # on the validation questions; None: no runner-up validated
 
     def collaboration_graph(self) -> CollaborationGraph:
         """``graph``, parsed once."""
@@ -206,10 +218,16 @@ class OptimizationResult(BaseModel):
         lines = [
             f"{self.config.method} on {self.config.task}: {self.rounds} rounds, {len(self.ledger)} evaluations "
             f"({self.stop_reason}), {self.wall_time_s:.0f}s",
-            f"chosen graph {c.fingerprint[:12]}: search score {c.search_score:.3f} over {c.search_evaluations} "
+            f"chosen graph {c.fingerprint[:12]}: search estimate {c.search_score:.3f} over {c.search_evaluations} "
             f"evaluation(s)"
-            + (f", validation score {c.validation_score:.3f}" if c.validation_score is not None else ""),
+            + (f", validation score {c.validation_score:.3f}" if c.validation_score is not None else "")
+            + (f", shrunk estimate {c.estimate:.3f}" if c.estimate is not None else ""),
         ]
+        if (v := c.versus_runner_up) is not None:
+            lines.append(
+                f"versus the runner-up on the same {v.n} validation questions: {v.difference:+.1%} accuracy "
+                f"(95% CI {v.ci_low:+.1%} – {v.ci_high:+.1%}, McNemar p = {v.p_value:.2g})"
+            )
         if t is not None:
             o = t.outcome
             lines.append(
@@ -227,9 +245,14 @@ class OptimizationResult(BaseModel):
             ]
         ev, op = self.evaluation_cost, self.optimizer_cost
         lines.append(
-            f"search cost: {ev.calls} evaluation calls ({ev.hits} from the cache, {ev.flops:.3g} FLOPs); "
-            f"{op.calls} optimizer-LLM calls ({op.flops:.3g} FLOPs)"
+            f"search cost: evaluation {ev.calls} calls ({ev.hits} from the cache), {ev.flops:.3g} FLOPs; "
+            f"optimizer {op.calls} LLM calls, {op.flops:.3g} FLOPs"
         )
+        if (share := self.agent_wall_share) is not None:
+            lines.append(
+                f"the optimizer LLM (agent) took {share:.0%} of the search's wall time "
+                f"({self.curve[-1].optimizer_wall_s:.0f}s of {self.curve[-1].wall_time_s:.0f}s)"
+            )
         return "\n".join(lines)
 
     def save(self, path: str | Path) -> None:

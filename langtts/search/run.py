@@ -2,27 +2,35 @@
 
 A run (method.md §6):
 
-1. **search** — round r asks the method for a graph, evaluates it on the next ``batch_size`` questions of the
-   search split (batches rotate through the split, fresh questions each round) and reports the evaluation back;
-   until a stop condition holds (iterations, evaluations, wall time, no improvement, ``RUN_DIR/STOP``) or the
-   method has nothing left to try;
-2. **validate** — the ``top_k`` graphs by mean search score, and the graphs of the search's accuracy–latency
-   Pareto front, are re-evaluated on the same ``validation_size`` questions of the search split, so the choice
-   (among the ``top_k``) is not a winner's curse on a few questions and the reported Pareto front compares its
-   points on the same questions;
-3. **test** — the chosen graph (best validation score; ties: search score, then fewer FLOPs) is evaluated on
-   held-out test questions, with a bootstrap CI. The test questions are drawn before the search questions, so
-   they stay the same when a run is extended.
+1. **search** — round r asks the method for a graph and races it against the incumbent on the same questions
+   (:mod:`langtts.search.racing`): the search questions are the front of the search split, in chunks of
+   ``batch_size``; the candidate is evaluated on the first chunk, then on the next ones while the paired race is
+   in contention and it has fewer than ``race_max_questions``; the incumbent is evaluated on any chunk the
+   candidate holds that it lacks. A graph is never evaluated twice on a question (a graph proposed again gets at
+   least one new chunk). A candidate the race declares better becomes the incumbent, else the graph with the best
+   estimate does. The method observes the candidate's **estimate**: its outcome over all its questions with the
+   accuracy shrunk towards the mean of every search question measured, scored by the objective; graphs are ranked
+   by the same estimate. Until a stop condition holds between rounds (iterations, evaluations, wall time, FLOPs,
+   no improvement, ``RUN_DIR/STOP``) or the method has nothing left to try; after each round a point of the
+   search curve (best estimate, evaluation and optimizer calls and FLOPs, wall time and the optimizer's share) is
+   stored;
+2. **validate** — the ``top_k`` graphs by estimate, and the graphs of the search's accuracy–latency Pareto front,
+   are evaluated on the same ``validation_size`` questions (the first of the search split), so the reported
+   Pareto front compares its points on the same questions; the choice (among the ``top_k``) is the best estimate
+   over its search and validation questions, compared with the runner-up on the validation questions (paired);
+3. **test** — the chosen graph is evaluated on held-out test questions, with a bootstrap CI. The test questions
+   are drawn before the search questions, so they stay the same when a run is extended.
 
 A finished or stopped run is **extended** by resuming it with stop conditions it has not met (more
 ``iterations``, a later ``wall_time_s``, ``RUN_DIR/STOP`` removed, ...): the search goes on from its state, then
 validation and test run again for the new candidates. Only the fields of
 :data:`~langtts.search.records.RESUMABLE_CHANGES` may change (and ``n_search`` grow); the rest must match.
 
-Every evaluation is appended to the ledger in ``RUN_DIR/state.json``, which is replaced atomically after each
-one together with the method's state, so ``optimize(..., run_dir=existing)`` / :func:`resume` continue where a
-run stopped — even after SIGKILL — without losing or repeating an evaluation (an evaluation cut off midway is
-run again; its finished calls come from the pool's cache). See :mod:`langtts.search.records` for the files.
+Every evaluation (one chunk of one graph) is appended to the ledger in ``RUN_DIR/state.json``, which is replaced
+atomically after each one together with the method's state, so ``optimize(..., run_dir=existing)`` /
+:func:`resume` continue where a run stopped — even after SIGKILL — without losing or repeating an evaluation (an
+evaluation cut off midway is run again, its finished calls from the pool's cache; a round cut off midway goes on
+from its last chunk and ends before any stop condition is read). See :mod:`langtts.search.records` for the files.
 """
 
 from __future__ import annotations
@@ -33,12 +41,15 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from langtts.compare import paired_comparison
 from langtts.compile import GenerationSettings, default_settings
 from langtts.cost import Budget, default_catalog, largest_model, smallest_model, task_lengths
+from langtts.evaluation import bootstrap_ci
+from langtts.files import write_text_atomic
 from langtts.graph import CollaborationGraph
 from langtts.models.ledger import UsageLedger, track
 from langtts.models.pool import ModelPool
@@ -51,14 +62,17 @@ from langtts.search.base import (
     MethodContext,
     OptimizationError,
     Optimizer,
+    Outcome,
     Phase,
     SearchSpace,
 )
 from langtts.search.evaluator import Evaluator, PoolEvaluator
 from langtts.search.objectives import ObjectiveLike, make_objective
+from langtts.search.racing import Decision, Pairs, decide, shrunk
 from langtts.search.records import (
     RESUMABLE_CHANGES,
     Choice,
+    CurvePoint,
     OptimizationResult,
     ParetoPoint,
     RunConfig,
@@ -68,6 +82,7 @@ from langtts.search.records import (
 )
 from langtts.search.stoppers import (
     Evaluations,
+    FlopsSpent,
     Iterations,
     NoImprovement,
     Progress,
@@ -80,6 +95,7 @@ from langtts.tasks import JsonlTask, get_task
 from langtts.tasks.base import Example, Task
 from langtts.tasks.splits import search_test_split
 
+T = TypeVar("T")
 EvaluatorLike = Evaluator | Callable[[SearchSpace], Evaluator]
 ProgressLike = bool | Callable[[str], None]
 STOP_FILE = "STOP"
@@ -115,8 +131,10 @@ async def aoptimize(
       model at the task's average lengths (``Budget.from_flops`` for raw FLOPs per question).
     - ``options``: the run's settings, fields of :class:`~langtts.search.records.RunConfig` (validated and
       defaulted there; see :func:`run_config`), e.g. ``method="bayes", iterations=20``.
-    - stop conditions: the options ``iterations``, ``max_evaluations``, ``wall_time_s``, ``patience`` (rounds
-      without improvement), ``RUN_DIR/STOP``, and any extra ``stop`` stopper (not stored: pass it again to resume).
+    - stop conditions, read between rounds: the options ``iterations``, ``max_evaluations`` (search evaluations,
+      one per chunk), ``wall_time_s``, ``max_flops`` (evaluation and optimizer FLOPs together, so methods compare
+      at equal compute), ``patience`` (rounds without improvement), ``RUN_DIR/STOP``, and any extra ``stop``
+      stopper (not stored: pass it again to resume).
     - ``run_dir``: where everything is written (default ``langtts-runs/<task>-<method>-<time>``); an existing
       run directory of the same run is resumed with this call's stop conditions and ``concurrency`` (a finished
       run is extended if they allow more search, else its result is returned); any other option must match.
@@ -157,7 +175,8 @@ def run_config(
       an ``objective_kind`` option (agent-reinforce: latency in its feedback and the latency rules in its prompt)
       gets ``"joint"`` with the joint objective.
     - questions: ``n_search`` search and ``n_test`` held-out test questions drawn from ``split`` without overlap
-      (seeded); ``n_search`` defaults to enough for ``iterations`` fresh batches and the validation set.
+      (seeded); ``n_search`` defaults to ``iterations × batch_size``, at least the validation set. A round races
+      its candidate on chunks of ``batch_size`` of them, up to ``race_max_questions`` (default 4 × ``batch_size``).
     - ``lengths``: the task's average prompt/answer tokens for the cost model (default: the task's preset, the
       math preset for tasks without one; ``"profile"``: those measured by the stored ``langtts profile`` of these
       models under this run's settings, see :func:`~langtts.profile.profile_lengths`; or your own
@@ -308,6 +327,7 @@ class _Run:
         self.base_costs = (self.state.evaluation_cost, self.state.optimizer_cost)
         self.base_elapsed = self.state.elapsed_s
         self.started = time.monotonic()
+        self._intervals: dict[tuple[str, tuple[Phase, ...], int], tuple[float, float]] = {}  # bootstrap, by entries
 
     # -- phases -----------------------------------------------------------------------------------------------
 
@@ -390,36 +410,75 @@ class _Run:
 
     async def _search(self) -> None:
         optimizer = self._optimizer()
-        resumed = self.state.sessions > 1
+        # after a resume, the calls the method made to redo its unsaved step: counted after the first propose, or
+        # after the first observe when a round was cut off (its evaluations are in the ledger)
+        recount = ("observe" if self._round_started() else "propose") if self.state.sessions > 1 else None
         if self.state.optimizer_state is not None:
             optimizer.load_state_dict(self.state.optimizer_state)
-        if self.state.pending_observe is not None:  # died between an evaluation and the method's update
-            recorded = self.state.evaluations[self.state.pending_observe]
-            await optimizer.propose()
-            await optimizer.observe(recorded.collaboration_graph(), recorded)
-            self._count_repeated_calls()
-            resumed = False
-            self._end_round(optimizer, recorded)
-        while (reason := self.stopper.reason(self._progress())) is None:
-            graph = await optimizer.propose()
-            if resumed:
+        # a round cut off midway (its evaluations in the ledger) is finished before any stop condition is read
+        while self._round_started() or (reason := self.stopper.reason(self._progress())) is None:
+            graph = await self._timed(optimizer.propose())
+            if recount == "propose":
                 self._count_repeated_calls()
-                resumed = False
+                recount = None
             if graph is None:
                 reason = self._exhausted()
                 break
             self._check_proposal(graph)
-            batch = self._batch(self.state.rounds)
-            evaluation = await self._measure(graph, batch, "search", self.state.rounds)
-            self.state.pending_observe = evaluation.index
+            decision = await self._race(graph)
+            observed = self._observed(graph.fingerprint(), self.state.rounds)
+            self.state.pending_observe = observed.index
             self._save()
-            await optimizer.observe(graph, evaluation)
-            self._end_round(optimizer, evaluation)
+            await self._timed(optimizer.observe(graph, observed))
+            if recount == "observe":
+                self._count_repeated_calls()
+                recount = None
+            self._end_round(optimizer, observed, decision)
         self.state.stop_reason = reason
         report = getattr(optimizer, "report", None)
         if callable(report):
             write_json(self.run_dir / "method_report.json", report())
         self.report(f"search stopped: {reason}")
+
+    async def _timed(self, step: Awaitable[T]) -> T:
+        """``step`` awaited, its seconds added to the optimizer's wall time."""
+        started = time.monotonic()
+        try:
+            return await step
+        finally:
+            self.state.optimizer_wall_s += time.monotonic() - started
+
+    def _round_started(self) -> bool:
+        return any(e.phase == "search" and e.round == self.state.rounds for e in reversed(self.state.evaluations))
+
+    async def _race(self, graph: CollaborationGraph) -> Decision | None:
+        """Round r's evaluations: the candidate on the search questions in chunks of ``batch_size`` from the first,
+        the incumbent on every chunk the candidate holds that it lacks (paired), while the race is in contention
+        and the candidate has fewer than ``race_max_questions``; at least one chunk the candidate lacks (a graph
+        proposed again is measured further). A question a graph has in the ledger is never evaluated again, so a
+        round cut off midway resumes where it stopped. The race's decision (None: no incumbent to race)."""
+        r, fingerprint = self.state.rounds, graph.fingerprint()
+        rival = self.state.incumbent if self.state.incumbent != fingerprint else None
+        cap = min(self.config.race_max_questions or 4 * self.config.batch_size, len(self.search))
+        size = self.config.batch_size
+        for start in range(0, len(self.search), size):
+            chunk = self.search[start : start + size]
+            mine = self._answers(fingerprint)
+            if missing := [ex for ex in chunk if ex.id not in mine]:
+                measured = any(e.round == r and e.fingerprint == fingerprint for e in self._search_entries())
+                if measured and (
+                    rival is None or len(mine) >= cap or self._decision(fingerprint, rival) != "contention"
+                ):
+                    break
+                await self._measure(graph, missing, "search", r)
+                self._save()
+            if rival is not None and (theirs := [ex for ex in chunk if ex.id not in self._answers(rival)]):
+                await self._measure(self._graph_of(rival), theirs, "search", r)
+                self._save()
+        return self._decision(fingerprint, rival) if rival is not None else None
+
+    def _decision(self, candidate: str, incumbent: str) -> Decision:
+        return decide(Pairs.of(self._answers(candidate), self._answers(incumbent)))
 
     def _count_repeated_calls(self) -> None:
         """After a resume, the LLM calls the method made up to its first proposal redid the step it had not saved:
@@ -433,19 +492,38 @@ class _Run:
                 f"call cache, {usage.misses} asked" + (" (their answers may differ)" if usage.misses else "")
             )
 
-    def _end_round(self, optimizer: Optimizer, evaluation: Evaluation) -> None:
+    def _end_round(self, optimizer: Optimizer, observed: Evaluation, decision: Decision | None) -> None:
+        """Record the round: a candidate the race declared better becomes the incumbent, else the graph with the
+        best estimate does; the best estimate, the optimizer's state and a point of the search curve."""
         self.state.rounds += 1
-        best = max(e.score for e in self.state.evaluations if e.phase == "search")
+        ranked = self._ranked()
+        best = ranked[0][1].score
+        self.state.incumbent = observed.fingerprint if decision == "better" else ranked[0][0]
         self.state.best_scores.append(best)
         self.state.pending_observe = None
         self.state.optimizer_state = optimizer.state_dict()
+        self._sync()
+        evaluation_calls, evaluation_flops = self._evaluation_cost()
+        self.state.curve.append(
+            CurvePoint(
+                round=self.state.rounds,
+                best_score=best,
+                evaluation_calls=evaluation_calls,
+                evaluation_flops=evaluation_flops,
+                optimizer_calls=self.state.optimizer_cost.calls,
+                optimizer_flops=self.state.optimizer_cost.flops,
+                wall_time_s=self.state.elapsed_s,
+                optimizer_wall_s=self.state.optimizer_wall_s,
+            )
+        )
         self._save()
-        o = evaluation.outcome
+        o = observed.outcome
         limit = f"/{self.config.iterations}"
+        race = f", race: {decision}" if decision is not None else ""
         self.report(
-            f"round {self.state.rounds}{limit}: score {evaluation.score:.3f} (best {best:.3f}), accuracy "
-            f"{o.accuracy:.0%} on {len(o.correct)} q, {evaluation.modelled_flops:.3g} FLOPs/q, "
-            f"{o.calls} calls ({o.cache_hits} cached), {o.wall_time_s:.1f}s  [{evaluation.fingerprint[:10]}]"
+            f"round {self.state.rounds}{limit}: estimate {observed.score:.3f} (best {best:.3f}{race}), "
+            f"{sum(o.correct)}/{len(o.correct)} q right, {observed.modelled_flops:.3g} FLOPs/q, "
+            f"{o.calls} calls ({o.cache_hits} cached), {o.wall_time_s:.1f}s  [{observed.fingerprint[:10]}]"
             + (
                 f"; {o.context_overflows} questions overflowed a context window (scored wrong)"
                 if o.context_overflows
@@ -461,39 +539,48 @@ class _Run:
         ranked = self._ranked()
         front = {p.fingerprint for p in pareto(self.state.evaluations, phase="search")}
         top = {fp for fp, _ in ranked[: self.config.top_k]}
-        candidates = [(fp, entries) for fp, entries in ranked if fp in top or fp in front]
-        for i, (fingerprint, entries) in enumerate(candidates, 1):
+        candidates = [(fp, estimate) for fp, estimate in ranked if fp in top or fp in front]
+        for i, (fingerprint, estimate) in enumerate(candidates, 1):
             if fingerprint in done:
                 continue
-            evaluation = await self._measure(entries[0].collaboration_graph(), examples, "validate", None)
+            evaluation = await self._measure(self._graph_of(fingerprint), examples, "validate", None)
             self._save()
             self.report(
                 f"validation {i}/{len(candidates)}: score {evaluation.score:.3f} on {len(examples)} q "
-                f"(search score {_mean(entries):.3f})  [{fingerprint[:10]}]"
+                f"(search estimate {estimate.score:.3f})  [{fingerprint[:10]}]"
             )
 
     def _choose(self) -> Choice:
+        """The validated top-k graph with the best shrunk estimate over its search and validation questions (ties:
+        search rank), compared with the runner-up on the validation questions; without validation, the top one."""
         ranked = self._ranked()
         if not ranked:
             raise OptimizationError(f"the search evaluated no graph ({self.state.stop_reason}): nothing to choose from")
+        searched = dict(ranked)
+        search_rank = {fp: i for i, (fp, _) in enumerate(ranked)}
         top = {fp for fp, _ in ranked[: self.config.top_k]}
         validated = {e.fingerprint: e for e in self.state.evaluations if e.phase == "validate" and e.fingerprint in top}
-        search_rank = {fp: i for i, (fp, _) in enumerate(ranked)}
-        if validated:
-            fingerprint = max(validated, key=lambda fp: (validated[fp].score, -search_rank[fp]))
-        else:
-            fingerprint = ranked[0][0]
-        entries = dict(ranked)[fingerprint]
+        overall = self._estimates(("search", "validate"))
+        order = sorted(validated, key=lambda fp: (-overall[fp].score, search_rank[fp])) or [ranked[0][0]]
+        fingerprint = order[0]
         check = validated.get(fingerprint)
+        versus = None
+        if check is not None and len(order) > 1:
+            other = validated[order[1]].outcome
+            assert other.question_ids == check.outcome.question_ids  # validation: the same questions, same order
+            versus = paired_comparison(check.outcome.correct, other.correct)
+        entries = [e for e in self._search_entries() if e.fingerprint == fingerprint]
         return Choice(
             fingerprint=fingerprint,
             graph=entries[0].graph,
             modelled_flops=entries[0].modelled_flops,
-            search_score=_mean(entries),
+            search_score=searched[fingerprint].score,
             search_evaluations=len(entries),
             validation_score=check.score if check else None,
             validation_accuracy=check.outcome.accuracy if check else None,
             ledger_index=(check or entries[0]).index,
+            estimate=(overall if check else searched)[fingerprint].score,
+            versus_runner_up=versus,
         )
 
     async def _test(self, chosen: Choice) -> Evaluation:
@@ -544,19 +631,51 @@ class _Run:
                 f"{self.space.budget.flops:.4g} FLOPs)"
             )
 
-    def _batch(self, round_: int) -> list[Example]:
-        """Round r's questions: the next ``batch_size`` of the search split, wrapping around."""
-        n, size = len(self.search), self.config.batch_size
-        start = (round_ * size) % n
-        return [self.search[(start + i) % n] for i in range(min(size, n))]
+    def _search_entries(self) -> list[Evaluation]:
+        return [e for e in self.state.evaluations if e.phase == "search"]
 
-    def _ranked(self) -> list[tuple[str, list[Evaluation]]]:
-        """Distinct search graphs, best mean search score first (ties: fewer FLOPs, then first evaluated)."""
+    def _answers(self, fingerprint: str) -> dict[str, bool]:
+        """Question id -> correct, for every search question ``fingerprint`` was evaluated on."""
+        return _answers_of([e.outcome for e in self._search_entries() if e.fingerprint == fingerprint])
+
+    def _graph_of(self, fingerprint: str) -> CollaborationGraph:
+        return next(e for e in self.state.evaluations if e.fingerprint == fingerprint).collaboration_graph()
+
+    def _estimates(self, phases: Sequence[Phase] = ("search",)) -> dict[str, Evaluation]:
+        """Each graph's estimate over its distinct questions of ``phases``, in order of first evaluation: its last
+        entry with the outcome of all its questions, the accuracy shrunk towards the mean accuracy of every search
+        question measured (:func:`~langtts.search.racing.shrunk`), and the objective's score of that outcome."""
         groups: dict[str, list[Evaluation]] = {}
         for e in self.state.evaluations:
-            if e.phase == "search":
+            if e.phase in phases:
                 groups.setdefault(e.fingerprint, []).append(e)
-        return sorted(groups.items(), key=lambda item: (-_mean(item[1]), item[1][0].modelled_flops, item[1][0].index))
+        measured = [c for e in self._search_entries() for c in e.outcome.correct]
+        prior = statistics.fmean(measured) if measured else 0.5
+        estimates = {}
+        for fingerprint, entries in groups.items():
+            key = (fingerprint, tuple(phases), len(entries))  # a graph's entries only grow
+            if key not in self._intervals:
+                answers = _answers_of([e.outcome for e in entries])
+                self._intervals[key] = bootstrap_ci(list(answers.values()))
+            outcome = _combined([e.outcome for e in entries], prior, self._intervals[key])
+            estimates[fingerprint] = entries[-1].model_copy(
+                update={"outcome": outcome, "score": self.objective(outcome)}
+            )
+        return estimates
+
+    def _observed(self, fingerprint: str, round_: int) -> Evaluation:
+        """What the method observes for round ``round_``'s candidate: its estimate over all its search questions."""
+        return self._estimates()[fingerprint].model_copy(update={"round": round_})
+
+    def _ranked(self) -> list[tuple[str, Evaluation]]:
+        """Distinct search graphs and their estimates, best first (ties: fewer FLOPs, then first evaluated)."""
+        return sorted(self._estimates().items(), key=lambda item: (-item[1].score, item[1].modelled_flops))
+
+    def _evaluation_cost(self) -> tuple[int, float]:
+        """The calls and FLOPs of every evaluation in the ledger (cached calls included, as in `Usage.flops`): from
+        the ledger, so a resumed run counts what the uninterrupted one would."""
+        outcomes = [e.outcome for e in self.state.evaluations]
+        return sum(o.calls for o in outcomes), sum(o.flops for o in outcomes)
 
     def _progress(self) -> Progress:
         return Progress(
@@ -564,17 +683,24 @@ class _Run:
             evaluations=sum(e.phase == "search" for e in self.state.evaluations),
             elapsed_s=self._elapsed(),
             best_scores=tuple(self.state.best_scores),
+            flops=self._evaluation_cost()[1]
+            + self.base_costs[1].flops
+            + self.session.totals(purpose="optimizer").flops,
         )
 
     def _elapsed(self) -> float:
         return self.base_elapsed + time.monotonic() - self.started
 
-    def _save(self) -> None:
+    def _sync(self) -> None:
+        """Bring the state's costs and active seconds up to now."""
         evaluation_cost, optimizer_cost = self.base_costs
         self.state.evaluation_cost = evaluation_cost + self.session.totals(purpose="evaluate")
         self.state.optimizer_cost = optimizer_cost + self.session.totals(purpose="optimizer")
         self.state.elapsed_s = self._elapsed()
-        write_json(self.state_file, self.state.model_dump(mode="json"))
+
+    def _save(self) -> None:
+        self._sync()
+        write_text_atomic(self.state_file, self.state.model_dump_json(indent=1) + "\n")  # pydantic's fast encoder
 
     def _evaluator(self, evaluator: EvaluatorLike | None) -> Evaluator:
         if evaluator is not None:
@@ -600,6 +726,7 @@ class _Run:
         for condition in (
             Evaluations(c.max_evaluations) if c.max_evaluations else None,
             WallTime(c.wall_time_s) if c.wall_time_s else None,
+            FlopsSpent(c.max_flops) if c.max_flops else None,
             NoImprovement(c.patience) if c.patience else None,
             extra,
         ):
@@ -622,6 +749,8 @@ class _Run:
             optimizer_cost=self.state.optimizer_cost,
             wall_time_s=self._elapsed(),
             method_report=json.loads(report_file.read_text()) if report_file.exists() else {},
+            curve=self.state.curve,
+            optimizer_wall_s=self.state.optimizer_wall_s,
         )
 
 
@@ -661,8 +790,51 @@ def _with_objective(method: str, options: dict[str, Any], objective: dict[str, A
     return options
 
 
-def _mean(entries: Sequence[Evaluation]) -> float:
-    return statistics.fmean(e.score for e in entries)
+def _answers_of(outcomes: Sequence[Outcome]) -> dict[str, bool]:
+    """Question id -> correct over ``outcomes`` (the last answer of a repeated question)."""
+    answers: dict[str, bool] = {}
+    for o in outcomes:
+        answers.update(zip(o.question_ids, o.correct, strict=True))
+    return answers
+
+
+def _combined(outcomes: Sequence[Outcome], prior: float, interval: tuple[float, float]) -> Outcome:
+    """One outcome for ``outcomes`` of a graph: its distinct questions, the accuracy shrunk towards ``prior``, the
+    ``interval`` of the raw accuracy, counts and FLOPs summed, latency and per-node figures averaged by questions."""
+    answers = _answers_of(outcomes)
+    weights = [len(o.question_ids) for o in outcomes]
+    low, high = interval
+
+    def total(name: str) -> Any:
+        return sum(getattr(o, name) for o in outcomes)
+
+    def per_node(name: str) -> dict[str, float]:
+        values: dict[str, list[tuple[float, int]]] = {}
+        for o, w in zip(outcomes, weights, strict=True):
+            for node, value in getattr(o, name).items():
+                values.setdefault(node, []).append((value, w))
+        return {node: _weighted(pairs) for node, pairs in values.items()}
+
+    return Outcome(
+        question_ids=list(answers),
+        correct=list(answers.values()),
+        accuracy=shrunk(sum(answers.values()), len(answers), prior),
+        ci_low=low,
+        ci_high=high,
+        flops=total("flops"),
+        latency_s=_weighted([(o.latency_s, w) for o, w in zip(outcomes, weights, strict=True)]),
+        **{name: total(name) for name in ("prompt_tokens", "completion_tokens", "calls", "cache_hits", "errors")},
+        context_overflows=total("context_overflows"),
+        wall_time_s=total("wall_time_s"),
+        node_accuracy=per_node("node_accuracy"),
+        node_agreement=per_node("node_agreement"),
+    )
+
+
+def _weighted(pairs: Sequence[tuple[float, int]]) -> float:
+    """The mean of the values weighted by their counts (plain mean when every count is 0)."""
+    weight = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / weight if weight else statistics.fmean(v for v, _ in pairs)
 
 
 def _task_spec(task: Task) -> tuple[str, dict[str, Any]]:

@@ -11,13 +11,14 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a search stands: rounds and evaluations done, active seconds (all sessions), and the best score
-    after each round."""
+    """Where a search stands: rounds and evaluations done, active seconds (all sessions), the best score
+    after each round, and the FLOPs used so far by evaluations and the optimizer's LLM calls."""
 
     rounds: int
     evaluations: int
     elapsed_s: float
     best_scores: tuple[float, ...] = ()
+    flops: float = 0.0
 
 
 class Stopper:
@@ -78,6 +79,17 @@ class WallTime(Stopper):
 
     def reason(self, progress: Progress) -> str | None:
         return f"wall time of {self.seconds:g} s reached" if progress.elapsed_s >= self.seconds else None
+
+
+@dataclass(frozen=True)
+class FlopsSpent(Stopper):
+    """Stop once evaluations and the optimizer together have used ``limit`` FLOPs (so methods compare at equal
+    compute; the round in progress finishes)."""
+
+    limit: float
+
+    def reason(self, progress: Progress) -> str | None:
+        return f"{self.limit:.3g} FLOPs used" if progress.flops >= self.limit else None
 
 
 @dataclass(frozen=True)

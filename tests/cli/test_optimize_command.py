@@ -47,6 +47,9 @@ def test_optimize_then_resume_a_finished_run(pool_file: Path, tmp_path: Path, ca
     assert "batch_size: 2 there vs 3 now" in capsys.readouterr().err
     assert main([*resume, "--budget", "3"]) == 2
     assert json.loads((run_dir / "config.json").read_text())["iterations"] == 5
+    assert main([*resume, "--iterations", "9", "--max-flops", "1"]) == 0  # the FLOPs are spent: no more search
+    assert "random on gsm8k: 5 rounds" in capsys.readouterr().out
+    assert json.loads((run_dir / "config.json").read_text())["max_flops"] == 1
 
 
 def test_paper_faithful_is_stored_with_the_run(pool_file: Path, tmp_path: Path, capsys) -> None:

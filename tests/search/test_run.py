@@ -4,6 +4,7 @@ resume after SIGKILL (a real subprocess)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -40,9 +41,11 @@ def _essence(result: OptimizationResult) -> list[tuple]:
 def test_ledger_has_every_phase_once_and_every_graph_fits(method: str, tmp_path: Path) -> None:
     result = run(method, str(tmp_path))
     phases = [e.phase for e in result.ledger]
-    assert phases == ["search"] * result.rounds + ["validate"] * (len(phases) - result.rounds - 1) + ["test"]
+    searched = phases.count("search")
+    assert phases == ["search"] * searched + ["validate"] * (len(phases) - searched - 1) + ["test"]
     assert [e.index for e in result.ledger] == list(range(len(result.ledger)))
-    assert [e.round for e in result.ledger if e.phase == "search"] == list(range(result.rounds))
+    rounds = [e.round for e in result.ledger if e.phase == "search"]
+    assert rounds == sorted(rounds) and set(rounds) == set(range(result.rounds))  # one or more chunks a round
     assert result.rounds == 12 and result.stop_reason == "12 iterations done"
     budget = result.config.budget.flops
     assert all(e.modelled_flops <= budget * (1 + 1e-9) for e in result.ledger)
@@ -54,33 +57,95 @@ def test_ledger_has_every_phase_once_and_every_graph_fits(method: str, tmp_path:
     assert state["phase"] == "done" and len(state["evaluations"]) == len(result.ledger)
 
 
-def test_batches_rotate_through_the_search_split(tmp_path: Path) -> None:
-    result = run("random", str(tmp_path), n_search=20)
-    batches = [e.outcome.question_ids for e in result.ledger if e.phase == "search"]
-    assert all(len(b) == 4 for b in batches)
-    assert len({q for b in batches[:5] for q in b}) == 20  # five fresh batches cover the split
-    assert batches[5] == batches[0]  # then it wraps around
-    test_ids = set(result.test.outcome.question_ids)
-    assert not test_ids & {q for b in batches for q in b}
+def _answers(result: OptimizationResult, fingerprint: str, before: int | None = None) -> dict[str, bool]:
+    answers: dict[str, bool] = {}
+    for e in result.ledger[:before]:
+        if e.phase == "search" and e.fingerprint == fingerprint:
+            answers.update(zip(e.outcome.question_ids, e.outcome.correct, strict=True))
+    return answers
 
 
-def test_choice_is_the_best_validated_graph_not_the_last(tmp_path: Path) -> None:
+def test_rounds_race_the_candidate_on_the_incumbents_questions_and_never_repeat_one(tmp_path: Path) -> None:
+    result = run("random", str(tmp_path), n_search=40)
+    search = [e for e in result.ledger if e.phase == "search"]
+    front = search[0].outcome.question_ids
+    assert len(front) == 4
+    seen: dict[str, set[str]] = {}
+    for e in search:  # no graph is evaluated twice on a question
+        assert not seen.setdefault(e.fingerprint, set()) & set(e.outcome.question_ids)
+        seen[e.fingerprint] |= set(e.outcome.question_ids)
+    for r in range(1, result.rounds):
+        entries = [e for e in search if e.round == r]
+        candidate = entries[0].fingerprint
+        first = _answers(result, candidate, entries[0].index)
+        if not first:  # a new candidate starts on the incumbent's first questions
+            assert entries[0].outcome.question_ids == front
+        held = set(_answers(result, candidate, entries[-1].index + 1))
+        assert len(held) <= max(16, len(first) + 4)  # race_max_questions: 4 chunks (one more for a graph again)
+        for rival in {e.fingerprint for e in entries} - {candidate}:  # the incumbent, on the candidate's questions
+            assert held <= set(_answers(result, rival, entries[-1].index + 1))
+    assert {len(q) for q in seen.values()} > {4}  # some candidates were raced beyond their first chunk
+    assert not set(result.test.outcome.question_ids) & {q for e in search for q in e.outcome.question_ids}
+
+
+def test_the_method_observes_the_shrunk_estimate_of_all_its_questions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langtts.search import reinforce
+    from langtts.search.racing import shrunk
+
+    observed = []
+    original = reinforce.Reinforce.observe
+
+    async def spy(self, graph, evaluation):
+        observed.append(evaluation)
+        await original(self, graph, evaluation)
+
+    monkeypatch.setattr(reinforce.Reinforce, "observe", spy)
+    result = run("reinforce", str(tmp_path))
+    assert [e.round for e in observed] == list(range(result.rounds))
+    for e in observed:
+        answers = _answers(result, e.fingerprint, e.index + 1)
+        so_far = [x for x in result.ledger if x.phase == "search" and x.round is not None and x.round <= e.round]
+        measured = [c for x in so_far for c in x.outcome.correct]  # the prior: every question of rounds 0..r
+        prior = sum(measured) / len(measured)
+        assert e.outcome.question_ids == list(answers) and e.outcome.correct == list(answers.values())
+        assert e.score == e.outcome.accuracy == pytest.approx(shrunk(sum(answers.values()), len(answers), prior))
+        own = [x for x in result.ledger[: e.index + 1] if x.phase == "search" and x.fingerprint == e.fingerprint]
+        assert e.outcome.calls == sum(x.outcome.calls for x in own)
+    assert result.ledger[observed[-1].index].score != observed[-1].score  # the ledger keeps the raw chunk score
+
+
+def test_choice_is_the_best_estimate_among_the_validated_graphs(tmp_path: Path) -> None:
+    from langtts.search.racing import shrunk
+
     result = run("random", str(tmp_path))
     validated = [e for e in result.ledger if e.phase == "validate"]
-    assert len(validated) == 3
-    best = max(validated, key=lambda e: e.score)
-    assert result.chosen.fingerprint == best.fingerprint
-    assert result.chosen.validation_score == best.score
-    assert result.test.fingerprint == best.fingerprint
+    assert len({tuple(e.outcome.question_ids) for e in validated}) == 1 and len(validated) >= 3
     search = [e for e in result.ledger if e.phase == "search"]
-    means = {}
-    for e in search:
-        means.setdefault(e.fingerprint, []).append(e.score)
-    top3 = sorted(means, key=lambda fp: -sum(means[fp]) / len(means[fp]))[:3]
-    assert {e.fingerprint for e in validated} <= set(means)
-    assert sorted(sum(means[fp]) / len(means[fp]) for fp in top3) == sorted(
-        sum(means[e.fingerprint]) / len(means[e.fingerprint]) for e in validated
-    )
+    measured = [c for e in search for c in e.outcome.correct]
+    prior = sum(measured) / len(measured)
+
+    def estimate(fingerprint: str, phases: tuple[str, ...]) -> float:
+        answers: dict[str, bool] = {}
+        for e in result.ledger:
+            if e.phase in phases and e.fingerprint == fingerprint:
+                answers.update(zip(e.outcome.question_ids, e.outcome.correct, strict=True))
+        return shrunk(sum(answers.values()), len(answers), prior)
+
+    flops = {e.fingerprint: e.modelled_flops for e in search}
+    top3 = sorted(flops, key=lambda fp: (-estimate(fp, ("search",)), flops[fp]))[:3]
+    candidates = [e.fingerprint for e in validated if e.fingerprint in top3]
+    assert len(candidates) == 3
+    best = max(candidates, key=lambda fp: estimate(fp, ("search", "validate")))
+    chosen = result.chosen
+    assert chosen.fingerprint == best and result.test.fingerprint == best
+    assert chosen.estimate == pytest.approx(estimate(best, ("search", "validate")))
+    assert chosen.search_score == pytest.approx(estimate(best, ("search",)))
+    versus = chosen.versus_runner_up
+    assert versus is not None and versus.n == 8
+    assert versus.accuracy_a == next(e.outcome.accuracy for e in validated if e.fingerprint == best)
+    assert "versus the runner-up on the same 8 validation questions" in result.summary()
 
 
 def test_joint_objective_binds_its_latency_reference_and_reports_the_pareto_front(tmp_path: Path) -> None:
@@ -169,7 +234,8 @@ def test_a_failing_server_leaves_a_resumable_state(tmp_path: Path) -> None:
     with pytest.raises(OptimizationError, match=r"connection refused.*--resume"):
         _run_with(tmp_path, failing)
     state = json.loads((tmp_path / "state.json").read_text())
-    assert len(state["evaluations"]) == 4 and state["rounds"] == 4 and "connection refused" in state["error"]
+    assert len(state["evaluations"]) == 4 and state["rounds"] == 1 and "connection refused" in state["error"]
+    assert [e["round"] for e in state["evaluations"]] == [0, 1, 1, 1]  # cut off in the middle of round 1's race
     resumed = resume(tmp_path, None, evaluator=evaluator(), progress=False)
     reference = run("reinforce", str(tmp_path / "reference"))
     assert _essence(resumed) == _essence(reference)
@@ -198,7 +264,8 @@ def test_a_method_that_raises_ends_the_run_cleanly(tmp_path: Path, monkeypatch: 
     with pytest.raises(OptimizationError, match="boom in the method"):
         run("reinforce", str(tmp_path))
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["rounds"] == 2 and state["pending_observe"] == 2 and len(state["evaluations"]) == 3
+    assert state["rounds"] == 2 and {e["round"] for e in state["evaluations"]} == {0, 1, 2}
+    assert state["pending_observe"] == max(e["index"] for e in state["evaluations"] if e["round"] == 2)
     monkeypatch.setattr(reinforce.Reinforce, "observe", original)
     resumed = asyncio.run(aresume(tmp_path, None, evaluator=evaluator(), progress=False))
     assert _essence(resumed) == _essence(run("reinforce", str(tmp_path / "reference")))
@@ -234,6 +301,8 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(method: str, tmp_path:
     reference = run(method, str(tmp_path / "reference"))
     assert _essence(resumed) == _essence(reference)
     assert resumed.chosen == reference.chosen
+    untimed = lambda r: [p.model_dump(exclude={"wall_time_s", "optimizer_wall_s"}) for p in r.curve]  # noqa: E731
+    assert untimed(resumed) == untimed(reference) and len(resumed.curve) == 12
     indices = [e.index for e in resumed.ledger]
     assert indices == sorted(set(indices))
     assert json.loads(state_file.read_text())["sessions"] == 2
@@ -421,3 +490,48 @@ def test_new_runs_search_the_extended_space_and_paper_faithful_restores_the_fixe
     assert RunConfig.model_validate(stored).paper_faithful is True
     with pytest.raises(ValueError, match="paper_faithful"):
         resume(tmp_path / "paper", None, evaluator=evaluator(), progress=False, paper_faithful=False)
+
+
+def test_the_search_curve_and_the_optimizers_wall_time_are_kept_over_sessions(tmp_path: Path) -> None:
+    first = run("reinforce", str(tmp_path), iterations=4)
+    assert [p.round for p in first.curve] == [1, 2, 3, 4] and first.optimizer_wall_s > 0
+    extended = run("reinforce", str(tmp_path), iterations=8)
+    curve = extended.curve
+    assert curve[:4] == first.curve and [p.round for p in curve] == list(range(1, 9))
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert [p.best_score for p in curve] == state["best_scores"]
+    assert extended.optimizer_wall_s == state["optimizer_wall_s"] >= curve[-1].optimizer_wall_s > first.optimizer_wall_s
+    for before, after in itertools.pairwise(curve):
+        assert after.evaluation_calls > before.evaluation_calls and after.evaluation_flops > before.evaluation_flops
+        assert after.wall_time_s >= before.wall_time_s and after.optimizer_wall_s >= before.optimizer_wall_s
+    round_4 = [e for e in first.ledger if e.phase == "search"]  # the first session's search, at its round 4
+    assert curve[3].evaluation_flops == pytest.approx(sum(e.outcome.flops for e in round_4))
+    assert curve[3].evaluation_calls == sum(e.outcome.calls for e in round_4)
+    assert all(p.optimizer_calls == 0 and p.optimizer_wall_s <= p.wall_time_s for p in curve)
+    assert extended.agent_wall_share is None  # no optimizer LLM
+    assert OptimizationResult.load(tmp_path / "result.json").curve == curve
+
+
+def test_max_flops_stops_the_search_between_rounds_and_a_resume_may_raise_it(tmp_path: Path) -> None:
+    reference = run("random", str(tmp_path / "reference"), iterations=8)
+    limit = reference.curve[2].evaluation_flops * 0.99  # reached during round 3
+    capped = run("random", str(tmp_path / "capped"), iterations=8, max_flops=limit)
+    assert capped.rounds == 3 and capped.stop_reason == f"{limit:.3g} FLOPs used"
+    assert capped.curve == [
+        p.model_copy(update={"wall_time_s": q.wall_time_s, "optimizer_wall_s": q.optimizer_wall_s})
+        for p, q in zip(reference.curve[:3], capped.curve, strict=True)
+    ]
+    raised = resume(tmp_path / "capped", None, evaluator=evaluator(), progress=False, max_flops=limit * 100)
+    searched = lambda r: [x[1:] for x in _essence(r) if x[1] == "search"]  # noqa: E731
+    assert raised.rounds == 8 and searched(raised) == searched(reference)
+    with pytest.raises(ValueError, match="max_flops\n  Input should be greater than 0"):
+        run("random", str(tmp_path / "bad"), max_flops=0)
+
+
+def test_the_summary_states_the_agents_share_of_the_wall_time(agent_reference: OptimizationResult) -> None:
+    share = agent_reference.agent_wall_share
+    assert share is not None and 0 < share <= 1
+    assert agent_reference.curve[-1].optimizer_calls == AGENT_CALLS
+    summary = agent_reference.summary()
+    assert f"the optimizer LLM (agent) took {share:.0%} of the search's wall time" in summary
+    assert f"optimizer {AGENT_CALLS} LLM calls" in summary
