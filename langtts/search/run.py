@@ -327,6 +327,7 @@ class _Run:
         self.base_costs = (self.state.evaluation_cost, self.state.optimizer_cost)
         self.base_elapsed = self.state.elapsed_s
         self.started = time.monotonic()
+        self.extended = False  # this session extends a run whose search had stopped (not one cut off midway)
         self._intervals: dict[tuple[str, tuple[Phase, ...], int], tuple[float, float]] = {}  # bootstrap, by entries
 
     # -- phases -----------------------------------------------------------------------------------------------
@@ -335,6 +336,7 @@ class _Run:
         if self.state.phase != "search" and self._search_may_go_on():
             self.report(f"extending {self.run_dir}: it stopped because {self.state.stop_reason}, which no longer holds")
             self.state.phase, self.state.stop_reason = "search", None
+            self.extended = True
         if self.state.phase == "done":
             self.report(f"run {self.run_dir} is already finished")
             return OptimizationResult.load(self.run_dir / "result.json")
@@ -410,9 +412,11 @@ class _Run:
 
     async def _search(self) -> None:
         optimizer = self._optimizer()
-        # after a resume, the calls the method made to redo its unsaved step: counted after the first propose, or
-        # after the first observe when a round was cut off (its evaluations are in the ledger)
-        recount = ("observe" if self._round_started() else "propose") if self.state.sessions > 1 else None
+        # after a resume of a search cut off midway, the calls the method made to redo its unsaved step: counted after
+        # the first propose, or after the first observe when a round was cut off (its evaluations are in the ledger);
+        # an extended run's next step is new, not redone
+        resumed = self.state.sessions > 1 and not self.extended
+        recount = ("observe" if self._round_started() else "propose") if resumed else None
         if self.state.optimizer_state is not None:
             optimizer.load_state_dict(self.state.optimizer_state)
         # a round cut off midway (its evaluations in the ledger) is finished before any stop condition is read

@@ -353,6 +353,16 @@ def test_an_agent_resumed_without_a_call_cache_is_asked_again_and_the_run_record
     assert any(line.startswith(expected) for line in lines)
 
 
+def test_extending_a_finished_agent_run_counts_no_call_as_redone(tmp_path: Path) -> None:
+    """The agent's calls after the last round of a finished run are its next step, asked for the first time."""
+    first = run("agent-reinforce", str(tmp_path))
+    lines: list[str] = []
+    extended = resume(tmp_path, agent_pool(str(tmp_path)), evaluator=evaluator(), progress=lines.append, iterations=3)
+    assert extended.rounds == 3 and extended.optimizer_cost.calls > first.optimizer_cost.calls
+    assert json.loads((tmp_path / "state.json").read_text())["reasked_calls"] == 0
+    assert not any(line.startswith("resume: the method redid") for line in lines)
+
+
 def test_a_finished_run_is_extended_with_more_iterations_and_keeps_its_test_questions(tmp_path: Path) -> None:
     first = run("random", str(tmp_path), iterations=4)
     assert first.rounds == 4 and first.config.test_first
