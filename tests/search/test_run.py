@@ -4,6 +4,7 @@ resume after SIGKILL (a real subprocess)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from langtts import shapes
 from langtts.graph import CollaborationGraph
 from langtts.search import (
     EvaluationError,
@@ -23,6 +25,7 @@ from langtts.search import (
     OptimizationResult,
     Outcome,
     aresume,
+    optimize,
     pareto,
     resume,
 )
@@ -545,3 +548,68 @@ def test_the_summary_states_the_agents_share_of_the_wall_time(agent_reference: O
     summary = agent_reference.summary()
     assert f"the optimizer LLM (agent) took {share:.0%} of the search's wall time" in summary
     assert f"optimizer {AGENT_CALLS} LLM calls" in summary
+
+
+class _TwoGraphs:
+    """Proposes ``GOOD`` in round 0, then ``WORSE`` (a method for the race tests)."""
+
+    def __init__(self, context: Any) -> None:
+        self.rounds = 0
+
+    async def propose(self) -> CollaborationGraph:
+        return GOOD if self.rounds == 0 else WORSE
+
+    async def observe(self, graph: CollaborationGraph, evaluation: Any) -> None:
+        self.rounds += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rounds": self.rounds}
+
+    def load_state_dict(self, state: Any) -> None:
+        self.rounds = state["rounds"]
+
+
+GOOD = shapes.single("qwen2.5-coder-0.5b")
+WORSE = shapes.single("smollm2-135m")
+
+
+class _FixedAccuracy:
+    """Question q is right iff a hash of (salt, graph, q) is below the graph's accuracy: GOOD 0.8, WORSE 0.5."""
+
+    def __init__(self, salt: int) -> None:
+        self.salt = salt
+
+    async def evaluate(self, graph: CollaborationGraph, examples: Any) -> Outcome:
+        p = 0.8 if graph == GOOD else 0.5
+        digest = lambda q: hashlib.sha256(f"{self.salt}:{graph.fingerprint()}:{q}".encode()).digest()  # noqa: E731
+        correct = [int.from_bytes(digest(ex.id)[:8], "big") / 2**64 < p for ex in examples]
+        n = len(correct)
+        return Outcome(
+            question_ids=[ex.id for ex in examples], correct=correct, accuracy=sum(correct) / n, ci_low=0.0,
+            ci_high=1.0, flops=1.0, latency_s=1.0, prompt_tokens=0, completion_tokens=0, calls=n, cache_hits=0,
+            wall_time_s=0.0,
+        )  # fmt: skip
+
+
+def test_the_loop_drops_a_candidate_30_points_worse_within_the_stated_questions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round 1 races WORSE (50 %) against the incumbent GOOD (80 %): over 40 independent runs, the loop stops
+    measuring it once the race says ``worse``, within racing.DROP_WITHIN questions in >= 95 % of them (as the
+    racing module states), and never makes it the incumbent."""
+    from langtts.search.base import METHODS
+    from langtts.search.racing import DROP_WITHIN
+
+    monkeypatch.setitem(METHODS, "two-graphs", _TwoGraphs)
+    dropped = 0
+    for salt in range(40):
+        result = optimize(
+            "gsm8k", None, 30.0, run_dir=tmp_path / str(salt), evaluator=_FixedAccuracy(salt), method="two-graphs",
+            models=["smollm2-135m", "qwen2.5-coder-0.5b"], iterations=2, batch_size=4, race_max_questions=48,
+            n_search=60, validation_size=0, n_test=0, progress=False,
+        )  # fmt: skip
+        worse = [e for e in result.ledger if e.round == 1 and e.fingerprint == WORSE.fingerprint()]
+        asked = sum(len(e.outcome.question_ids) for e in worse)
+        dropped += asked <= DROP_WITHIN and asked < 48
+        assert result.chosen.fingerprint == GOOD.fingerprint()
+    assert dropped >= 38
