@@ -30,6 +30,7 @@ def test_two_rounds_on_gsm8k(pool: ModelPool, method: str, tmp_path: Path) -> No
         models=MODELS,
         iterations=2,
         batch_size=2,
+        race_max_questions=2,  # one chunk a round: the candidate on the incumbent's first questions
         top_k=1,
         validation_size=2,
         n_test=2,
@@ -40,12 +41,12 @@ def test_two_rounds_on_gsm8k(pool: ModelPool, method: str, tmp_path: Path) -> No
     print(result.summary())
     search = [e for e in result.ledger if e.phase == "search"]
     # the top graph is validated, and so is any other Pareto-front graph (accuracy against latency); then the test
-    after = [e.phase for e in result.ledger[2:]]
-    assert len(search) == 2 and after[-1] == "test" and set(after[:-1]) == {"validate"}
+    after = [e.phase for e in result.ledger[len(search) :]]
+    assert [e.round for e in search] == [0, 1] and after[-1] == "test" and set(after[:-1]) == {"validate"}
     assert all(e.modelled_flops <= result.config.budget.flops * (1 + 1e-9) for e in result.ledger)
     assert all(e.outcome.calls > 0 and e.outcome.flops > 0 and e.outcome.errors == 0 for e in result.ledger)
     # validation re-runs the chosen graph on the first batch's questions: same calls, served by the cache
-    validation = result.ledger[2]
+    validation = result.ledger[len(search)]
     first_batch = next(e for e in search if e.fingerprint == validation.fingerprint)
     if first_batch.outcome.question_ids == validation.outcome.question_ids:
         assert validation.outcome.cache_hits == validation.outcome.calls
