@@ -42,7 +42,7 @@ def test_two_rounds_on_gsm8k(pool: ModelPool, method: str, tmp_path: Path) -> No
     search = [e for e in result.ledger if e.phase == "search"]
     # the top graph is validated, and so is any other Pareto-front graph (accuracy against latency); then the test
     after = [e.phase for e in result.ledger[len(search) :]]
-    assert [e.round for e in search] == [0, 1] and after[-1] == "test" and set(after[:-1]) == {"validate"}
+    assert {e.round for e in search} == {0, 1} and after[-1] == "test" and set(after[:-1]) == {"validate"}
     assert all(e.modelled_flops <= result.config.budget.flops * (1 + 1e-9) for e in result.ledger)
     assert all(e.outcome.calls > 0 and e.outcome.flops > 0 and e.outcome.errors == 0 for e in result.ledger)
     # validation re-runs the chosen graph on the first batch's questions: same calls, served by the cache
