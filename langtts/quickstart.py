@@ -22,7 +22,7 @@ the search curve and the comparison to ``out_dir``. Safe to run twice: builds, w
 finished run are reused (a different ``n_test`` or task is another run, in its own directory).
 
 **Time arithmetic of the defaults** (2-vCPU machine, build and weights cached; measured on 2026-11-28 with an
-empty call cache on an Intel Xeon @ 2.50GHz with AVX-512: 11 min 38 s in all, the search 497 s). Assumed speeds:
+empty call cache on an Intel Xeon @ 2.50GHz with AVX-512: 7 min 51 s in all, the search 238 s). Assumed speeds:
 ``qwen2.5-coder-0.5b`` generates ~25 tok/s on 2 threads and a GSM8K reasoning reply is ~300 tokens → 12 s per worker
 call; the 1.5B agent generates ~11 tok/s and writes ≤ 250 tokens per answer → ~23 s per agent call. Prefill is left
 out (~1,000 prompt tokens per agent call, ~250–850 per worker call; it adds roughly 10 s per agent call) and so is

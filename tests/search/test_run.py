@@ -613,3 +613,12 @@ def test_the_loop_drops_a_candidate_30_points_worse_within_the_stated_questions(
         dropped += asked <= DROP_WITHIN and asked < 48
         assert result.chosen.fingerprint == GOOD.fingerprint()
     assert dropped >= 38
+
+
+def test_the_pretest_evaluations_are_not_the_optimizers_wall_time(tmp_path: Path) -> None:
+    """The agent's pretest evaluates its variants inside its first step (0.4 s each here): the loop counts that as
+    evaluation, so the optimizer's wall time is the scripted agent's own (milliseconds)."""
+    result = run("agent-reinforce", str(tmp_path), delay_s=0.4)
+    calibrations = [e for e in result.ledger if e.phase == "calibrate"]
+    assert calibrations, "the pretest evaluated its variants"
+    assert result.optimizer_wall_s < 0.4 * len(calibrations) / 2
