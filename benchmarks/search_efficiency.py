@@ -9,8 +9,6 @@ Equal cost. Every (method, seed) run gets the same ``--flops``, the FLOPs of its
 evaluations and the optimizer's own calls (the run option ``max_flops``), with a round cap (``iterations``) far
 above what that buys, so FLOPs is the binding stop. The default ``--flops`` is the cost of ``--evaluations``
 (default 10) search evaluations of a graph at the budget: evaluations × batch size × budget FLOPs per question.
-With a langtts whose runs have no ``max_flops`` option the runs stop at ``--evaluations`` search evaluations
-instead, and the results file says so (``settings.equal_cost``).
 
 Questions. ``--n-heldout`` (100) questions are drawn once from the task's split with a fixed seed and shared by
 every seed and method; the searches draw their questions (``n_test=0``) from the rest of the split only (a
@@ -115,25 +113,18 @@ def with_held_out_split(task: Task, held_out: Collection[str], split: str | None
 # --- the runs -------------------------------------------------------------------------------------------------
 
 
-def supports_max_flops() -> bool:
-    """Whether this langtts's runs stop on total FLOPs (the ``max_flops`` run option)."""
-    return "max_flops" in RunConfig.model_fields
-
-
 def run_options(args: argparse.Namespace, config: RunConfig) -> dict[str, Any]:
     """The options shared by every run: the search split, no test questions, and the equal-cost stop
     (``max_flops``). The round cap (``iterations``) sits far above what ``--flops`` buys: a round evaluates at least
     one graph of about a unit (the smallest worker alone) or more on ``batch_size`` questions, so ``--flops`` buys
     at most about ``--flops`` / (batch size × unit) rounds; the cap is 4 times that (replies shorter than the
     task lengths make a unit cheaper than modelled)."""
-    options: dict[str, Any] = {"split": SEARCH_SPLIT, "n_test": 0, **options_in(vars(args))}
-    if supports_max_flops():
-        unit = config.budget.flops / (config.budget.units or 1.0)  # a no-input call of the smallest worker
-        cap = ROUND_CAP_FACTOR * math.ceil(args.flops / (config.batch_size * unit))
-        options |= {"iterations": max(cap, 1), "max_flops": args.flops}
-    else:
-        options |= {"iterations": args.evaluations, "max_evaluations": args.evaluations}
-    return options
+    unit = config.budget.flops / (config.budget.units or 1.0)  # a no-input call of the smallest worker
+    cap = ROUND_CAP_FACTOR * math.ceil(args.flops / (config.batch_size * unit))
+    return {
+        "split": SEARCH_SPLIT, "n_test": 0, **options_in(vars(args)), "iterations": max(cap, 1),
+        "max_flops": args.flops,
+    }  # fmt: skip
 
 
 def default_flops(args: argparse.Namespace, config: RunConfig) -> float:
@@ -385,11 +376,8 @@ def main() -> None:
                 f"{args.evaluations} search evaluations of a graph at the budget: {args.evaluations} × "
                 f"{probe.batch_size} questions × {probe.budget.flops:.3g} FLOPs"
             )
-        equal_cost = "flops" if supports_max_flops() else "evaluations"
         say(f"budget {args.budget:g} units = {probe.budget.flops:.3g} FLOPs per question; per run {args.flops:.3g} "
             f"FLOPs ({flops_rule})")  # fmt: skip
-        if equal_cost == "evaluations":
-            say(f"this langtts has no max_flops run option: every run stops at {args.evaluations} search evaluations")
         names = [(m, s) for m in args.methods for s in args.seeds]
         left = sum(not is_finished(work / f"{m}-seed{s}") for m, s in names)
         smallest = smallest_model(probe.models, pool.catalog_for(probe.models))
@@ -446,7 +434,7 @@ def main() -> None:
     report = header("search_efficiency") | {
         "settings": {k: v for k, v in vars(args).items() if k != "out"}
         | {
-            "equal_cost": equal_cost,
+            "equal_cost": "flops",
             "flops_per_run": args.flops,
             "flops_rule": flops_rule,
             "budget_flops_per_question": probe.budget.flops,
@@ -463,9 +451,7 @@ def main() -> None:
         "graphs_evaluated_on_heldout": graphs_evaluated,
         "methods": records,
         "comparisons": comparisons,
-        "verdict": verdict(
-            comparisons["pooled"], records, "total FLOPs" if equal_cost == "flops" else "search evaluations"
-        ),
+        "verdict": verdict(comparisons["pooled"], records, "total FLOPs"),
     }
     plot = args.out.with_suffix(".png")
     curves = {name: runs[0].curve for name, runs in results.items()}

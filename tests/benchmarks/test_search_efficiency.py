@@ -40,26 +40,16 @@ def args(**given: object) -> argparse.Namespace:
     return argparse.Namespace(**values | given)
 
 
-def test_equal_flops_with_a_round_cap_above_what_they_buy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_equal_flops_with_a_round_cap_above_what_they_buy() -> None:
     config = run_config(GSM8K, None, 12.0, models=WORKERS, batch_size=4)
     given = args()
     given.flops = se.default_flops(given, config)
     assert given.flops == pytest.approx(10 * 4 * config.budget.flops)
-    monkeypatch.setattr(se, "supports_max_flops", lambda: True)
     options = se.run_options(given, config)
     assert options["max_flops"] == given.flops and "max_evaluations" not in options
     # the cheapest round: one graph of one unit on 4 questions; --flops buys at most 10 × 12 of those
     assert options["iterations"] == 4 * 10 * 12
     assert (options["split"], options["n_test"], options["batch_size"]) == ("search", 0, 4)
-    monkeypatch.setattr(se, "supports_max_flops", lambda: False)
-    fallback = se.run_options(given, config)
-    assert (fallback["iterations"], fallback["max_evaluations"]) == (10, 10) and "max_flops" not in fallback
-
-
-def test_supports_max_flops_follows_the_run_config() -> None:
-    from langtts.search.records import RunConfig
-
-    assert se.supports_max_flops() == ("max_flops" in RunConfig.model_fields)
 
 
 def comparison(difference: float, low: float, high: float, p: float) -> dict[str, float]:
